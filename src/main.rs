@@ -1,0 +1,3 @@
+//! The `sluice` binary: parses configuration and wires the crates together.
+
+fn main() {}
