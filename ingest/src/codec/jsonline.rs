@@ -1,0 +1,320 @@
+//! JSON lines: newline-delimited JSON objects, or one JSON array of objects — what Vector's
+//! `http` sink sends with `codec = "json"` (with and without `framing.method =
+//! "newline_delimited"`), and what VictoriaLogs' `/insert/jsonline` takes.
+//!
+//! Nested objects are flattened with dots (`{"a":{"b":1}}` is field `a.b`). The message, time and
+//! stream fields are picked by flattened name; every other field becomes a log attribute.
+
+use simd_json::{BorrowedValue as Value, StaticNode};
+
+use super::{
+    DecodeError, DecodedStream, Entry, Origin, StreamLabels, loki::json_text, sort_attributes, time,
+};
+
+/// Which fields carry the message, the time and the stream labels. The query parameters that set
+/// them keep VictoriaLogs' names (`_msg_field`, `_time_field`, `_stream_fields`), so existing
+/// shipper configs work unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonLineOptions {
+    /// Candidate message fields, first present wins (`_msg_field`, comma-separated).
+    pub msg_fields: Vec<String>,
+    /// Time field (`_time_field`). When absent from an event, the time of receipt is used.
+    pub time_field: String,
+    /// Fields whose values form the stream labels (`_stream_fields`, comma-separated).
+    pub stream_fields: Vec<String>,
+}
+
+impl Default for JsonLineOptions {
+    /// Vector's event fields: `message`, `timestamp`, and `host`/`source_type`/`service`.
+    fn default() -> Self {
+        JsonLineOptions {
+            msg_fields: vec!["message".into()],
+            time_field: "timestamp".into(),
+            stream_fields: vec!["host".into(), "source_type".into(), "service".into()],
+        }
+    }
+}
+
+/// Label given to events that carry none of the stream fields, so they stay queryable.
+pub const FALLBACK_LABEL: (&str, &str) = ("service_name", "unknown_service");
+
+/// Decodes a JSON-lines or JSON-array body. `now` is the time of receipt in ns, used for events
+/// without a time field.
+pub fn decode(
+    body: &mut [u8],
+    options: &JsonLineOptions,
+    now: i64,
+) -> Result<Vec<DecodedStream>, DecodeError> {
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(first) = first else {
+        return Err(DecodeError::Empty);
+    };
+    let mut builder = Builder {
+        options,
+        now,
+        out: Vec::new(),
+    };
+    if body[first] == b'[' {
+        let doc = simd_json::to_borrowed_value(body).map_err(|e| DecodeError::Json {
+            location: String::new(),
+            msg: e.to_string(),
+        })?;
+        let Value::Array(items) = doc else {
+            unreachable!("a document starting with '[' is an array")
+        };
+        if items.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        for (i, item) in items.iter().enumerate() {
+            builder.event(item, Origin::Element(i + 1))?;
+        }
+    } else {
+        for (i, line) in body.split_mut(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let origin = Origin::Line(i + 1);
+            let doc = simd_json::to_borrowed_value(line).map_err(|e| DecodeError::Json {
+                location: format!(" at {}", origin.stream()),
+                msg: e.to_string(),
+            })?;
+            builder.event(&doc, origin)?;
+        }
+    }
+    Ok(builder.out)
+}
+
+struct Builder<'o> {
+    options: &'o JsonLineOptions,
+    now: i64,
+    out: Vec<DecodedStream>,
+}
+
+impl Builder<'_> {
+    fn event(&mut self, doc: &Value<'_>, origin: Origin) -> Result<(), DecodeError> {
+        let Value::Object(_) = doc else {
+            return Err(DecodeError::Shape {
+                location: origin.stream(),
+                msg: format!("expected a JSON object, got {}", json_text(doc)),
+            });
+        };
+        let mut fields = Vec::new();
+        flatten(doc, &mut String::new(), &mut fields);
+
+        let mut message = None;
+        for candidate in &self.options.msg_fields {
+            if let Some(i) = fields.iter().position(|(k, _)| k == candidate) {
+                message = Some(fields.swap_remove(i).1);
+                break;
+            }
+        }
+        let timestamp = match fields
+            .iter()
+            .position(|(k, _)| *k == self.options.time_field)
+        {
+            Some(i) => {
+                let (_, text) = fields.swap_remove(i);
+                time::parse_text(&text).ok_or(DecodeError::Timestamp {
+                    location: origin.stream(),
+                    value: text,
+                    msg: "expected RFC 3339 or Unix seconds, milliseconds, microseconds or nanoseconds",
+                })?
+            }
+            None => self.now,
+        };
+        let mut labels = Vec::new();
+        for name in &self.options.stream_fields {
+            if let Some((_, value)) = fields.iter().find(|(k, _)| k == name) {
+                labels.push((store::labels::sanitize_label_name(name), value.clone()));
+            }
+        }
+        if labels.is_empty() {
+            labels.push((FALLBACK_LABEL.0.to_string(), FALLBACK_LABEL.1.to_string()));
+        }
+        // Stream fields are labels; they are not repeated as attributes.
+        fields.retain(|(k, _)| !self.options.stream_fields.contains(k));
+        let take = |fields: &mut Vec<(String, String)>, name: &str| {
+            fields
+                .iter()
+                .position(|(k, _)| k == name)
+                .map(|i| fields.swap_remove(i).1)
+                .unwrap_or_default()
+        };
+        let trace_id = take(&mut fields, "trace_id");
+        let span_id = take(&mut fields, "span_id");
+        sort_attributes(&mut fields);
+        let entry = Entry {
+            timestamp,
+            line: message.unwrap_or_default(),
+            attributes: fields,
+            trace_id,
+            span_id,
+        };
+        // Consecutive events of one stream share a decoded stream (the usual case for a shipper).
+        let labels = StreamLabels::Pairs(labels);
+        match self.out.last_mut() {
+            Some(last) if last.labels == labels => last.entries.push(entry),
+            _ => self.out.push(DecodedStream {
+                origin,
+                labels,
+                entries: vec![entry],
+            }),
+        }
+        Ok(())
+    }
+}
+
+/// Flattens `v` into dotted `(name, text)` pairs. Nulls are dropped, arrays kept as JSON text.
+fn flatten(v: &Value<'_>, prefix: &mut String, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(obj) => {
+            for (k, child) in obj.iter() {
+                let len = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(k);
+                flatten(child, prefix, out);
+                prefix.truncate(len);
+            }
+        }
+        Value::String(s) => out.push((prefix.clone(), s.to_string())),
+        Value::Static(StaticNode::Null) => {}
+        Value::Static(StaticNode::Bool(b)) => out.push((prefix.clone(), b.to_string())),
+        Value::Static(StaticNode::I64(n)) => out.push((prefix.clone(), n.to_string())),
+        Value::Static(StaticNode::U64(n)) => out.push((prefix.clone(), n.to_string())),
+        Value::Static(StaticNode::F64(n)) => out.push((prefix.clone(), n.to_string())),
+        Value::Array(_) => out.push((prefix.clone(), simd_json::to_string(v).unwrap_or_default())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000_000_000;
+
+    fn run(body: &str, options: &JsonLineOptions) -> Result<Vec<DecodedStream>, DecodeError> {
+        decode(&mut body.as_bytes().to_vec(), options, NOW)
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn vector_ndjson() {
+        let body = r#"{"message":"hello","timestamp":"2024-05-01T12:00:00.000000001Z","host":"h1","source_type":"demo_logs","service":"api","status":200,"http":{"method":"GET","path":"/x"},"tags":["a","b"],"gone":null}
+{"message":"second","timestamp":"2024-05-01T12:00:01Z","host":"h1","source_type":"demo_logs","service":"api"}
+
+{"message":"third","timestamp":1714564802,"host":"h2","source_type":"demo_logs"}
+"#;
+        let streams = run(body, &JsonLineOptions::default()).unwrap();
+        assert_eq!(streams.len(), 2);
+        assert_eq!(streams[0].origin, Origin::Line(1));
+        assert_eq!(
+            streams[0].labels,
+            StreamLabels::Pairs(pairs(&[
+                ("host", "h1"),
+                ("source_type", "demo_logs"),
+                ("service", "api")
+            ]))
+        );
+        let e = &streams[0].entries[0];
+        assert_eq!(e.line, "hello");
+        assert_eq!(e.timestamp, 1_714_564_800_000_000_001);
+        assert_eq!(
+            e.attributes,
+            pairs(&[
+                ("http.method", "GET"),
+                ("http.path", "/x"),
+                ("status", "200"),
+                ("tags", r#"["a","b"]"#)
+            ])
+        );
+        assert_eq!(streams[0].entries[1].line, "second");
+        assert_eq!(streams[1].origin, Origin::Line(4));
+        assert_eq!(streams[1].entries[0].timestamp, 1_714_564_802_000_000_000);
+    }
+
+    #[test]
+    fn vector_json_array_and_overrides() {
+        let body = r#"[{"msg":"a","ts":1714564800123,"app":"web","k8s":{"pod":"p1"},"trace_id":"abc"},
+                       {"msg":"b","app":"web","k8s":{"pod":"p1"}}]"#;
+        let options = JsonLineOptions {
+            msg_fields: vec!["missing".into(), "msg".into()],
+            time_field: "ts".into(),
+            stream_fields: vec!["app".into(), "k8s.pod".into()],
+        };
+        let streams = run(body, &options).unwrap();
+        assert_eq!(streams.len(), 1);
+        assert_eq!(streams[0].origin, Origin::Element(1));
+        assert_eq!(
+            streams[0].labels,
+            StreamLabels::Pairs(pairs(&[("app", "web"), ("k8s_pod", "p1")]))
+        );
+        let [a, b] = &streams[0].entries[..] else {
+            panic!()
+        };
+        assert_eq!(a.line, "a");
+        assert_eq!(a.timestamp, 1_714_564_800_123_000_000);
+        assert_eq!(a.trace_id, "abc");
+        assert!(a.attributes.is_empty(), "{:?}", a.attributes);
+        assert_eq!(b.timestamp, NOW);
+    }
+
+    #[test]
+    fn no_stream_fields_gets_fallback_label() {
+        let streams = run(r#"{"message":"x"}"#, &JsonLineOptions::default()).unwrap();
+        assert_eq!(
+            streams[0].labels,
+            StreamLabels::Pairs(pairs(&[FALLBACK_LABEL]))
+        );
+    }
+
+    #[test]
+    fn bad_inputs_name_the_line() {
+        let o = JsonLineOptions::default();
+        let cases: &[(&str, &str)] = &[
+            ("", "empty request body"),
+            ("\n\n  \n", "empty request body"),
+            ("[]", "empty request body"),
+            (
+                "{\"message\":\"ok\"}\n{\"message\":",
+                "invalid JSON at line 2",
+            ),
+            (
+                "{\"message\":\"ok\"}\n\n[1]",
+                "line 3: expected a JSON object",
+            ),
+            (
+                "{\"message\":\"ok\"}\n\"str\"",
+                "line 2: expected a JSON object",
+            ),
+            (
+                "[{\"message\":\"ok\"}, 5]",
+                "element 2: expected a JSON object",
+            ),
+            ("[{\"message\":\"ok\"}", "invalid JSON"),
+            (
+                "{\"message\":\"x\",\"timestamp\":\"yesterday\"}",
+                "line 1: invalid timestamp \"yesterday\"",
+            ),
+            (
+                "{\"message\":\"x\",\"timestamp\":-5}",
+                "line 1: invalid timestamp \"-5\"",
+            ),
+            (
+                "{\"message\":\"x\",\"timestamp\":true}",
+                "line 1: invalid timestamp \"true\"",
+            ),
+            ("{\"a\":1} {\"b\":2}", "invalid JSON at line 1"),
+        ];
+        for (body, want) in cases {
+            let err = run(body, &o).expect_err(body).to_string();
+            assert!(err.contains(want), "{body:?}: got {err:?}, want {want:?}");
+        }
+    }
+}

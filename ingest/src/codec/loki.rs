@@ -1,0 +1,436 @@
+//! Loki push bodies: protobuf `logproto.PushRequest` (snappy-compressed by the sender) and the
+//! JSON form `{"streams":[{"stream":{...},"values":[["<ns>","line",{metadata}]]}]}`.
+//!
+//! The protobuf messages follow `pkg/push/push.proto` in grafana/loki field for field.
+
+use simd_json::{BorrowedValue as Value, StaticNode};
+
+use super::{DecodeError, DecodedStream, Entry, Origin, StreamLabels, sort_attributes};
+
+/// `logproto.PushRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PushRequest {
+    /// The streams.
+    #[prost(message, repeated, tag = "1")]
+    pub streams: Vec<StreamAdapter>,
+    /// `loki` or `otlp`; informational.
+    #[prost(string, tag = "2")]
+    pub format: String,
+}
+
+/// `logproto.StreamAdapter`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StreamAdapter {
+    /// Label string, `{a="b"}`.
+    #[prost(string, tag = "1")]
+    pub labels: String,
+    /// Entries.
+    #[prost(message, repeated, tag = "2")]
+    pub entries: Vec<EntryAdapter>,
+    /// Hash of the labels computed by the sender; ignored.
+    #[prost(uint64, tag = "3")]
+    pub hash: u64,
+}
+
+/// `logproto.LabelPairAdapter`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LabelPairAdapter {
+    /// Name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Value.
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+/// `google.protobuf.Timestamp`.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    /// Nanoseconds within the second, 0..1e9.
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+/// `logproto.EntryAdapter`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EntryAdapter {
+    /// Entry time.
+    #[prost(message, optional, tag = "1")]
+    pub timestamp: Option<Timestamp>,
+    /// The log line.
+    #[prost(string, tag = "2")]
+    pub line: String,
+    /// Structured metadata.
+    #[prost(message, repeated, tag = "3")]
+    pub structured_metadata: Vec<LabelPairAdapter>,
+    /// Parsed labels (query responses only); ignored on push.
+    #[prost(message, repeated, tag = "4")]
+    pub parsed: Vec<LabelPairAdapter>,
+}
+
+/// Decodes an (already snappy-decompressed) protobuf `PushRequest`.
+pub fn decode_protobuf(body: &[u8]) -> Result<Vec<DecodedStream>, DecodeError> {
+    if body.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let request = <PushRequest as prost::Message>::decode(body)
+        .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    let mut out = Vec::with_capacity(request.streams.len());
+    for (i, stream) in request.streams.into_iter().enumerate() {
+        let origin = Origin::Stream(i);
+        let mut entries = Vec::with_capacity(stream.entries.len());
+        for (j, entry) in stream.entries.into_iter().enumerate() {
+            let ts = entry.timestamp.unwrap_or_default();
+            let timestamp = proto_timestamp_nanos(ts).ok_or_else(|| DecodeError::Timestamp {
+                location: origin.entry(j),
+                value: format!("{{seconds: {}, nanos: {}}}", ts.seconds, ts.nanos),
+                msg: "seconds must be 0 or more, nanos within 0..1e9, and the instant before 2262",
+            })?;
+            let mut attributes: Vec<(String, String)> = entry
+                .structured_metadata
+                .into_iter()
+                .map(|p| (p.name, p.value))
+                .collect();
+            sort_attributes(&mut attributes);
+            entries.push(Entry {
+                timestamp,
+                line: entry.line,
+                attributes,
+                ..Entry::default()
+            });
+        }
+        out.push(DecodedStream {
+            origin,
+            labels: StreamLabels::Text(stream.labels),
+            entries,
+        });
+    }
+    Ok(out)
+}
+
+fn proto_timestamp_nanos(ts: Timestamp) -> Option<i64> {
+    if ts.seconds < 0 || !(0..1_000_000_000).contains(&ts.nanos) {
+        return None;
+    }
+    ts.seconds
+        .checked_mul(1_000_000_000)?
+        .checked_add(i64::from(ts.nanos))
+}
+
+/// Decodes a Loki JSON push body. `body` is parsed in place (simd-json), and strings are borrowed
+/// from it until the entries are built.
+pub fn decode_json(body: &mut [u8]) -> Result<Vec<DecodedStream>, DecodeError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::Empty);
+    }
+    let doc = simd_json::to_borrowed_value(body).map_err(|e| DecodeError::Json {
+        location: String::new(),
+        msg: e.to_string(),
+    })?;
+    let shape = |location: String, msg: &str| DecodeError::Shape {
+        location,
+        msg: msg.to_string(),
+    };
+    let Value::Object(top) = doc else {
+        return Err(shape(
+            "body".into(),
+            "expected a JSON object with a \"streams\" array",
+        ));
+    };
+    let Some(Value::Array(streams)) = top.get("streams") else {
+        return Err(shape("body".into(), "expected a \"streams\" array"));
+    };
+    let mut out = Vec::with_capacity(streams.len());
+    for (i, stream) in streams.iter().enumerate() {
+        let origin = Origin::Stream(i);
+        let Value::Object(stream) = stream else {
+            return Err(shape(origin.stream(), "expected an object"));
+        };
+        let Some(Value::Object(labels)) = stream.get("stream") else {
+            return Err(shape(
+                origin.stream(),
+                "expected a \"stream\" object of labels",
+            ));
+        };
+        let pairs = string_map(labels).ok_or_else(|| {
+            shape(
+                origin.stream(),
+                "label values in \"stream\" must be strings",
+            )
+        })?;
+        let Some(Value::Array(values)) = stream.get("values") else {
+            return Err(shape(origin.stream(), "expected a \"values\" array"));
+        };
+        let mut entries = Vec::with_capacity(values.len());
+        for (j, value) in values.iter().enumerate() {
+            entries.push(json_entry(value, origin, j)?);
+        }
+        out.push(DecodedStream {
+            origin,
+            labels: StreamLabels::Pairs(pairs),
+            entries,
+        });
+    }
+    Ok(out)
+}
+
+fn json_entry(value: &Value<'_>, origin: Origin, j: usize) -> Result<Entry, DecodeError> {
+    let shape = |msg: &str| DecodeError::Shape {
+        location: origin.entry(j),
+        msg: msg.to_string(),
+    };
+    let Value::Array(parts) = value else {
+        return Err(shape(
+            "expected [\"<unix ns>\", \"<line>\"] or [\"<unix ns>\", \"<line>\", {metadata}]",
+        ));
+    };
+    if !(2..=3).contains(&parts.len()) {
+        return Err(shape(
+            "expected 2 or 3 elements: [\"<unix ns>\", \"<line>\", {metadata}]",
+        ));
+    }
+    let timestamp = match &parts[0] {
+        Value::String(s) => parse_nanos(s),
+        Value::Static(StaticNode::U64(n)) => i64::try_from(*n).ok(),
+        Value::Static(StaticNode::I64(n)) if *n >= 0 => Some(*n),
+        _ => None,
+    }
+    .ok_or_else(|| DecodeError::Timestamp {
+        location: origin.entry(j),
+        value: json_text(&parts[0]),
+        msg: "expected a string of Unix nanoseconds",
+    })?;
+    let Value::String(line) = &parts[1] else {
+        return Err(shape("the log line must be a string"));
+    };
+    let mut attributes = match parts.get(2) {
+        None => Vec::new(),
+        Some(Value::Object(meta)) => {
+            string_map(meta).ok_or_else(|| shape("structured metadata values must be strings"))?
+        }
+        Some(_) => return Err(shape("structured metadata must be an object of strings")),
+    };
+    sort_attributes(&mut attributes);
+    Ok(Entry {
+        timestamp,
+        line: line.to_string(),
+        attributes,
+        ..Entry::default()
+    })
+}
+
+fn parse_nanos(s: &str) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn string_map(obj: &simd_json::value::borrowed::Object<'_>) -> Option<Vec<(String, String)>> {
+    obj.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Some((k.to_string(), s.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A short rendering of a JSON value for error messages.
+pub(crate) fn json_text(v: &Value<'_>) -> String {
+    let mut s = simd_json::to_string(v).unwrap_or_default();
+    if s.len() > 64 {
+        let mut cut = 64;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn protobuf_round_trip() {
+        let req = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: r#"{job="api"}"#.into(),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(Timestamp {
+                        seconds: 1_714_564_800,
+                        nanos: 123_456_789,
+                    }),
+                    line: "hello".into(),
+                    structured_metadata: vec![
+                        LabelPairAdapter {
+                            name: "trace_id".into(),
+                            value: "abc".into(),
+                        },
+                        LabelPairAdapter {
+                            name: "a".into(),
+                            value: "1".into(),
+                        },
+                    ],
+                    parsed: vec![],
+                }],
+                hash: 0,
+            }],
+            format: String::new(),
+        };
+        let streams = decode_protobuf(&req.encode_to_vec()).unwrap();
+        assert_eq!(streams.len(), 1);
+        assert_eq!(
+            streams[0].labels,
+            StreamLabels::Text(r#"{job="api"}"#.into())
+        );
+        let e = &streams[0].entries[0];
+        assert_eq!(e.timestamp, 1_714_564_800_123_456_789);
+        assert_eq!(e.line, "hello");
+        assert_eq!(
+            e.attributes,
+            vec![("a".into(), "1".into()), ("trace_id".into(), "abc".into())]
+        );
+    }
+
+    #[test]
+    fn protobuf_bad_timestamp_names_entry() {
+        let req = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: r#"{job="api"}"#.into(),
+                entries: vec![
+                    EntryAdapter {
+                        timestamp: Some(Timestamp {
+                            seconds: 1,
+                            nanos: 0,
+                        }),
+                        line: "ok".into(),
+                        structured_metadata: vec![],
+                        parsed: vec![],
+                    },
+                    EntryAdapter {
+                        timestamp: Some(Timestamp {
+                            seconds: 1,
+                            nanos: -5,
+                        }),
+                        line: "bad".into(),
+                        structured_metadata: vec![],
+                        parsed: vec![],
+                    },
+                ],
+                hash: 0,
+            }],
+            format: String::new(),
+        };
+        let err = decode_protobuf(&req.encode_to_vec()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("stream 0 entry 1: invalid timestamp"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_push() {
+        let mut body = br#"{"streams":[{"stream":{"job":"api","env":"prod"},"values":[
+            ["1714564800123456789","line one"],
+            ["1714564800123456790","line two",{"trace_id":"t1"}]]}]}"#
+            .to_vec();
+        let streams = decode_json(&mut body).unwrap();
+        let StreamLabels::Pairs(mut labels) = streams[0].labels.clone() else {
+            panic!("pairs expected")
+        };
+        labels.sort();
+        assert_eq!(
+            labels,
+            vec![("env".into(), "prod".into()), ("job".into(), "api".into())]
+        );
+        assert_eq!(streams[0].entries.len(), 2);
+        assert_eq!(streams[0].entries[0].timestamp, 1_714_564_800_123_456_789);
+        assert_eq!(streams[0].entries[1].line, "line two");
+        assert_eq!(
+            streams[0].entries[1].attributes,
+            vec![("trace_id".into(), "t1".into())]
+        );
+    }
+
+    #[test]
+    fn json_bad_inputs() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty request body"),
+            ("  \n", "empty request body"),
+            ("{", "invalid JSON"),
+            ("[]", "body: expected a JSON object"),
+            (r#"{"foo":1}"#, "body: expected a \"streams\" array"),
+            (r#"{"streams":[1]}"#, "stream 0: expected an object"),
+            (
+                r#"{"streams":[{"values":[]}]}"#,
+                "stream 0: expected a \"stream\" object",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":1},"values":[]}]}"#,
+                "stream 0: label values",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"}}]}"#,
+                "stream 0: expected a \"values\" array",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["1","x"],"y"]}]}"#,
+                "stream 0 entry 1: expected [",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["1"]]}]}"#,
+                "stream 0 entry 0: expected 2 or 3",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["abc","x"]]}]}"#,
+                "stream 0 entry 0: invalid timestamp \"\\\"abc\\\"\"",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["-1","x"]]}]}"#,
+                "stream 0 entry 0: invalid timestamp",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[[1.5,"x"]]}]}"#,
+                "stream 0 entry 0: invalid timestamp",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["99999999999999999999","x"]]}]}"#,
+                "invalid timestamp",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["1",2]]}]}"#,
+                "stream 0 entry 0: the log line must be a string",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["1","x",{"k":1}]]}]}"#,
+                "structured metadata values must be strings",
+            ),
+            (
+                r#"{"streams":[{"stream":{"a":"b"},"values":[["1","x",[]]]}]}"#,
+                "structured metadata must be an object",
+            ),
+        ];
+        for (body, want) in cases {
+            let mut b = body.as_bytes().to_vec();
+            let err = decode_json(&mut b).expect_err(body).to_string();
+            assert!(err.contains(want), "{body}: got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn protobuf_garbage() {
+        for body in [&b"\xff\xff\xff"[..], b"\x0a\x05abc", b"hello world"] {
+            let err = decode_protobuf(body).unwrap_err();
+            assert_eq!(err.reason(), "bad_protobuf", "{err}");
+        }
+        assert_eq!(decode_protobuf(b"").unwrap_err(), DecodeError::Empty);
+    }
+}

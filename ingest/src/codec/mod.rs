@@ -1,0 +1,158 @@
+//! Decoders: request bytes to decoded streams of entries. They know nothing of batching,
+//! tenants or ClickHouse.
+//!
+//! * [`encoding`]: `Content-Encoding` (gzip, zstd) and snappy, bounded by a decompressed-size limit.
+//! * [`loki`]: Loki push bodies, protobuf (`logproto.PushRequest`) and JSON.
+//! * [`jsonline`]: newline-delimited JSON objects or a JSON array of them (Vector's `http` sink).
+//! * [`labels`]: Loki label strings `{a="b"}`.
+//! * [`time`]: RFC 3339 and Unix timestamps to nanoseconds.
+
+pub mod encoding;
+pub mod jsonline;
+pub mod labels;
+pub mod loki;
+pub mod time;
+
+/// Where a decoded stream came from in the request, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The `i`-th stream of a Loki push (entries numbered within it).
+    Stream(usize),
+    /// JSON lines starting at this 1-based line number (one entry each).
+    Line(usize),
+    /// Elements of a JSON array starting at this 1-based element number (one entry each).
+    Element(usize),
+}
+
+impl Origin {
+    /// Describes entry `j` of a stream from this origin: `stream 2 entry 5` or `line 7`.
+    pub fn entry(self, j: usize) -> String {
+        match self {
+            Origin::Stream(i) => format!("stream {i} entry {j}"),
+            Origin::Line(first) => format!("line {}", first + j),
+            Origin::Element(first) => format!("element {}", first + j),
+        }
+    }
+
+    /// Describes the stream itself: `stream 2` or `line 7`.
+    pub fn stream(self) -> String {
+        match self {
+            Origin::Stream(i) => format!("stream {i}"),
+            Origin::Line(first) => format!("line {first}"),
+            Origin::Element(first) => format!("element {first}"),
+        }
+    }
+}
+
+/// A stream's labels as they arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamLabels {
+    /// A Loki label string (`{a="b"}`), parsed later through the stream registry so that a
+    /// stream sent again does not pay for parsing again.
+    Text(String),
+    /// Name/value pairs, in any order, names not yet checked.
+    Pairs(Vec<(String, String)>),
+}
+
+/// One log entry as decoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// Nanoseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// The log line.
+    pub line: String,
+    /// Structured metadata or other fields, sorted by name.
+    pub attributes: Vec<(String, String)>,
+    /// Trace id if the source carried one.
+    pub trace_id: String,
+    /// Span id if the source carried one.
+    pub span_id: String,
+}
+
+/// Entries of one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedStream {
+    /// Where in the request it came from.
+    pub origin: Origin,
+    /// Its labels.
+    pub labels: StreamLabels,
+    /// Its entries, in arrival order.
+    pub entries: Vec<Entry>,
+}
+
+/// Why a body could not be decoded. Every variant is the client's fault (a 4xx).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The body is empty.
+    #[error("empty request body")]
+    Empty,
+    /// A compression layer is corrupt.
+    #[error("invalid {codec} data: {msg}")]
+    Compression {
+        /// `gzip`, `zstd` or `snappy`.
+        codec: &'static str,
+        /// The decoder's message.
+        msg: String,
+    },
+    /// The decompressed body is larger than allowed.
+    #[error("decompressed body exceeds {limit} bytes (ingest.max_decompressed_bytes)")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The `Content-Encoding` is not one we read.
+    #[error("unsupported Content-Encoding {0:?}: use gzip, zstd or none")]
+    UnsupportedEncoding(String),
+    /// Malformed JSON.
+    #[error("invalid JSON{location}: {msg}")]
+    Json {
+        /// ` at line N` or empty.
+        location: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Malformed protobuf.
+    #[error("invalid protobuf PushRequest: {0}")]
+    Protobuf(String),
+    /// Well-formed, but not the expected shape (field types, missing fields).
+    #[error("{location}: {msg}")]
+    Shape {
+        /// Where: `stream 0 entry 3`, `line 7` ...
+        location: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A timestamp that cannot be read.
+    #[error("{location}: invalid timestamp {value:?}: {msg}")]
+    Timestamp {
+        /// Where.
+        location: String,
+        /// The text as sent.
+        value: String,
+        /// Expected form.
+        msg: &'static str,
+    },
+}
+
+impl DecodeError {
+    /// A short machine-readable reason, used as the `reason` label of the error metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "empty_body",
+            DecodeError::Compression { codec: "gzip", .. } => "bad_gzip",
+            DecodeError::Compression { codec: "zstd", .. } => "bad_zstd",
+            DecodeError::Compression { .. } => "bad_snappy",
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::UnsupportedEncoding(_) => "unsupported_encoding",
+            DecodeError::Json { .. } => "bad_json",
+            DecodeError::Protobuf(_) => "bad_protobuf",
+            DecodeError::Shape { .. } => "bad_shape",
+            DecodeError::Timestamp { .. } => "bad_timestamp",
+        }
+    }
+}
+
+/// Sorts attributes by name so that what is stored does not depend on hash-map iteration order.
+pub(crate) fn sort_attributes(attrs: &mut [(String, String)]) {
+    attrs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+}

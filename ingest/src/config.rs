@@ -1,0 +1,147 @@
+//! Ingest settings: request limits, batching and the stream registry.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Limits and batching of the write path. Every field can be set in the `[ingest]` table of the
+/// config file or as `SLUICE_INGEST_<FIELD>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest request body accepted as sent (compressed), in bytes; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Largest body after decompression, in bytes; larger gets 413.
+    pub max_decompressed_bytes: usize,
+    /// Longest log line, in bytes (Loki's `max_line_size`); longer gets 400.
+    pub max_line_bytes: usize,
+    /// Most labels a stream may have (Loki's `max_label_names_per_series`).
+    pub max_labels_per_stream: usize,
+    /// Longest label name, in bytes.
+    pub max_label_name_bytes: usize,
+    /// Longest label value, in bytes.
+    pub max_label_value_bytes: usize,
+    /// How far in the future an entry may be, in seconds (Loki's `creation_grace_period`);
+    /// 0 disables the check.
+    pub max_future_secs: u64,
+    /// Tenant used when a request has no `X-Scope-OrgID` header (Loki's single-tenant name).
+    pub default_tenant: String,
+    /// A batch is flushed to ClickHouse when it holds this many rows...
+    pub batch_max_rows: usize,
+    /// ... or this many bytes ...
+    pub batch_max_bytes: usize,
+    /// ... or its first row has waited this long, in milliseconds.
+    pub batch_linger_ms: u64,
+    /// Requests waiting for the batcher before new ones get 503 with `Retry-After`.
+    pub queue_capacity: usize,
+    /// Batches written to ClickHouse at the same time.
+    pub flush_concurrency: usize,
+    /// Attempts for a batch insert that fails with a retryable error.
+    pub insert_attempts: u32,
+    /// Cache backend of the stream registry: `epoch`, `moka`, `quick_cache` or `dashmap`.
+    pub stream_registry: String,
+    /// Streams the registry remembers before it evicts (evicted streams are only re-parsed).
+    pub stream_registry_capacity: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_line_bytes: 256 << 10,
+            max_labels_per_stream: 15,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 2048,
+            max_future_secs: 600,
+            default_tenant: "fake".into(),
+            batch_max_rows: 50_000,
+            batch_max_bytes: 32 << 20,
+            batch_linger_ms: 1000,
+            queue_capacity: 1024,
+            flush_concurrency: 2,
+            insert_attempts: 5,
+            stream_registry: "epoch".into(),
+            stream_registry_capacity: 1_000_000,
+        }
+    }
+}
+
+/// Registry backends accepted by `stream_registry`.
+pub const REGISTRY_BACKENDS: &[&str] = &["epoch", "moka", "quick_cache", "dashmap"];
+
+impl IngestConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        let positive: &[(&str, u64)] = &[
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_decompressed_bytes", self.max_decompressed_bytes as u64),
+            ("max_line_bytes", self.max_line_bytes as u64),
+            ("max_labels_per_stream", self.max_labels_per_stream as u64),
+            ("max_label_name_bytes", self.max_label_name_bytes as u64),
+            ("max_label_value_bytes", self.max_label_value_bytes as u64),
+            ("batch_max_rows", self.batch_max_rows as u64),
+            ("batch_max_bytes", self.batch_max_bytes as u64),
+            ("batch_linger_ms", self.batch_linger_ms),
+            ("queue_capacity", self.queue_capacity as u64),
+            ("flush_concurrency", self.flush_concurrency as u64),
+            ("insert_attempts", u64::from(self.insert_attempts)),
+            ("stream_registry_capacity", self.stream_registry_capacity),
+        ];
+        for (name, value) in positive {
+            if *value == 0 {
+                return Err(Error::Config(format!("ingest.{name} must be at least 1")));
+            }
+        }
+        if self.max_decompressed_bytes < self.max_body_bytes {
+            return Err(Error::Config(
+                "ingest.max_decompressed_bytes must be at least ingest.max_body_bytes".into(),
+            ));
+        }
+        crate::tenant::validate(&self.default_tenant)
+            .map_err(|e| Error::Config(format!("ingest.default_tenant: {e}")))?;
+        if !REGISTRY_BACKENDS.contains(&self.stream_registry.as_str()) {
+            return Err(Error::Config(format!(
+                "ingest.stream_registry {:?} is not one of {}",
+                self.stream_registry,
+                REGISTRY_BACKENDS.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zeroes_are_not() {
+        IngestConfig::default().validate().unwrap();
+        let err = IngestConfig {
+            batch_max_rows: 0,
+            ..IngestConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: ingest.batch_max_rows must be at least 1"
+        );
+        let err = IngestConfig {
+            stream_registry: "btree".into(),
+            ..IngestConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("not one of epoch, moka"), "{err}");
+        assert!(
+            IngestConfig {
+                default_tenant: "a/b".into(),
+                ..IngestConfig::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Write-path metrics, rendered on `/metrics`.
+
+use store::metrics::{Counter, Histogram, LATENCY_BUCKETS, render_header, render_sample};
+
+/// Ingest endpoints, for per-endpoint counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /loki/api/v1/push`.
+    LokiPush,
+    /// `POST /insert/jsonline`.
+    JsonLine,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 2] = [Endpoint::LokiPush, Endpoint::JsonLine];
+
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::LokiPush => "loki_push",
+            Endpoint::JsonLine => "jsonline",
+        }
+    }
+}
+
+/// Every `reason` label the error counter can carry (see [`crate::Error::reason`]).
+pub const ERROR_REASONS: &[&str] = &[
+    "empty_body",
+    "bad_gzip",
+    "bad_zstd",
+    "bad_snappy",
+    "too_large",
+    "unsupported_encoding",
+    "unsupported_media_type",
+    "bad_json",
+    "bad_protobuf",
+    "bad_shape",
+    "bad_timestamp",
+    "bad_labels",
+    "line_too_long",
+    "bad_tenant",
+    "body_read",
+    "overloaded",
+    "shutting_down",
+    "clickhouse",
+    "config",
+];
+
+#[derive(Debug, Default)]
+struct PerEndpoint {
+    requests: Counter,
+    bytes: Counter,
+    entries: Counter,
+}
+
+/// Counters and histograms of the write path. Shared by reference; every update is one relaxed
+/// atomic add.
+#[derive(Debug)]
+pub struct IngestMetrics {
+    endpoints: [PerEndpoint; 2],
+    errors: Vec<Counter>,
+    /// Batches written to ClickHouse.
+    pub batches: Counter,
+    /// Rows written to ClickHouse.
+    pub rows_written: Counter,
+    /// Insert attempts that failed and were retried.
+    pub insert_retries: Counter,
+    /// Batches that failed for good.
+    pub batch_failures: Counter,
+    /// Time to write one batch (all attempts).
+    pub flush_duration: Histogram,
+}
+
+impl Default for IngestMetrics {
+    fn default() -> Self {
+        IngestMetrics {
+            endpoints: Default::default(),
+            errors: ERROR_REASONS.iter().map(|_| Counter::new()).collect(),
+            batches: Counter::new(),
+            rows_written: Counter::new(),
+            insert_retries: Counter::new(),
+            batch_failures: Counter::new(),
+            flush_duration: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
+}
+
+impl IngestMetrics {
+    fn endpoint(&self, e: Endpoint) -> &PerEndpoint {
+        &self.endpoints[e as usize]
+    }
+
+    /// Counts a request and its body size as received.
+    pub fn request(&self, e: Endpoint, bytes: usize) {
+        let m = self.endpoint(e);
+        m.requests.inc();
+        m.bytes.add(bytes as u64);
+    }
+
+    /// Counts entries accepted (acknowledged) from an endpoint.
+    pub fn entries(&self, e: Endpoint, n: usize) {
+        self.endpoint(e).entries.add(n as u64);
+    }
+
+    /// Counts a refused request by reason.
+    pub fn error(&self, reason: &str) {
+        if let Some(i) = ERROR_REASONS.iter().position(|r| *r == reason) {
+            self.errors[i].inc();
+        }
+    }
+
+    /// Errors counted for `reason` so far.
+    pub fn errors_for(&self, reason: &str) -> u64 {
+        ERROR_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.errors[i].get())
+    }
+
+    /// Appends the Prometheus text of these metrics.
+    pub fn render(&self, out: &mut String) {
+        type Get = fn(&PerEndpoint) -> u64;
+        let families: [(&str, &str, Get); 3] = [
+            (
+                "sluice_ingest_requests_total",
+                "Ingest requests received.",
+                |m| m.requests.get(),
+            ),
+            (
+                "sluice_ingest_bytes_total",
+                "Ingest body bytes received, as sent.",
+                |m| m.bytes.get(),
+            ),
+            (
+                "sluice_ingest_entries_total",
+                "Log entries acknowledged.",
+                |m| m.entries.get(),
+            ),
+        ];
+        for (name, help, get) in families {
+            render_header(out, name, "counter", help);
+            for e in Endpoint::ALL {
+                render_sample(
+                    out,
+                    name,
+                    &format!("endpoint=\"{}\"", e.name()),
+                    get(self.endpoint(e)),
+                );
+            }
+        }
+        render_header(
+            out,
+            "sluice_ingest_errors_total",
+            "counter",
+            "Ingest requests refused or failed, by reason.",
+        );
+        for (reason, counter) in ERROR_REASONS.iter().zip(&self.errors) {
+            render_sample(
+                out,
+                "sluice_ingest_errors_total",
+                &format!("reason=\"{reason}\""),
+                counter.get(),
+            );
+        }
+        let plain: [(&str, &str, &Counter); 4] = [
+            (
+                "sluice_batches_total",
+                "Batches written to ClickHouse.",
+                &self.batches,
+            ),
+            (
+                "sluice_rows_written_total",
+                "Rows written to ClickHouse.",
+                &self.rows_written,
+            ),
+            (
+                "sluice_insert_retries_total",
+                "ClickHouse insert attempts retried.",
+                &self.insert_retries,
+            ),
+            (
+                "sluice_batch_failures_total",
+                "Batches ClickHouse did not take after all attempts.",
+                &self.batch_failures,
+            ),
+        ];
+        for (name, help, counter) in plain {
+            render_header(out, name, "counter", help);
+            render_sample(out, name, "", counter.get());
+        }
+        self.flush_duration.render(
+            out,
+            "sluice_flush_duration_seconds",
+            "Time to write one batch to ClickHouse, retries included.",
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! Normalisation: decoded streams to ClickHouse rows, applying the label and entry limits.
+//!
+//! A request is all or nothing: the first refused entry fails the whole request before anything
+//! is queued.
+
+use std::collections::HashMap;
+
+use store::{LabelSet, LogRow, StreamRow, labels::is_valid_label_name};
+
+use crate::codec::{DecodedStream, Origin, StreamLabels, labels::parse_label_string, time};
+use crate::registry::{StreamInfo, StreamRegistry};
+use crate::{Error, IngestConfig, Result};
+
+/// Labels that name a service, in Loki's order of preference (its `discover_service_name`).
+const SERVICE_LABELS: &[&str] = &[
+    "service_name",
+    "service",
+    "app",
+    "application",
+    "name",
+    "app_kubernetes_io_name",
+    "container",
+    "container_name",
+    "component",
+    "workload",
+    "job",
+];
+
+/// `ServiceName` of streams that have none of [`SERVICE_LABELS`] (OpenTelemetry's default).
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// Attribute or label names that carry a severity, first found wins.
+const LEVEL_NAMES: &[&str] = &["level", "severity", "detected_level", "lvl", "loglevel"];
+
+/// Rows ready for the batcher.
+#[derive(Debug, Default)]
+pub struct Rows {
+    /// Log rows.
+    pub logs: Vec<LogRow>,
+    /// One row per distinct stream, with the request's time range.
+    pub streams: Vec<StreamRow>,
+    /// Approximate bytes, for batch sizing.
+    pub bytes: usize,
+}
+
+/// Turns decoded streams into rows; holds the limits and the stream registry.
+#[derive(Debug)]
+pub struct Pipeline {
+    config: IngestConfig,
+    max_age_nanos: Option<i64>,
+    registry: StreamRegistry,
+}
+
+impl Pipeline {
+    /// A pipeline with these limits. `retention_days` > 0 refuses entries older than the
+    /// retention, which ClickHouse's TTL would drop at once.
+    pub fn new(config: IngestConfig, retention_days: u32) -> Self {
+        let registry = StreamRegistry::new(config.stream_registry_capacity);
+        Pipeline {
+            max_age_nanos: (retention_days > 0)
+                .then(|| i64::from(retention_days) * 86_400 * 1_000_000_000),
+            config,
+            registry,
+        }
+    }
+
+    /// The stream registry.
+    pub fn registry(&self) -> &StreamRegistry {
+        &self.registry
+    }
+
+    /// Validates and converts a request's streams for `tenant`.
+    pub fn normalise(&self, tenant: &str, streams: Vec<DecodedStream>, now: i64) -> Result<Rows> {
+        let min_ts = self.max_age_nanos.map_or(0, |age| now - age);
+        let max_ts = if self.config.max_future_secs == 0 {
+            i64::MAX
+        } else {
+            now.saturating_add(self.config.max_future_secs as i64 * 1_000_000_000)
+        };
+        let mut rows = Rows::default();
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        for stream in streams {
+            let info = self.resolve(&stream.labels, stream.origin)?;
+            let origin = stream.origin;
+            let label_level = LEVEL_NAMES.iter().find_map(|n| info.labels.get(n));
+            let resource: Vec<(String, String)> = info.labels.pairs().to_vec();
+            let (mut first, mut last) = (i64::MAX, i64::MIN);
+            for (j, entry) in stream.entries.into_iter().enumerate() {
+                if entry.line.len() > self.config.max_line_bytes {
+                    return Err(Error::Invalid {
+                        reason: "line_too_long",
+                        msg: format!(
+                            "{}: line is {} bytes, the limit is {} (ingest.max_line_bytes)",
+                            origin.entry(j),
+                            entry.line.len(),
+                            self.config.max_line_bytes
+                        ),
+                    });
+                }
+                if entry.timestamp < min_ts {
+                    return Err(Error::Invalid {
+                        reason: "bad_timestamp",
+                        msg: format!(
+                            "{}: timestamp {} is older than the retention period",
+                            origin.entry(j),
+                            entry.timestamp
+                        ),
+                    });
+                }
+                if entry.timestamp > max_ts {
+                    return Err(Error::Invalid {
+                        reason: "bad_timestamp",
+                        msg: format!(
+                            "{}: timestamp {} is too far in the future (ingest.max_future_secs = {})",
+                            origin.entry(j),
+                            entry.timestamp,
+                            self.config.max_future_secs
+                        ),
+                    });
+                }
+                first = first.min(entry.timestamp);
+                last = last.max(entry.timestamp);
+                let severity_text = LEVEL_NAMES
+                    .iter()
+                    .find_map(|n| {
+                        entry
+                            .attributes
+                            .iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(_, v)| v.as_str())
+                    })
+                    .or(label_level)
+                    .unwrap_or_default()
+                    .to_string();
+                let row = LogRow {
+                    tenant: tenant.to_string(),
+                    stream_id: info.id.0,
+                    timestamp: entry.timestamp,
+                    trace_id: entry.trace_id,
+                    span_id: entry.span_id,
+                    severity_number: severity_number(&severity_text),
+                    severity_text,
+                    service_name: info.service_name.clone(),
+                    body: entry.line,
+                    resource_attributes: resource.clone(),
+                    log_attributes: entry.attributes,
+                };
+                rows.bytes += row.approx_bytes();
+                rows.logs.push(row);
+            }
+            if first > last {
+                continue; // a stream without entries stores nothing
+            }
+            match seen.get(&info.id.0) {
+                Some(&i) => {
+                    let s = &mut rows.streams[i];
+                    s.first_seen = s.first_seen.min(first);
+                    s.last_seen = s.last_seen.max(last);
+                }
+                None => {
+                    seen.insert(info.id.0, rows.streams.len());
+                    rows.streams.push(StreamRow {
+                        tenant: tenant.to_string(),
+                        stream_id: info.id.0,
+                        labels: resource,
+                        first_seen: first,
+                        last_seen: last,
+                    });
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn resolve(&self, labels: &StreamLabels, origin: Origin) -> Result<std::sync::Arc<StreamInfo>> {
+        let bad = |msg: String| Error::Invalid {
+            reason: "bad_labels",
+            msg: format!("{}: {msg}", origin.stream()),
+        };
+        match labels {
+            StreamLabels::Text(text) => self.registry.get_or_try_insert(text, || {
+                let pairs = parse_label_string(text)
+                    .map_err(|e| bad(format!("invalid labels {text:?}: {e}")))?;
+                self.stream_info(pairs).map_err(bad)
+            }),
+            StreamLabels::Pairs(pairs) => self
+                .stream_info(pairs.clone())
+                .map(std::sync::Arc::new)
+                .map_err(bad),
+        }
+    }
+
+    fn stream_info(&self, pairs: Vec<(String, String)>) -> Result<StreamInfo, String> {
+        if pairs.is_empty() {
+            return Err("at least one label pair is required per stream".into());
+        }
+        for (name, value) in &pairs {
+            if !is_valid_label_name(name) {
+                return Err(format!(
+                    "invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"
+                ));
+            }
+            if name.len() > self.config.max_label_name_bytes {
+                return Err(format!(
+                    "label name {name:?} is longer than {} bytes (ingest.max_label_name_bytes)",
+                    self.config.max_label_name_bytes
+                ));
+            }
+            if value.len() > self.config.max_label_value_bytes {
+                return Err(format!(
+                    "value of label {name:?} is longer than {} bytes (ingest.max_label_value_bytes)",
+                    self.config.max_label_value_bytes
+                ));
+            }
+        }
+        let labels = LabelSet::from_pairs(pairs);
+        if labels.len() > self.config.max_labels_per_stream {
+            return Err(format!(
+                "stream has {} labels, the limit is {} (ingest.max_labels_per_stream)",
+                labels.len(),
+                self.config.max_labels_per_stream
+            ));
+        }
+        let service_name = SERVICE_LABELS
+            .iter()
+            .find_map(|n| labels.get(n))
+            .filter(|v| !v.is_empty())
+            .unwrap_or(UNKNOWN_SERVICE)
+            .to_string();
+        Ok(StreamInfo {
+            id: labels.stream_id(),
+            labels,
+            service_name,
+        })
+    }
+}
+
+/// OpenTelemetry severity number of a severity text (0 when unknown).
+pub fn severity_number(text: &str) -> u8 {
+    let t = text.to_ascii_lowercase();
+    match t.as_str() {
+        "trace" => 1,
+        "debug" | "dbg" => 5,
+        "info" | "information" | "informational" => 9,
+        "notice" => 10,
+        "warn" | "warning" => 13,
+        "error" | "err" | "eror" => 17,
+        "critical" | "crit" | "alert" => 18,
+        "fatal" | "panic" | "emerg" | "emergency" => 21,
+        _ => 0,
+    }
+}
+
+/// Receipt time for events that carry none (re-exported so receivers and tests agree).
+pub fn now_nanos() -> i64 {
+    time::now_nanos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Entry;
+
+    const NOW: i64 = 1_800_000_000_000_000_000;
+
+    fn pipeline() -> Pipeline {
+        Pipeline::new(IngestConfig::default(), 30)
+    }
+
+    fn stream(labels: &str, entries: &[(i64, &str)]) -> DecodedStream {
+        DecodedStream {
+            origin: Origin::Stream(0),
+            labels: StreamLabels::Text(labels.into()),
+            entries: entries
+                .iter()
+                .map(|(ts, line)| Entry {
+                    timestamp: *ts,
+                    line: line.to_string(),
+                    ..Entry::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rows_and_stream_ranges() {
+        let p = pipeline();
+        let rows = p
+            .normalise(
+                "t1",
+                vec![
+                    stream(
+                        r#"{job="api", level="warn"}"#,
+                        &[(NOW - 5, "a"), (NOW - 9, "b")],
+                    ),
+                    stream(r#"{level="warn", job="api"}"#, &[(NOW - 1, "c")]),
+                ],
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(rows.logs.len(), 3);
+        assert_eq!(
+            rows.streams.len(),
+            1,
+            "same label set in another order is one stream"
+        );
+        assert_eq!(rows.streams[0].first_seen, NOW - 9);
+        assert_eq!(rows.streams[0].last_seen, NOW - 1);
+        let r = &rows.logs[0];
+        assert_eq!(r.tenant, "t1");
+        assert_eq!(r.service_name, "api");
+        assert_eq!(r.severity_text, "warn");
+        assert_eq!(r.severity_number, 13);
+        assert_eq!(
+            r.resource_attributes,
+            vec![
+                ("job".into(), "api".into()),
+                ("level".into(), "warn".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_entry() {
+        let p = pipeline();
+        let day = 86_400 * 1_000_000_000i64;
+        let long = "x".repeat(IngestConfig::default().max_line_bytes + 1);
+        let many: String = format!(
+            "{{{}}}",
+            (0..16)
+                .map(|i| format!("l{i}=\"v\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let cases: Vec<(DecodedStream, &str, &str)> = vec![
+            (
+                stream("{job=api}", &[(NOW, "x")]),
+                "bad_labels",
+                "stream 0: invalid labels",
+            ),
+            (
+                stream("{}", &[(NOW, "x")]),
+                "bad_labels",
+                "at least one label pair",
+            ),
+            (
+                stream(&many, &[(NOW, "x")]),
+                "bad_labels",
+                "stream has 16 labels, the limit is 15",
+            ),
+            (
+                stream(r#"{a="1"}"#, &[(NOW, "ok"), (NOW, &long)]),
+                "line_too_long",
+                "stream 0 entry 1: line is",
+            ),
+            (
+                stream(r#"{a="1"}"#, &[(NOW - 31 * day, "old")]),
+                "bad_timestamp",
+                "older than the retention",
+            ),
+            (
+                stream(r#"{a="1"}"#, &[(NOW + day, "future")]),
+                "bad_timestamp",
+                "too far in the future",
+            ),
+            (
+                DecodedStream {
+                    origin: Origin::Line(4),
+                    labels: StreamLabels::Pairs(vec![("a.b".into(), "1".into())]),
+                    entries: vec![],
+                },
+                "bad_labels",
+                "line 4: invalid label name \"a.b\"",
+            ),
+        ];
+        for (s, reason, msg) in cases {
+            let err = p.normalise("t", vec![s], NOW).unwrap_err();
+            assert_eq!(err.reason(), reason, "{err}");
+            assert!(err.to_string().contains(msg), "{err}");
+        }
+        assert_eq!(p.registry().len(), 1, "only the valid stream is cached");
+    }
+
+    #[test]
+    fn severity_numbers() {
+        assert_eq!(severity_number("ERROR"), 17);
+        assert_eq!(severity_number("info"), 9);
+        assert_eq!(severity_number(""), 0);
+        assert_eq!(severity_number("chatty"), 0);
+    }
+}

@@ -1,0 +1,238 @@
+//! HTTP receivers: `POST /loki/api/v1/push` and `POST /insert/jsonline`.
+//!
+//! Each handler reads the body under the size limits, decodes it, normalises it into rows and
+//! waits for the batch holding them to be committed: `204 No Content` then means stored. Any
+//! refusal is a 4xx with a message naming the problem and nothing of the request is stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::BodyExt;
+
+use crate::batcher::BatcherHandle;
+use crate::codec::{self, DecodedStream, encoding, jsonline};
+use crate::metrics::{Endpoint, IngestMetrics};
+use crate::pipeline::{Pipeline, now_nanos};
+use crate::{Error, IngestConfig, Result};
+
+/// What the receivers share.
+#[derive(Clone)]
+pub struct IngestState {
+    /// Limits.
+    pub config: Arc<IngestConfig>,
+    /// Normalisation and the stream registry.
+    pub pipeline: Arc<Pipeline>,
+    /// Where rows go.
+    pub batcher: BatcherHandle,
+    /// Counters.
+    pub metrics: Arc<IngestMetrics>,
+}
+
+/// The ingest routes.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/loki/api/v1/push", post(loki_push))
+        .route("/insert/jsonline", post(insert_jsonline))
+        .with_state(state)
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, format!("{self}\n")).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Tenant of a request: `X-Scope-OrgID`, or the configured default.
+fn tenant(headers: &HeaderMap, config: &IngestConfig) -> Result<String> {
+    match headers.get("x-scope-orgid") {
+        None => Ok(config.default_tenant.clone()),
+        Some(v) => {
+            let t = v.to_str().map_err(|_| Error::Invalid {
+                reason: "bad_tenant",
+                msg: "X-Scope-OrgID is not valid text".into(),
+            })?;
+            crate::tenant::validate(t).map_err(|msg| Error::Invalid {
+                reason: "bad_tenant",
+                msg: format!("X-Scope-OrgID: {msg}"),
+            })?;
+            Ok(t.to_string())
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, and
+/// while streaming for chunked bodies).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::BodyTooLarge { limit });
+    }
+    let collected = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Error::BodyTooLarge { limit }
+            } else {
+                Error::BodyRead(e.to_string())
+            }
+        })?;
+    Ok(collected.to_bytes().to_vec())
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The media type without parameters, lower-cased.
+fn media_type(headers: &HeaderMap) -> String {
+    header_str(headers, header::CONTENT_TYPE)
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+async fn respond(
+    state: &IngestState,
+    endpoint: Endpoint,
+    work: impl Future<Output = Result<usize>>,
+) -> Response {
+    match work.await {
+        Ok(entries) => {
+            state.metrics.entries(endpoint, entries);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            state.metrics.error(e.reason());
+            if e.status().is_server_error() {
+                tracing::warn!(error = %e, "ingest request failed");
+            } else {
+                tracing::debug!(error = %e, "ingest request refused");
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn store(state: &IngestState, tenant: &str, streams: Vec<DecodedStream>) -> Result<usize> {
+    let rows = state.pipeline.normalise(tenant, streams, now_nanos())?;
+    let n = rows.logs.len();
+    state.batcher.submit(rows).await?;
+    Ok(n)
+}
+
+async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
+    let work = async {
+        let tenant = tenant(&headers, &state.config)?;
+        // Loki reads anything that is not JSON as protobuf, an absent Content-Type included.
+        let json = match media_type(&headers).as_str() {
+            "application/json" => true,
+            "application/x-protobuf" | "" => false,
+            other => {
+                return Err(Error::UnsupportedMediaType {
+                    found: other.to_string(),
+                    expected: "use application/x-protobuf (snappy-compressed) or application/json",
+                });
+            }
+        };
+        let raw = read_body(&headers, body, state.config.max_body_bytes).await?;
+        state.metrics.request(Endpoint::LokiPush, raw.len());
+        let limit = state.config.max_decompressed_bytes;
+        let mut plain = encoding::decode_content_encoding(
+            header_str(&headers, header::CONTENT_ENCODING),
+            raw,
+            limit,
+        )?;
+        let streams = if json {
+            codec::loki::decode_json(&mut plain)?
+        } else {
+            if plain.is_empty() {
+                return Err(codec::DecodeError::Empty.into());
+            }
+            codec::loki::decode_protobuf(&encoding::decode_snappy(&plain, limit)?)?
+        };
+        store(&state, &tenant, streams).await
+    };
+    respond(&state, Endpoint::LokiPush, work).await
+}
+
+/// Options of `/insert/jsonline` from VictoriaLogs-named query parameters.
+fn jsonline_options(params: &HashMap<String, String>) -> jsonline::JsonLineOptions {
+    let mut options = jsonline::JsonLineOptions::default();
+    let list = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    if let Some(v) = params
+        .get("_msg_field")
+        .map(|v| list(v))
+        .filter(|l| !l.is_empty())
+    {
+        options.msg_fields = v;
+    }
+    if let Some(v) = params.get("_time_field").filter(|v| !v.trim().is_empty()) {
+        options.time_field = v.trim().to_string();
+    }
+    if let Some(v) = params.get("_stream_fields") {
+        options.stream_fields = list(v);
+    }
+    options
+}
+
+async fn insert_jsonline(
+    State(state): State<IngestState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let work = async {
+        let tenant = tenant(&headers, &state.config)?;
+        match media_type(&headers).as_str() {
+            ""
+            | "application/json"
+            | "application/x-ndjson"
+            | "application/jsonlines"
+            | "application/x-jsonlines"
+            | "application/stream+json"
+            | "text/plain" => {}
+            other => {
+                return Err(Error::UnsupportedMediaType {
+                    found: other.to_string(),
+                    expected: "use application/json or application/x-ndjson",
+                });
+            }
+        }
+        let raw = read_body(&headers, body, state.config.max_body_bytes).await?;
+        state.metrics.request(Endpoint::JsonLine, raw.len());
+        let mut plain = encoding::decode_content_encoding(
+            header_str(&headers, header::CONTENT_ENCODING),
+            raw,
+            state.config.max_decompressed_bytes,
+        )?;
+        let streams = jsonline::decode(&mut plain, &jsonline_options(&params), now_nanos())?;
+        store(&state, &tenant, streams).await
+    };
+    respond(&state, Endpoint::JsonLine, work).await
+}

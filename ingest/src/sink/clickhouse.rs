@@ -1,0 +1,188 @@
+//! The ClickHouse sink: RowBinary inserts with a deduplication token, retried with exponential
+//! backoff and jitter on retryable errors.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use store::{ClickHouseConfig, LogRow, StreamRow};
+
+use super::{Batch, BatchSink, SinkError};
+use crate::metrics::IngestMetrics;
+
+/// Writes batches into the `logs` and `streams` tables.
+#[derive(Clone)]
+pub struct ClickHouseSink {
+    client: clickhouse::Client,
+    attempts: u32,
+    metrics: Arc<IngestMetrics>,
+}
+
+impl ClickHouseSink {
+    /// A sink for `config`, trying each insert up to `attempts` times.
+    pub fn new(config: &ClickHouseConfig, attempts: u32, metrics: Arc<IngestMetrics>) -> Self {
+        ClickHouseSink {
+            client: config.client(),
+            attempts: attempts.max(1),
+            metrics,
+        }
+    }
+
+    async fn insert<T>(
+        &self,
+        table: &str,
+        rows: &[T],
+        token: &str,
+    ) -> Result<(), clickhouse::error::Error>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        let mut insert = self
+            .client
+            .insert::<T>(table)
+            .await?
+            .with_setting("insert_deduplication_token", token);
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await
+    }
+
+    async fn with_retries<T>(&self, table: &str, rows: &[T], token: &str) -> Result<(), SinkError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        let mut attempt = 1;
+        loop {
+            match self.insert(table, rows, token).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let err = classify(&e);
+                    if matches!(err, SinkError::Permanent(_)) || attempt >= self.attempts {
+                        return Err(err);
+                    }
+                    self.metrics.insert_retries.inc();
+                    let delay = backoff(attempt);
+                    tracing::warn!(table, attempt, ?delay, error = %e, "insert failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+impl BatchSink for ClickHouseSink {
+    async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
+        let started = Instant::now();
+        let token = batch.dedup_token();
+        // Streams first: a query that finds a row can always find its labels.
+        let result = async {
+            self.with_retries::<StreamRow>("streams", &batch.streams, &format!("{token}-s"))
+                .await?;
+            self.with_retries::<LogRow>("logs", &batch.logs, &token)
+                .await
+        }
+        .await;
+        self.metrics.flush_duration.observe(started.elapsed());
+        match &result {
+            Ok(()) => {
+                self.metrics.batches.inc();
+                self.metrics.rows_written.add(batch.logs.len() as u64);
+            }
+            Err(e) => {
+                self.metrics.batch_failures.inc();
+                tracing::error!(rows = batch.logs.len(), error = %e, "batch not stored");
+            }
+        }
+        result
+    }
+}
+
+/// ClickHouse error codes worth retrying: overload, timeouts, network and replication trouble.
+const RETRYABLE_CODES: &[u32] = &[
+    159, // TIMEOUT_EXCEEDED
+    164, // READONLY (replica temporarily read-only)
+    202, // TOO_MANY_SIMULTANEOUS_QUERIES
+    203, // NO_FREE_CONNECTION
+    209, // SOCKET_TIMEOUT
+    210, // NETWORK_ERROR
+    241, // MEMORY_LIMIT_EXCEEDED
+    242, // TABLE_IS_READ_ONLY
+    252, // TOO_MANY_PARTS
+    285, // TOO_FEW_LIVE_REPLICAS
+    319, // UNKNOWN_STATUS_OF_INSERT
+    425, // SYSTEM_ERROR
+    999, // KEEPER_EXCEPTION
+];
+
+/// Sorts a client error into retryable or permanent.
+pub fn classify(e: &clickhouse::error::Error) -> SinkError {
+    use clickhouse::error::Error as E;
+    let text = e.to_string();
+    match e {
+        E::Network(_) | E::TimedOut => SinkError::Retryable(text),
+        E::BadResponse(msg) => match exception_code(msg) {
+            Some(code) if RETRYABLE_CODES.contains(&code) => SinkError::Retryable(text),
+            Some(_) => SinkError::Permanent(text),
+            // No ClickHouse code: a proxy or load balancer answered (502/503/504); try again.
+            None => SinkError::Retryable(text),
+        },
+        _ => SinkError::Permanent(text),
+    }
+}
+
+/// The `N` of `Code: N. DB::Exception: ...`.
+pub fn exception_code(msg: &str) -> Option<u32> {
+    let rest = &msg[msg.find("Code: ")? + 6..];
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+/// Exponential backoff from 100 ms, capped at 5 s, with full jitter in the upper half so that
+/// many writers retrying at once spread out.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = xxhash_rust::xxh3::xxh3_64(&nanos.to_le_bytes()) % (base / 2 + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_classes() {
+        assert_eq!(
+            exception_code("Code: 252. DB::Exception: Too many parts"),
+            Some(252)
+        );
+        assert_eq!(exception_code("bad gateway"), None);
+        let e = clickhouse::error::Error::BadResponse(
+            "Code: 252. DB::Exception: Too many parts".into(),
+        );
+        assert!(matches!(classify(&e), SinkError::Retryable(_)));
+        let e =
+            clickhouse::error::Error::BadResponse("Code: 60. DB::Exception: Unknown table".into());
+        assert!(matches!(classify(&e), SinkError::Permanent(_)));
+        assert!(matches!(
+            classify(&clickhouse::error::Error::TimedOut),
+            SinkError::Retryable(_)
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            let base = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
+            assert!(
+                d >= Duration::from_millis(base / 2) && d <= Duration::from_millis(base),
+                "{attempt}: {d:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Wiring for `sluice serve`: the ingest pipeline, the operations routes and the listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use ingest::IngestState;
+use ingest::batcher::{self, BatcherConfig};
+use ingest::metrics::IngestMetrics;
+use ingest::pipeline::Pipeline;
+use ingest::sink::clickhouse::ClickHouseSink;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// State of the operations routes.
+#[derive(Clone)]
+pub struct OpsState {
+    /// For the readiness probe.
+    pub clickhouse: clickhouse::Client,
+    /// Write-path metrics.
+    pub ingest_metrics: Arc<IngestMetrics>,
+}
+
+/// The whole HTTP application: ingest routes plus `/ready` and `/metrics`.
+pub fn app(ingest: IngestState, ops: OpsState) -> Router {
+    Router::new()
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(ops)
+        .merge(ingest::router(ingest))
+}
+
+/// Ready when ClickHouse answers a trivial query within two seconds.
+async fn ready(State(ops): State<OpsState>) -> impl IntoResponse {
+    let probe = ops.clickhouse.query("SELECT 1").fetch_one::<u8>();
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(1)) => (StatusCode::OK, "ready\n".to_string()),
+        Ok(Ok(other)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("ClickHouse answered {other} to SELECT 1\n"),
+        ),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("ClickHouse is not ready: {e}\n"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ClickHouse did not answer within 2s\n".to_string(),
+        ),
+    }
+}
+
+async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
+    let mut out = String::with_capacity(8 << 10);
+    store::metrics::render_header(&mut out, "sluice_build_info", "gauge", "Build information.");
+    out.push_str(&format!(
+        "sluice_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    ops.ingest_metrics.render(&mut out);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+/// Runs the server until SIGINT/SIGTERM, then stops accepting, flushes and returns.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let version = prepare_clickhouse(&config).await?;
+    tracing::info!(%version, url = %config.clickhouse.url, database = %config.clickhouse.database, "ClickHouse schema ready");
+
+    let metrics = Arc::new(IngestMetrics::default());
+    let sink = Arc::new(ClickHouseSink::new(
+        &config.clickhouse,
+        config.ingest.insert_attempts,
+        metrics.clone(),
+    ));
+    let shutdown = CancellationToken::new();
+    let (batcher, batcher_task) =
+        batcher::spawn(BatcherConfig::from(&config.ingest), sink, shutdown.clone());
+    let ingest_state = IngestState {
+        config: Arc::new(config.ingest.clone()),
+        pipeline: Arc::new(Pipeline::new(
+            config.ingest.clone(),
+            config.clickhouse.retention_days,
+        )),
+        batcher,
+        metrics: metrics.clone(),
+    };
+    let ops = OpsState {
+        clickhouse: config.clickhouse.client(),
+        ingest_metrics: metrics,
+    };
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "sluice is serving");
+
+    tokio::spawn(signal(shutdown.clone()));
+    axum::serve(listener, app(ingest_state, ops))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    shutdown.cancel();
+    batcher_task.await?;
+    tracing::info!("stopped: pending batches flushed");
+    Ok(())
+}
+
+/// Applies the schema, retrying for a while: in a compose stack ClickHouse may still be starting.
+async fn prepare_clickhouse(config: &Config) -> anyhow::Result<String> {
+    let mut last = None;
+    for attempt in 1..=15 {
+        match store::ch::prepare(&config.clickhouse).await {
+            Ok(v) => return Ok(v),
+            Err(e @ store::Error::TooOld { .. }) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, url = %config.clickhouse.url, "ClickHouse not available yet");
+                last = Some(e);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "ClickHouse at {} is not usable: {}",
+        config.clickhouse.url,
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+async fn signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: no new connections, flushing");
+    shutdown.cancel();
+}
