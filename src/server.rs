@@ -120,11 +120,21 @@ async fn prepare_clickhouse(config: &Config) -> anyhow::Result<String> {
     for attempt in 1..=15 {
         match store::ch::prepare(&config.clickhouse).await {
             Ok(v) => return Ok(v),
-            Err(e @ store::Error::TooOld { .. }) => return Err(e.into()),
-            Err(e) => {
+            Err(
+                e @ store::Error::ClickHouse(
+                    clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut,
+                ),
+            ) => {
                 tracing::warn!(attempt, error = %e, url = %config.clickhouse.url, "ClickHouse not available yet");
                 last = Some(e);
                 tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            // Anything but "not reachable yet" will not fix itself: say so at once.
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "ClickHouse at {}: {e}",
+                    config.clickhouse.url
+                ));
             }
         }
     }

@@ -48,6 +48,9 @@ pub struct Schema {
 }
 
 /// The `logs` columns: name, type with codec, and a short reason where one is due.
+///
+/// Columns sluice does not fill yet (trace flags, OpenTelemetry scope and schema URLs) have an
+/// explicit DEFAULT, so inserts may leave them out.
 const LOG_COLUMNS: &[(&str, &str)] = &[
     ("Timestamp", "DateTime64(9) CODEC(Delta(8), ZSTD(1))"),
     // Second-precision copy, as the OpenTelemetry exporter has it (Grafana's time filters).
@@ -56,22 +59,31 @@ const LOG_COLUMNS: &[(&str, &str)] = &[
     ("StreamId", "UInt64 CODEC(ZSTD(1))"),
     ("TraceId", "String CODEC(ZSTD(1))"),
     ("SpanId", "String CODEC(ZSTD(1))"),
-    ("TraceFlags", "UInt8"),
+    ("TraceFlags", "UInt8 DEFAULT 0"),
     ("SeverityText", "LowCardinality(String) CODEC(ZSTD(1))"),
     ("SeverityNumber", "UInt8"),
     ("ServiceName", "LowCardinality(String) CODEC(ZSTD(1))"),
     ("Body", "String CODEC(ZSTD(1))"),
-    ("ResourceSchemaUrl", "LowCardinality(String) CODEC(ZSTD(1))"),
+    (
+        "ResourceSchemaUrl",
+        "LowCardinality(String) DEFAULT '' CODEC(ZSTD(1))",
+    ),
     (
         "ResourceAttributes",
         "Map(LowCardinality(String), String) CODEC(ZSTD(1))",
     ),
-    ("ScopeSchemaUrl", "LowCardinality(String) CODEC(ZSTD(1))"),
-    ("ScopeName", "String CODEC(ZSTD(1))"),
-    ("ScopeVersion", "LowCardinality(String) CODEC(ZSTD(1))"),
+    (
+        "ScopeSchemaUrl",
+        "LowCardinality(String) DEFAULT '' CODEC(ZSTD(1))",
+    ),
+    ("ScopeName", "String DEFAULT '' CODEC(ZSTD(1))"),
+    (
+        "ScopeVersion",
+        "LowCardinality(String) DEFAULT '' CODEC(ZSTD(1))",
+    ),
     (
         "ScopeAttributes",
-        "Map(LowCardinality(String), String) CODEC(ZSTD(1))",
+        "Map(LowCardinality(String), String) DEFAULT map() CODEC(ZSTD(1))",
     ),
     (
         "LogAttributes",
@@ -91,7 +103,11 @@ const LOG_INDEXES: &[&str] = &[
 const STREAM_COLUMNS: &[(&str, &str)] = &[
     ("Tenant", "LowCardinality(String)"),
     ("StreamId", "UInt64"),
-    ("Labels", "Map(LowCardinality(String), String)"),
+    // `any`: a stream id determines its labels, so merges may keep either row's copy.
+    (
+        "Labels",
+        "SimpleAggregateFunction(any, Map(String, String))",
+    ),
     ("FirstSeen", "SimpleAggregateFunction(min, DateTime64(9))"),
     ("LastSeen", "SimpleAggregateFunction(max, DateTime64(9))"),
 ];

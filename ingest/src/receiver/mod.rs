@@ -216,7 +216,9 @@ async fn insert_jsonline(
             | "application/jsonlines"
             | "application/x-jsonlines"
             | "application/stream+json"
-            | "text/plain" => {}
+            | "text/plain"
+            // curl's default for --data; VictoriaLogs ignores the type altogether.
+            | "application/x-www-form-urlencoded" => {}
             other => {
                 return Err(Error::UnsupportedMediaType {
                     found: other.to_string(),
