@@ -1,0 +1,229 @@
+//! Test harness: runs the real `sluice` binary against the ClickHouse at `CLICKHOUSE_URL`
+//! (default `http://127.0.0.1:8123`, as `scripts/local-clickhouse.sh start` serves it), each
+//! test in a fresh database that is dropped afterwards.
+//!
+//! When ClickHouse is not reachable the tests fail with a message saying how to start it. They
+//! are skipped only when `SKIP_CLICKHOUSE_TESTS=1` asks for it (never in CI).
+
+#![allow(dead_code, missing_docs)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use store::{LogRow, StreamRow};
+
+/// Address of the ClickHouse used by tests.
+pub fn clickhouse_url() -> String {
+    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+/// True when the environment asks to skip ClickHouse tests.
+pub fn skip() -> bool {
+    if std::env::var("SKIP_CLICKHOUSE_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("SKIP_CLICKHOUSE_TESTS=1: skipping a test that needs ClickHouse");
+        return true;
+    }
+    false
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A running `sluice serve` with its own database.
+pub struct Sluice {
+    pub base: String,
+    pub database: String,
+    pub child: Option<Child>,
+    pub data_dir: std::path::PathBuf,
+    log_path: std::path::PathBuf,
+}
+
+impl Sluice {
+    /// Starts sluice with a 50 ms linger plus `env`, and waits until `/ready`.
+    pub async fn start(env: &[(&str, &str)]) -> Sluice {
+        let database = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let port = free_port();
+        let data_dir = std::env::temp_dir().join(format!("sluice-test-{database}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let log_path = data_dir.join("sluice.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.arg("serve");
+        // sluice refuses unknown SLUICE_* variables; give it only ours.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SLUICE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLUICE_CLICKHOUSE_URL", clickhouse_url())
+            .env("SLUICE_CLICKHOUSE_DATABASE", &database)
+            .env("SLUICE_DATA_DIR", &data_dir)
+            .env("SLUICE_INGEST_BATCH_LINGER_MS", "50")
+            .env("SLUICE_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sluice");
+        let mut s = Sluice {
+            base: format!("http://127.0.0.1:{port}"),
+            database,
+            child: Some(child),
+            data_dir,
+            log_path,
+        };
+        s.wait_ready().await;
+        s
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("{}/ready", self.base)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "sluice exited with {status} before it was ready. Is ClickHouse running at {}? \
+                     Start it with `scripts/local-clickhouse.sh start`. Log:\n{}",
+                    clickhouse_url(),
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("sluice not ready after 60 s. Log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A ClickHouse client on this test's database, without compression so that any
+    /// ClickHouse-compatible server reads it.
+    pub fn ch(&self) -> clickhouse::Client {
+        clickhouse::Client::default()
+            .with_url(clickhouse_url())
+            .with_database(&self.database)
+            .with_compression(clickhouse::Compression::None)
+    }
+
+    /// All log rows, ordered by tenant, timestamp, body.
+    pub async fn logs(&self) -> Vec<LogRow> {
+        self.ch()
+            .query("SELECT ?fields FROM logs ORDER BY Tenant, Timestamp, Body")
+            .fetch_all::<LogRow>()
+            .await
+            .expect("read logs")
+    }
+
+    /// All stream rows, merged, ordered by tenant and stream id.
+    pub async fn streams(&self) -> Vec<StreamRow> {
+        self.ch()
+            .query(
+                "SELECT Tenant, StreamId, any(Labels) AS Labels, min(FirstSeen) AS FirstSeen, \
+                 max(LastSeen) AS LastSeen FROM streams GROUP BY Tenant, StreamId ORDER BY Tenant, StreamId",
+            )
+            .fetch_all::<StreamRow>()
+            .await
+            .expect("read streams")
+    }
+
+    /// Number of rows in `logs`.
+    pub async fn count(&self) -> u64 {
+        self.ch()
+            .query("SELECT count() FROM logs")
+            .fetch_one::<u64>()
+            .await
+            .expect("count logs")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "sluice did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Best effort: a blocking HTTP call to drop this test's database.
+        let url = clickhouse_url();
+        let _ = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--data-binary"])
+            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.database))
+            .arg(&url)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Now in ns.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn snappy(data: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(data).unwrap()
+}

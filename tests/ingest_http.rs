@@ -1,0 +1,403 @@
+//! End-to-end ingest tests: real `sluice serve`, real HTTP, rows read back from ClickHouse.
+
+mod common;
+
+use common::{Sluice, gzip, now_ns, pairs, skip, snappy};
+use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
+use prost::Message as _;
+use store::{LabelSet, LogRow};
+
+fn entry(ts: i64, line: &str, meta: &[(&str, &str)]) -> EntryAdapter {
+    EntryAdapter {
+        timestamp: Some(Timestamp {
+            seconds: ts / 1_000_000_000,
+            nanos: (ts % 1_000_000_000) as i32,
+        }),
+        line: line.into(),
+        structured_metadata: meta
+            .iter()
+            .map(|(n, v)| LabelPairAdapter {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        parsed: vec![],
+    }
+}
+
+fn stream_id(p: &[(&str, &str)]) -> u64 {
+    LabelSet::from_pairs(pairs(p)).stream_id().0
+}
+
+#[tokio::test]
+async fn loki_protobuf_push_lands_exactly() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = now_ns() - 5_000_000_000;
+    let req = PushRequest {
+        streams: vec![
+            StreamAdapter {
+                labels: r#"{job="api", env="prod", note="a, \"quoted\" value"}"#.into(),
+                entries: vec![
+                    entry(t0 + 1, "first line", &[("trace_id", "0af7651916cd43dd")]),
+                    entry(t0 + 2, "second line with ünïcode ✓", &[]),
+                ],
+                hash: 0,
+            },
+            StreamAdapter {
+                labels: r#"{app="web"}"#.into(),
+                entries: vec![entry(t0 + 3, "level=error msg=boom", &[("level", "error")])],
+                hash: 0,
+            },
+        ],
+        format: String::new(),
+    };
+    let resp = reqwest::Client::new()
+        .post(s.url("/loki/api/v1/push"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(snappy(&req.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+
+    let api = [
+        ("env", "prod"),
+        ("job", "api"),
+        ("note", "a, \"quoted\" value"),
+    ];
+    let want = vec![
+        LogRow {
+            tenant: "fake".into(),
+            stream_id: stream_id(&api),
+            timestamp: t0 + 1,
+            service_name: "api".into(),
+            body: "first line".into(),
+            resource_attributes: pairs(&api),
+            log_attributes: pairs(&[("trace_id", "0af7651916cd43dd")]),
+            ..LogRow::default()
+        },
+        LogRow {
+            tenant: "fake".into(),
+            stream_id: stream_id(&api),
+            timestamp: t0 + 2,
+            service_name: "api".into(),
+            body: "second line with ünïcode ✓".into(),
+            resource_attributes: pairs(&api),
+            ..LogRow::default()
+        },
+        LogRow {
+            tenant: "fake".into(),
+            stream_id: stream_id(&[("app", "web")]),
+            timestamp: t0 + 3,
+            severity_text: "error".into(),
+            severity_number: 17,
+            service_name: "web".into(),
+            body: "level=error msg=boom".into(),
+            resource_attributes: pairs(&[("app", "web")]),
+            log_attributes: pairs(&[("level", "error")]),
+            ..LogRow::default()
+        },
+    ];
+    assert_eq!(s.logs().await, want);
+
+    let streams = s.streams().await;
+    assert_eq!(streams.len(), 2);
+    let api_stream = streams
+        .iter()
+        .find(|r| r.stream_id == stream_id(&api))
+        .unwrap();
+    assert_eq!(api_stream.labels, pairs(&api));
+    assert_eq!(
+        (api_stream.first_seen, api_stream.last_seen),
+        (t0 + 1, t0 + 2)
+    );
+}
+
+#[tokio::test]
+async fn loki_json_push_gzip_with_tenant_and_metadata() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = now_ns() - 1_000_000_000;
+    let body = format!(
+        r#"{{"streams":[{{"stream":{{"service_name":"checkout","level":"info"}},"values":[
+            ["{}","order placed"],
+            ["{}","order paid",{{"order_id":"42","user":"ann"}}]]}}]}}"#,
+        t0,
+        t0 + 999
+    );
+    let resp = reqwest::Client::new()
+        .post(s.url("/loki/api/v1/push"))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .header("Content-Encoding", "gzip")
+        .header("X-Scope-OrgID", "team-a")
+        .body(gzip(body.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    let rows = s.logs().await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.tenant == "team-a"));
+    assert_eq!(rows[0].timestamp, t0);
+    assert_eq!(rows[1].timestamp, t0 + 999);
+    assert_eq!(rows[0].body, "order placed");
+    assert_eq!(
+        rows[1].log_attributes,
+        pairs(&[("order_id", "42"), ("user", "ann")])
+    );
+    assert_eq!(rows[0].service_name, "checkout");
+    assert_eq!(
+        (rows[0].severity_text.as_str(), rows[0].severity_number),
+        ("info", 9)
+    );
+    assert_eq!(
+        rows[0].resource_attributes,
+        pairs(&[("level", "info"), ("service_name", "checkout")])
+    );
+    let streams = s.streams().await;
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0].tenant, "team-a");
+}
+
+#[tokio::test]
+async fn vector_http_sink_ndjson_and_json_array() {
+    if skip() {
+        return;
+    }
+    // Fixed timestamps in the past: retention off, or they would be refused once 30 days old.
+    let s = Sluice::start(&[("SLUICE_CLICKHOUSE_RETENTION_DAYS", "0")]).await;
+    // Vector's `http` sink, codec = "json", framing.method = "newline_delimited".
+    let ndjson = concat!(
+        r#"{"message":"GET /index.html 200","timestamp":"2026-11-24T10:00:00.123456789Z","host":"web-1","source_type":"demo_logs","service":"nginx","status":200,"req":{"method":"GET","path":"/index.html"}}"#,
+        "\n",
+        r#"{"message":"GET /missing 404","timestamp":"2026-11-24T10:00:01Z","host":"web-1","source_type":"demo_logs","service":"nginx","status":404}"#,
+        "\n"
+    );
+    // ... and codec = "json" without framing: one JSON array.
+    let array = r#"[{"message":"worker started","timestamp":"2026-11-24T10:00:02.5+01:00","host":"job-1","source_type":"file","file":"/var/log/w.log","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7"}]"#;
+    let http = reqwest::Client::new();
+    for (body, ctype) in [
+        (ndjson, "application/x-ndjson"),
+        (array, "application/json"),
+    ] {
+        let resp = http
+            .post(s.url("/insert/jsonline"))
+            .header("Content-Type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    }
+    let rows = s.logs().await;
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let nginx = [
+        ("host", "web-1"),
+        ("service", "nginx"),
+        ("source_type", "demo_logs"),
+    ];
+    let want_first = LogRow {
+        tenant: "fake".into(),
+        stream_id: stream_id(&nginx),
+        timestamp: 1_795_514_400_123_456_789,
+        service_name: "nginx".into(),
+        body: "GET /index.html 200".into(),
+        resource_attributes: pairs(&nginx),
+        log_attributes: pairs(&[
+            ("req.method", "GET"),
+            ("req.path", "/index.html"),
+            ("status", "200"),
+        ]),
+        ..LogRow::default()
+    };
+    let worker = rows.iter().find(|r| r.body == "worker started").unwrap();
+    assert_eq!(worker.timestamp, 1_795_510_802_500_000_000);
+    assert_eq!(worker.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(worker.span_id, "00f067aa0ba902b7");
+    assert_eq!(worker.log_attributes, pairs(&[("file", "/var/log/w.log")]));
+    assert_eq!(
+        worker.resource_attributes,
+        pairs(&[("host", "job-1"), ("source_type", "file")])
+    );
+    let first = rows
+        .iter()
+        .find(|r| r.body == "GET /index.html 200")
+        .unwrap();
+    assert_eq!(first, &want_first);
+    let second = rows.iter().find(|r| r.body == "GET /missing 404").unwrap();
+    assert_eq!(second.timestamp, 1_795_514_401_000_000_000);
+    assert_eq!(s.streams().await.len(), 2);
+}
+
+#[tokio::test]
+async fn jsonline_victorialogs_parameters_and_zstd() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let ms = now_ns() / 1_000_000 - 1000;
+    let body = format!(
+        "{{\"log\":{{\"text\":\"disk full\"}},\"ts\":{ms},\"kubernetes\":{{\"pod\":\"db-0\",\"ns\":\"prod\"}},\"level\":\"warn\"}}\n"
+    );
+    let resp = reqwest::Client::new()
+        .post(s.url(
+            "/insert/jsonline?_msg_field=message,log.text&_time_field=ts&_stream_fields=kubernetes.pod,kubernetes.ns",
+        ))
+        .header("Content-Encoding", "zstd")
+        .header("X-Scope-OrgID", "ops")
+        .body(zstd::encode_all(body.as_bytes(), 3).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    let rows = s.logs().await;
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.tenant, "ops");
+    assert_eq!(r.body, "disk full");
+    assert_eq!(r.timestamp, ms * 1_000_000);
+    assert_eq!(
+        r.resource_attributes,
+        pairs(&[("kubernetes_ns", "prod"), ("kubernetes_pod", "db-0")])
+    );
+    assert_eq!(r.log_attributes, pairs(&[("level", "warn")]));
+    assert_eq!((r.severity_text.as_str(), r.severity_number), ("warn", 13));
+}
+
+#[tokio::test]
+async fn identical_push_is_stored_once() {
+    if skip() {
+        return;
+    }
+    // The batch's deduplication token is derived from its rows, so a retried request (or, as in
+    // Loki, an exact duplicate entry) is stored once.
+    let s = Sluice::start(&[]).await;
+    let ts = now_ns();
+    let body =
+        format!(r#"{{"streams":[{{"stream":{{"job":"dup"}},"values":[["{ts}","same"]]}}]}}"#);
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let resp = http
+            .post(s.url("/loki/api/v1/push"))
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    assert_eq!(s.count().await, 1);
+    // A different line at the same instant is a different batch and is kept.
+    let other = body.replace("same", "different");
+    let resp = http
+        .post(s.url("/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .body(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(s.count().await, 2);
+}
+
+#[tokio::test]
+async fn sigterm_flushes_pending_batches() {
+    if skip() {
+        return;
+    }
+    // A long linger: the push is still waiting in the batcher when SIGTERM arrives.
+    let mut s = Sluice::start(&[("SLUICE_INGEST_BATCH_LINGER_MS", "60000")]).await;
+    let ts = now_ns();
+    let body =
+        format!(r#"{{"streams":[{{"stream":{{"job":"bye"}},"values":[["{ts}","last words"]]}}]}}"#);
+    let push = tokio::spawn({
+        let url = s.url("/loki/api/v1/push");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!push.is_finished(), "push must wait for its batch");
+    let status = tokio::task::spawn_blocking({
+        let pid = s.child.as_ref().unwrap().id();
+        move || {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        push.await.unwrap().unwrap(),
+        204,
+        "acknowledged after the flush"
+    );
+    let exit = s.terminate();
+    assert!(exit.success(), "exit status {exit}; log:\n{}", s.log());
+    assert_eq!(s.count().await, 1);
+    assert!(s.log().contains("pending batches flushed"), "{}", s.log());
+}
+
+#[tokio::test]
+async fn ready_and_metrics() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let http = reqwest::Client::new();
+    let ready = http.get(s.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ts = now_ns();
+    let body = format!(
+        r#"{{"streams":[{{"stream":{{"job":"m"}},"values":[["{ts}","a"],["{ts}","b"]]}}]}}"#
+    );
+    let resp = http
+        .post(s.url("/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let bad = http
+        .post(s.url("/loki/api/v1/push"))
+        .header("Content-Type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let text = http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sluice_ingest_requests_total{endpoint=\"loki_push\"} 2",
+        "sluice_ingest_entries_total{endpoint=\"loki_push\"} 2",
+        "sluice_ingest_errors_total{reason=\"bad_json\"} 1",
+        "sluice_batches_total 1",
+        "sluice_rows_written_total 2",
+        "sluice_flush_duration_seconds_count 1",
+        "# TYPE sluice_flush_duration_seconds histogram",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
