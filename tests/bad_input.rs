@@ -1,0 +1,423 @@
+//! The bad-input corpus: every malformed or refused request gets a 4xx naming the problem,
+//! stores nothing, and leaves the server serving.
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::{Sluice, gzip, now_ns, skip, snappy};
+use ingest::codec::loki::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
+use prost::Message as _;
+
+const PUSH: &str = "/loki/api/v1/push";
+const JSONLINE: &str = "/insert/jsonline";
+
+struct Case {
+    name: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    status: u16,
+    message: &'static str,
+}
+
+fn json(name: &'static str, body: impl Into<Vec<u8>>, status: u16, message: &'static str) -> Case {
+    Case {
+        name,
+        path: PUSH,
+        headers: vec![("Content-Type", "application/json".into())],
+        body: body.into(),
+        status,
+        message,
+    }
+}
+
+fn jsonline(
+    name: &'static str,
+    body: impl Into<Vec<u8>>,
+    status: u16,
+    message: &'static str,
+) -> Case {
+    Case {
+        name,
+        path: JSONLINE,
+        headers: vec![],
+        body: body.into(),
+        status,
+        message,
+    }
+}
+
+fn proto(name: &'static str, body: Vec<u8>, status: u16, message: &'static str) -> Case {
+    Case {
+        name,
+        path: PUSH,
+        headers: vec![("Content-Type", "application/x-protobuf".into())],
+        body,
+        status,
+        message,
+    }
+}
+
+fn push_request(streams: &[(&str, &[(i64, &str)])]) -> Vec<u8> {
+    PushRequest {
+        streams: streams
+            .iter()
+            .map(|(labels, entries)| StreamAdapter {
+                labels: labels.to_string(),
+                entries: entries
+                    .iter()
+                    .map(|(ts, line)| EntryAdapter {
+                        timestamp: Some(Timestamp {
+                            seconds: ts.div_euclid(1_000_000_000),
+                            nanos: ts.rem_euclid(1_000_000_000) as i32,
+                        }),
+                        line: line.to_string(),
+                        structured_metadata: vec![],
+                        parsed: vec![],
+                    })
+                    .collect(),
+                hash: 0,
+            })
+            .collect(),
+        format: String::new(),
+    }
+    .encode_to_vec()
+}
+
+fn corpus() -> Vec<Case> {
+    let now = now_ns();
+    let ok_entry = format!(r#"["{now}","fine"]"#);
+    let day = 86_400_000_000_000i64;
+    let mut invalid_utf8_proto = push_request(&[(r#"{job="x"}"#, &[(now, "LINEMARK")])]);
+    let at = invalid_utf8_proto
+        .windows(8)
+        .position(|w| w == b"LINEMARK")
+        .unwrap();
+    invalid_utf8_proto[at] = 0xff;
+    let bomb = gzip(&vec![b' '; 1 << 20]);
+    let big = vec![b'x'; 70 * 1024];
+    vec![
+        json("empty json body", "", 400, "empty request body"),
+        json("truncated json", r#"{"streams":["#, 400, "invalid JSON"),
+        json("json not an object", "[1,2]", 400, "expected a JSON object"),
+        json(
+            "streams not an array",
+            r#"{"streams":{}}"#,
+            400,
+            "expected a \"streams\" array",
+        ),
+        json(
+            "label value not a string",
+            r#"{"streams":[{"stream":{"a":1},"values":[]}]}"#,
+            400,
+            "label values in \"stream\" must be strings",
+        ),
+        json(
+            "bad timestamp text",
+            format!(
+                r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[{ok_entry},["soon","x"]]}}]}}"#
+            ),
+            400,
+            "stream 0 entry 1: invalid timestamp \"\\\"soon\\\"\"",
+        ),
+        json(
+            "timestamp too old for retention",
+            format!(
+                r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{}","old"]]}}]}}"#,
+                now - 365 * day
+            ),
+            400,
+            "stream 0 entry 0: timestamp",
+        ),
+        json(
+            "timestamp in the future",
+            format!(
+                r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{}","late"]]}}]}}"#,
+                now + day
+            ),
+            400,
+            "too far in the future",
+        ),
+        json(
+            "invalid label name",
+            format!(r#"{{"streams":[{{"stream":{{"a.b":"x"}},"values":[{ok_entry}]}}]}}"#),
+            400,
+            "stream 0: invalid label name \"a.b\"",
+        ),
+        json(
+            "no labels",
+            format!(r#"{{"streams":[{{"stream":{{}},"values":[{ok_entry}]}}]}}"#),
+            400,
+            "at least one label pair is required",
+        ),
+        json(
+            "too many labels",
+            format!(
+                r#"{{"streams":[{{"stream":{{{}}},"values":[{ok_entry}]}}]}}"#,
+                (0..16)
+                    .map(|i| format!("\"l{i}\":\"v\""))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            400,
+            "stream has 16 labels, the limit is 15",
+        ),
+        json(
+            "line too long",
+            format!(
+                r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[{ok_entry},["{now}","{}"]]}}]}}"#,
+                "y".repeat(2000)
+            ),
+            400,
+            "stream 0 entry 1: line is 2000 bytes, the limit is 1024",
+        ),
+        json(
+            "invalid utf-8 in json",
+            b"{\"streams\":[{\"stream\":{\"a\":\"\xff\"},\"values\":[]}]}".to_vec(),
+            400,
+            "invalid JSON",
+        ),
+        Case {
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("Content-Encoding", "gzip".into()),
+            ],
+            ..json("corrupt gzip", "this is not gzip", 400, "invalid gzip data")
+        },
+        Case {
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("Content-Encoding", "gzip".into()),
+            ],
+            ..json(
+                "gzip bomb",
+                bomb,
+                413,
+                "decompressed body exceeds 131072 bytes",
+            )
+        },
+        Case {
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("Content-Encoding", "br".into()),
+            ],
+            ..json(
+                "unsupported encoding",
+                "{}",
+                415,
+                "unsupported Content-Encoding \"br\"",
+            )
+        },
+        Case {
+            headers: vec![("Content-Type", "text/html".into())],
+            ..json(
+                "wrong content type",
+                "<html>",
+                415,
+                "unsupported Content-Type \"text/html\"",
+            )
+        },
+        Case {
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                ("X-Scope-OrgID", "a/b".into()),
+            ],
+            ..json(
+                "bad tenant",
+                format!(r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[{ok_entry}]}}]}}"#),
+                400,
+                "X-Scope-OrgID: tenant id \"a/b\"",
+            )
+        },
+        json(
+            "body over the limit",
+            big.clone(),
+            413,
+            "request body exceeds 65536 bytes",
+        ),
+        proto("empty protobuf body", vec![], 400, "empty request body"),
+        proto(
+            "protobuf not snappy",
+            push_request(&[(r#"{job="x"}"#, &[(now, "a")])]),
+            400,
+            "invalid snappy data",
+        ),
+        proto(
+            "snappy of garbage",
+            snappy(b"\xff\xff\xff\xff garbage"),
+            400,
+            "invalid protobuf PushRequest",
+        ),
+        proto(
+            "invalid utf-8 in protobuf line",
+            snappy(&invalid_utf8_proto),
+            400,
+            "invalid protobuf PushRequest",
+        ),
+        proto(
+            "bad label string",
+            snappy(&push_request(&[
+                (r#"{job="x"}"#, &[(now, "ok")]),
+                ("{job=x}", &[(now, "a")]),
+            ])),
+            400,
+            "stream 1: invalid labels \"{job=x}\": expected a quoted label value at byte 5",
+        ),
+        proto(
+            "negative protobuf timestamp after good stream",
+            snappy(&push_request(&[
+                (r#"{job="x"}"#, &[(now, "ok")]),
+                (r#"{job="y"}"#, &[(-5, "bad")]),
+            ])),
+            400,
+            "stream 1 entry 0: invalid timestamp",
+        ),
+        jsonline("empty jsonline body", "\n\n", 400, "empty request body"),
+        jsonline(
+            "malformed third line",
+            format!("{{\"message\":\"a\"}}\n{{\"message\":\"b\"}}\n{{\"message\":\n"),
+            400,
+            "invalid JSON at line 3",
+        ),
+        jsonline(
+            "array element not an object",
+            r#"[{"message":"a"},"b"]"#,
+            400,
+            "element 2: expected a JSON object",
+        ),
+        jsonline(
+            "jsonline bad time",
+            "{\"message\":\"a\",\"timestamp\":\"noon\"}",
+            400,
+            "line 1: invalid timestamp \"noon\"",
+        ),
+        Case {
+            headers: vec![("Content-Encoding", "zstd".into())],
+            ..jsonline("corrupt zstd", "not zstd at all", 400, "invalid zstd data")
+        },
+        Case {
+            headers: vec![("Content-Type", "application/x-protobuf".into())],
+            ..jsonline("jsonline wrong type", "{}", 415, "unsupported Content-Type")
+        },
+        jsonline(
+            "jsonline over the limit",
+            big,
+            413,
+            "request body exceeds 65536 bytes",
+        ),
+    ]
+}
+
+/// A chunked upload (no Content-Length) over the limit, on a raw socket.
+fn chunked_over_limit(base: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST {JSONLINE} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b'z'; 16 * 1024];
+    for _ in 0..8 {
+        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+        frame.extend_from_slice(&chunk);
+        frame.extend_from_slice(b"\r\n");
+        if s.write_all(&frame).is_err() {
+            break; // the server may answer and close before we finish
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
+}
+
+#[tokio::test]
+async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[
+        ("SLUICE_INGEST_MAX_BODY_BYTES", "65536"),
+        ("SLUICE_INGEST_MAX_DECOMPRESSED_BYTES", "131072"),
+        ("SLUICE_INGEST_MAX_LINE_BYTES", "1024"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let mut failures = Vec::new();
+    let cases = corpus();
+    for case in &cases {
+        let mut req = http.post(s.url(case.path)).body(case.body.clone());
+        for (k, v) in &case.headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        if status != case.status || !text.contains(case.message) {
+            failures.push(format!(
+                "{}: got {status} {text:?}, want {} containing {:?}",
+                case.name, case.status, case.message
+            ));
+        }
+    }
+    let (status, resp) = tokio::task::spawn_blocking({
+        let base = s.base.clone();
+        move || chunked_over_limit(&base)
+    })
+    .await
+    .unwrap();
+    if status != 413 || !resp.contains("request body exceeds 65536 bytes") {
+        failures.push(format!("chunked over the limit: got {status} {resp:?}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len() + 1,
+        failures.join("\n")
+    );
+
+    // Nothing from any of them was stored, and the server still works.
+    assert_eq!(s.count().await, 0, "a refused request stored rows");
+    let ready = http.get(s.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ts = now_ns();
+    let good = http
+        .post(s.url(PUSH))
+        .header("Content-Type", "application/json")
+        .body(format!(
+            r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{ts}","still alive"]]}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 204);
+    assert_eq!(s.count().await, 1);
+
+    let metrics = http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_ingest_errors_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        refused,
+        cases.len() as u64 + 1,
+        "every refusal is counted by reason"
+    );
+}

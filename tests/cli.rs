@@ -1,0 +1,172 @@
+//! The command-line interface: `schema`, `check`, and start-up refusals.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output};
+
+use common::{clickhouse_url, skip};
+
+fn sluice(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SLUICE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run sluice")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn schema_prints_the_ddl() {
+    let o = sluice(&["schema"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("CREATE DATABASE IF NOT EXISTS `sluice`;"),
+        "{out}"
+    );
+    assert!(
+        out.contains("CREATE TABLE IF NOT EXISTS `sluice`.`logs`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("CREATE TABLE IF NOT EXISTS `sluice`.`streams`"),
+        "{out}"
+    );
+    assert!(!out.contains("ON CLUSTER"));
+
+    let o = sluice(
+        &["schema"],
+        &[
+            ("SLUICE_CLICKHOUSE_CLUSTER", "prod"),
+            ("SLUICE_CLICKHOUSE_DATABASE", "logs_db"),
+        ],
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("CREATE TABLE IF NOT EXISTS `logs_db`.`logs_local` ON CLUSTER `prod`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ENGINE = Distributed(`prod`, `logs_db`, `logs_local`, StreamId)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_config_only() {
+    let o = sluice(
+        &["check", "--config-only"],
+        &[("SLUICE_CLICKHOUSE_PASSWORD", "secret")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("configuration: ok"), "{out}");
+    assert!(out.contains("listen = \"127.0.0.1:3100\""), "{out}");
+    assert!(!out.contains("secret"), "password must be masked: {out}");
+
+    let o = sluice(
+        &["check", "--config-only"],
+        &[("SLUICE_LISTEN", "not-an-address")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("listen \"not-an-address\""),
+        "{}",
+        text(&o)
+    );
+
+    let o = sluice(&["check", "--config-only"], &[("SLUICE_INGST_TYPO", "1")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("unknown environment variable SLUICE_INGST_TYPO"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn check_reaches_clickhouse_or_says_why_not() {
+    if skip() {
+        return;
+    }
+    let o = sluice(&["check"], &[("SLUICE_CLICKHOUSE_URL", &clickhouse_url())]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("at {}: ok", clickhouse_url())),
+        "{}",
+        text(&o)
+    );
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let o = sluice(&["check"], &[("SLUICE_CLICKHOUSE_URL", &dead)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains(&format!("ClickHouse at {dead}")),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A fake server that answers every query with `version()` = 18.16.1 in
+/// RowBinaryWithNamesAndTypes, like Debian's ClickHouse would report itself.
+fn old_clickhouse() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = vec![0u8; 65536];
+            let _ = stream.read(&mut buf);
+            let mut body = vec![1u8, 9];
+            body.extend_from_slice(b"version()");
+            body.push(6);
+            body.extend_from_slice(b"String");
+            body.push(7);
+            body.extend_from_slice(b"18.16.1");
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn old_clickhouse_is_refused() {
+    let url = old_clickhouse();
+    let env = [
+        ("SLUICE_CLICKHOUSE_URL", url.as_str()),
+        ("SLUICE_CLICKHOUSE_COMPRESSION", "none"),
+        ("SLUICE_LISTEN", "127.0.0.1:0"),
+    ];
+    for args in [&["check"][..], &["serve"][..]] {
+        let o = sluice(args, &env);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains("ClickHouse 18.16.1 is too old: sluice needs 23.8 or newer"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+}
