@@ -276,7 +276,7 @@ fn corpus() -> Vec<Case> {
         jsonline("empty jsonline body", "\n\n", 400, "empty request body"),
         jsonline(
             "malformed third line",
-            format!("{{\"message\":\"a\"}}\n{{\"message\":\"b\"}}\n{{\"message\":\n"),
+            "{\"message\":\"a\"}\n{\"message\":\"b\"}\n{\"message\":\n",
             400,
             "invalid JSON at line 3",
         ),
