@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script).
+#
+#   scripts/test.sh
+#
+# Starts the local ClickHouse (chDB) if it is not running and stops it again at the end if this
+# script started it; then: rustfmt check, clippy -D warnings, cargo test for the workspace, the
+# cache crate's loom models, the ClickHouse front's and the deploy files' Python tests, and the
+# real third-party Loki clients. Environment:
+#   CLICKHOUSE_PORT   port of the local ClickHouse (default 8123)
+#   CARGO_BUILD_JOBS  cargo parallelism (default 2)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+PORT=${CLICKHOUSE_PORT:-8123}
+export CLICKHOUSE_URL=http://127.0.0.1:$PORT
+LOG_DIR=$(mktemp -d)
+STARTED_CLICKHOUSE=0
+
+cleanup() {
+    if [[ $STARTED_CLICKHOUSE == 1 ]]; then
+        scripts/local-clickhouse.sh stop || true
+    fi
+    rm -rf "$LOG_DIR"
+}
+trap cleanup EXIT
+
+step() {
+    local name=$1
+    shift
+    echo
+    echo "=== $name: $*"
+    local started=$SECONDS
+    "$@" 2>&1 | tee "$LOG_DIR/$name.log"
+    echo "=== $name: done in $((SECONDS - started)) s"
+}
+
+if ! scripts/local-clickhouse.sh status >/dev/null 2>&1; then
+    STARTED_CLICKHOUSE=1
+fi
+step clickhouse scripts/local-clickhouse.sh start
+
+step fmt cargo fmt --all --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step cargo-test cargo test --workspace
+if [[ -x scripts/loom.sh ]]; then
+    step loom scripts/loom.sh
+fi
+step chdb-front .local/venv/bin/python -m unittest discover -s tools/chdb_http -v
+if [[ -f deploy/tests/requirements.txt ]]; then
+    .local/venv/bin/python -m pip install --quiet --disable-pip-version-check -r deploy/tests/requirements.txt
+    step deploy .local/venv/bin/python -m unittest discover -s deploy/tests -v
+fi
+if [[ -x tests/clients/run.sh ]]; then
+    step clients tests/clients/run.sh
+fi
+
+# One closing line for the whole run, summed over every runner's own summary.
+passed=0
+failed=0
+for log in "$LOG_DIR"/*.log; do
+    while read -r p f; do
+        passed=$((passed + p))
+        failed=$((failed + f))
+    done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$log")
+    ran=$(sed -nE 's/^Ran ([0-9]+) tests? in .*/\1/p' "$log" | tail -1)
+    [[ -n $ran ]] && passed=$((passed + ran))
+    while read -r p f; do
+        passed=$((passed + p))
+        failed=$((failed + f))
+    done < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log")
+done
+echo
+echo "all: $passed passed, $failed failed"
+[[ $failed == 0 ]]
