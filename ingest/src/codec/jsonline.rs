@@ -69,15 +69,20 @@ pub fn decode(
             builder.event(item, Origin::Element(i + 1))?;
         }
     } else {
+        // One set of parser buffers for every line: simd-json allocates them per call otherwise.
+        let mut buffers = simd_json::Buffers::new(body.len().min(64 << 10));
         for (i, line) in body.split_mut(|b| *b == b'\n').enumerate() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             let origin = Origin::Line(i + 1);
-            let doc = simd_json::to_borrowed_value(line).map_err(|e| DecodeError::Json {
-                location: format!(" at {}", origin.stream()),
-                msg: e.to_string(),
-            })?;
+            let doc =
+                simd_json::to_borrowed_value_with_buffers(line, &mut buffers).map_err(|e| {
+                    DecodeError::Json {
+                        location: format!(" at {}", origin.stream()),
+                        msg: e.to_string(),
+                    }
+                })?;
             builder.event(&doc, origin)?;
         }
     }

@@ -13,6 +13,7 @@ use crate::metrics::IngestMetrics;
 #[derive(Clone)]
 pub struct ClickHouseSink {
     client: clickhouse::Client,
+    timeout: Duration,
     attempts: u32,
     metrics: Arc<IngestMetrics>,
 }
@@ -22,6 +23,7 @@ impl ClickHouseSink {
     pub fn new(config: &ClickHouseConfig, attempts: u32, metrics: Arc<IngestMetrics>) -> Self {
         ClickHouseSink {
             client: config.client(),
+            timeout: Duration::from_secs(config.timeout_secs),
             attempts: attempts.max(1),
             metrics,
         }
@@ -40,7 +42,9 @@ impl ClickHouseSink {
             .client
             .insert::<T>(table)
             .await?
-            .with_setting("insert_deduplication_token", token);
+            .with_setting("insert_deduplication_token", token)
+            // A hung server must not hold a batch (and its clients) forever.
+            .with_timeouts(Some(self.timeout), Some(self.timeout));
         for row in rows {
             insert.write(row).await?;
         }
@@ -53,7 +57,14 @@ impl ClickHouseSink {
     {
         let mut attempt = 1;
         loop {
-            match self.insert(table, rows, token).await {
+            // The schema look-up before the insert has no timeout of its own: bound the whole.
+            let attempt_result =
+                match tokio::time::timeout(self.timeout * 2, self.insert(table, rows, token)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(clickhouse::error::Error::TimedOut),
+                };
+            match attempt_result {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     let err = classify(&e);

@@ -1,0 +1,100 @@
+//! Decode and normalise throughput of the ingest protocols, in entries per second.
+//!
+//! `cargo bench -p sluice-benches --bench codecs`. Fixed, seeded data (see `sluice_benches`):
+//! 1000 entries of about 120-byte lines per request.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ingest::IngestConfig;
+use ingest::codec::{encoding, jsonline, loki};
+use ingest::pipeline::Pipeline;
+use prost::Message as _;
+use sluice_benches::{T0, loki_json, loki_push, vector_ndjson};
+use std::hint::black_box;
+
+const ENTRIES: usize = 1000;
+
+fn codecs(c: &mut Criterion) {
+    let req = loki_push(10, ENTRIES / 10, 42);
+    let proto = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let json = loki_json(&req);
+    let ndjson = vector_ndjson(ENTRIES, 42);
+    let limit = 64 << 20;
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(ENTRIES as u64));
+    g.bench_function("loki_protobuf_snappy", |b| {
+        b.iter(|| {
+            let plain = encoding::decode_snappy(black_box(&proto), limit).unwrap();
+            loki::decode_protobuf(&plain).unwrap()
+        })
+    });
+    g.bench_function("loki_json_simd", |b| {
+        b.iter_batched_ref(
+            || json.clone(),
+            |body| loki::decode_json(body).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    let opts = jsonline::JsonLineOptions::default();
+    g.bench_function("jsonline_simd", |b| {
+        b.iter_batched_ref(
+            || ndjson.clone(),
+            |body| jsonline::decode(body, &opts, T0).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("jsonline_simd_parse_only", |b| {
+        b.iter_batched_ref(
+            || ndjson.clone(),
+            |body| {
+                let mut buffers = simd_json::Buffers::new(4096);
+                body.split_mut(|c| *c == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| simd_json::to_borrowed_value_with_buffers(l, &mut buffers).unwrap())
+                    .count()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // Baseline for the choice of simd-json: serde_json parsing the same lines into values.
+    g.bench_function("jsonline_serde_json_parse_only", |b| {
+        b.iter(|| {
+            ndjson
+                .split(|c| *c == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap())
+                .count()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("decode_and_normalise");
+    g.throughput(Throughput::Elements(ENTRIES as u64));
+    let config = IngestConfig {
+        max_future_secs: 0,
+        ..IngestConfig::default()
+    };
+    let pipeline = Pipeline::new(config, 0);
+    g.bench_function("loki_protobuf_snappy", |b| {
+        b.iter(|| {
+            let plain = encoding::decode_snappy(&proto, limit).unwrap();
+            let streams = loki::decode_protobuf(&plain).unwrap();
+            pipeline.normalise("fake", streams, T0).unwrap()
+        })
+    });
+    g.bench_function("jsonline", |b| {
+        b.iter_batched_ref(
+            || ndjson.clone(),
+            |body| {
+                let streams = jsonline::decode(body, &opts, T0).unwrap();
+                pipeline.normalise("fake", streams, T0).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codecs);
+criterion_main!(benches);
