@@ -161,8 +161,11 @@ pub fn decode_json(body: &mut [u8]) -> Result<Vec<DecodedStream>, DecodeError> {
                 "label values in \"stream\" must be strings",
             )
         })?;
-        let Some(Value::Array(values)) = stream.get("values") else {
-            return Err(shape(origin.stream(), "expected a \"values\" array"));
+        // Loki's own decoder takes a missing or null "values" as a stream without entries.
+        let values: &[Value<'_>] = match stream.get("values") {
+            Some(Value::Array(values)) => values,
+            None | Some(Value::Static(StaticNode::Null)) => &[],
+            Some(_) => return Err(shape(origin.stream(), "expected a \"values\" array")),
         };
         let mut entries = Vec::with_capacity(values.len());
         for (j, value) in values.iter().enumerate() {
@@ -378,7 +381,7 @@ mod tests {
                 "stream 0: label values",
             ),
             (
-                r#"{"streams":[{"stream":{"a":"b"}}]}"#,
+                r#"{"streams":[{"stream":{"a":"b"},"values":5}]}"#,
                 "stream 0: expected a \"values\" array",
             ),
             (
@@ -422,6 +425,18 @@ mod tests {
             let mut b = body.as_bytes().to_vec();
             let err = decode_json(&mut b).expect_err(body).to_string();
             assert!(err.contains(want), "{body}: got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn json_missing_or_null_values_is_an_empty_stream() {
+        for body in [
+            r#"{"streams":[{"stream":{"a":"b"}}]}"#,
+            r#"{"streams":[{"stream":{"a":"b"},"values":null}]}"#,
+        ] {
+            let streams = decode_json(&mut body.as_bytes().to_vec()).unwrap();
+            assert_eq!(streams.len(), 1);
+            assert!(streams[0].entries.is_empty());
         }
     }
 
