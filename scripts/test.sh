@@ -50,10 +50,24 @@ if [[ -x scripts/loom.sh ]]; then
     step loom scripts/loom.sh
 fi
 step chdb-front .local/venv/bin/python -m unittest discover -s tools/chdb_http -v
-if [[ -f deploy/tests/requirements.txt ]]; then
-    .local/venv/bin/python -m pip install --quiet --disable-pip-version-check -r deploy/tests/requirements.txt
-    step deploy .local/venv/bin/python -m unittest discover -s deploy/tests -v
-fi
+# The deploy files' validation needs PyYAML (in the venv) and promtool (Debian's prometheus).
+ensure_deploy_tools() {
+    local want stamp=.local/venv/.deploy-requirements.sha256
+    want=$(sha256sum deploy/tests/requirements.txt | cut -d' ' -f1)
+    if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+        .local/venv/bin/python -m pip install --quiet --disable-pip-version-check -r deploy/tests/requirements.txt
+        echo "$want" >"$stamp"
+    fi
+    if ! command -v promtool >/dev/null; then
+        echo "installing promtool (Debian package prometheus) ..."
+        local sudo=""
+        [[ $(id -u) == 0 ]] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    fi
+}
+ensure_deploy_tools
+step deploy .local/venv/bin/python -m unittest discover -s deploy/tests -v
 if [[ -x tests/clients/run.sh ]]; then
     step clients tests/clients/run.sh
 fi

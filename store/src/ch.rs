@@ -132,6 +132,12 @@ impl ClickHouseConfig {
                 CompressionSetting::None => clickhouse::Compression::None,
             })
             .with_setting("max_execution_time", self.timeout_secs.to_string());
+        if !self.cluster.is_empty() {
+            // Distributed inserts return only once every shard has its part: ClickHouse's "ok"
+            // must mean committed. `insert_distributed_sync` is the name 23.8 knows (later
+            // releases call it `distributed_foreground_insert` and keep this alias).
+            client = client.with_setting("insert_distributed_sync", "1");
+        }
         if !self.user.is_empty() {
             client = client.with_user(self.user.clone());
         }
