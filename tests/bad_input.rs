@@ -390,26 +390,16 @@ async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
     let ready = http.get(s.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let ts = now_ns();
-    let good = http
-        .post(s.url(PUSH))
-        .header("Content-Type", "application/json")
-        .body(format!(
+    assert_eq!(
+        s.push_json(format!(
             r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{ts}","still alive"]]}}]}}"#
         ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(good.status(), 204);
+        .await,
+        204
+    );
     assert_eq!(s.count().await, 1);
 
-    let metrics = http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.get_text("/metrics").await;
     let refused: u64 = metrics
         .lines()
         .filter(|l| l.starts_with("sluice_ingest_errors_total{"))

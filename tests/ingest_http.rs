@@ -280,28 +280,13 @@ async fn identical_push_is_stored_once() {
     let ts = now_ns();
     let body =
         format!(r#"{{"streams":[{{"stream":{{"job":"dup"}},"values":[["{ts}","same"]]}}]}}"#);
-    let http = reqwest::Client::new();
     for _ in 0..3 {
-        let resp = http
-            .post(s.url("/loki/api/v1/push"))
-            .header("Content-Type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
+        assert_eq!(s.push_json(body.clone()).await, 204);
     }
     assert_eq!(s.count().await, 1);
     // A different line at the same instant is a different batch and is kept.
     let other = body.replace("same", "different");
-    let resp = http
-        .post(s.url("/loki/api/v1/push"))
-        .header("Content-Type", "application/json")
-        .body(other)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(s.push_json(other).await, 204);
     assert_eq!(s.count().await, 2);
 }
 
@@ -365,30 +350,9 @@ async fn ready_and_metrics() {
     let body = format!(
         r#"{{"streams":[{{"stream":{{"job":"m"}},"values":[["{ts}","a"],["{ts}","b"]]}}]}}"#
     );
-    let resp = http
-        .post(s.url("/loki/api/v1/push"))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let bad = http
-        .post(s.url("/loki/api/v1/push"))
-        .header("Content-Type", "application/json")
-        .body("{")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
-    let text = http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(s.push_json(body).await, 204);
+    assert_eq!(s.push_json("{").await, 400);
+    let text = s.get_text("/metrics").await;
     for line in [
         "sluice_ingest_requests_total{endpoint=\"loki_push\"} 2",
         "sluice_ingest_entries_total{endpoint=\"loki_push\"} 2",

@@ -126,6 +126,29 @@ impl Sluice {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// `GET path` as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a Loki JSON push; returns the status.
+    pub async fn push_json(&self, body: impl Into<String>) -> u16 {
+        reqwest::Client::new()
+            .post(self.url("/loki/api/v1/push"))
+            .header("Content-Type", "application/json")
+            .body(body.into())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -96,6 +96,23 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
     Ok(collected.to_bytes().to_vec())
 }
 
+/// Reads the body under `max_body_bytes`, counts it, and undoes its `Content-Encoding` under
+/// `max_decompressed_bytes`.
+async fn read_plain_body(
+    state: &IngestState,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>> {
+    let raw = read_body(headers, body, state.config.max_body_bytes).await?;
+    state.metrics.request(endpoint, raw.len());
+    Ok(encoding::decode_content_encoding(
+        header_str(headers, header::CONTENT_ENCODING),
+        raw,
+        state.config.max_decompressed_bytes,
+    )?)
+}
+
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -154,14 +171,8 @@ async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: B
                 });
             }
         };
-        let raw = read_body(&headers, body, state.config.max_body_bytes).await?;
-        state.metrics.request(Endpoint::LokiPush, raw.len());
+        let mut plain = read_plain_body(&state, Endpoint::LokiPush, &headers, body).await?;
         let limit = state.config.max_decompressed_bytes;
-        let mut plain = encoding::decode_content_encoding(
-            header_str(&headers, header::CONTENT_ENCODING),
-            raw,
-            limit,
-        )?;
         let streams = if json {
             codec::loki::decode_json(&mut plain)?
         } else {
@@ -226,13 +237,7 @@ async fn insert_jsonline(
                 });
             }
         }
-        let raw = read_body(&headers, body, state.config.max_body_bytes).await?;
-        state.metrics.request(Endpoint::JsonLine, raw.len());
-        let mut plain = encoding::decode_content_encoding(
-            header_str(&headers, header::CONTENT_ENCODING),
-            raw,
-            state.config.max_decompressed_bytes,
-        )?;
+        let mut plain = read_plain_body(&state, Endpoint::JsonLine, &headers, body).await?;
         let streams = jsonline::decode(&mut plain, &jsonline_options(&params), now_nanos())?;
         store(&state, &tenant, streams).await
     };
