@@ -75,7 +75,7 @@ async fn loki_protobuf_push_lands_exactly() {
             timestamp: t0 + 1,
             service_name: "api".into(),
             body: "first line".into(),
-            resource_attributes: pairs(&api),
+            resource_attributes: pairs(&api).into(),
             log_attributes: pairs(&[("trace_id", "0af7651916cd43dd")]),
             ..LogRow::default()
         },
@@ -85,7 +85,7 @@ async fn loki_protobuf_push_lands_exactly() {
             timestamp: t0 + 2,
             service_name: "api".into(),
             body: "second line with ünïcode ✓".into(),
-            resource_attributes: pairs(&api),
+            resource_attributes: pairs(&api).into(),
             ..LogRow::default()
         },
         LogRow {
@@ -96,7 +96,7 @@ async fn loki_protobuf_push_lands_exactly() {
             severity_number: 17,
             service_name: "web".into(),
             body: "level=error msg=boom".into(),
-            resource_attributes: pairs(&[("app", "web")]),
+            resource_attributes: pairs(&[("app", "web")]).into(),
             log_attributes: pairs(&[("level", "error")]),
             ..LogRow::default()
         },
@@ -142,7 +142,7 @@ async fn loki_json_push_gzip_with_tenant_and_metadata() {
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
     let rows = s.logs().await;
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r.tenant == "team-a"));
+    assert!(rows.iter().all(|r| &*r.tenant == "team-a"));
     assert_eq!(rows[0].timestamp, t0);
     assert_eq!(rows[1].timestamp, t0 + 999);
     assert_eq!(rows[0].body, "order placed");
@@ -150,14 +150,14 @@ async fn loki_json_push_gzip_with_tenant_and_metadata() {
         rows[1].log_attributes,
         pairs(&[("order_id", "42"), ("user", "ann")])
     );
-    assert_eq!(rows[0].service_name, "checkout");
+    assert_eq!(&*rows[0].service_name, "checkout");
     assert_eq!(
         (rows[0].severity_text.as_str(), rows[0].severity_number),
         ("info", 9)
     );
     assert_eq!(
         rows[0].resource_attributes,
-        pairs(&[("level", "info"), ("service_name", "checkout")])
+        pairs(&[("level", "info"), ("service_name", "checkout")]).into()
     );
     let streams = s.streams().await;
     assert_eq!(streams.len(), 1);
@@ -207,7 +207,7 @@ async fn vector_http_sink_ndjson_and_json_array() {
         timestamp: 1_795_514_400_123_456_789,
         service_name: "nginx".into(),
         body: "GET /index.html 200".into(),
-        resource_attributes: pairs(&nginx),
+        resource_attributes: pairs(&nginx).into(),
         log_attributes: pairs(&[
             ("req.method", "GET"),
             ("req.path", "/index.html"),
@@ -222,7 +222,7 @@ async fn vector_http_sink_ndjson_and_json_array() {
     assert_eq!(worker.log_attributes, pairs(&[("file", "/var/log/w.log")]));
     assert_eq!(
         worker.resource_attributes,
-        pairs(&[("host", "job-1"), ("source_type", "file")])
+        pairs(&[("host", "job-1"), ("source_type", "file")]).into()
     );
     let first = rows
         .iter()
@@ -258,12 +258,12 @@ async fn jsonline_victorialogs_parameters_and_zstd() {
     let rows = s.logs().await;
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
-    assert_eq!(r.tenant, "ops");
+    assert_eq!(&*r.tenant, "ops");
     assert_eq!(r.body, "disk full");
     assert_eq!(r.timestamp, ms * 1_000_000);
     assert_eq!(
         r.resource_attributes,
-        pairs(&[("kubernetes_ns", "prod"), ("kubernetes_pod", "db-0")])
+        pairs(&[("kubernetes_ns", "prod"), ("kubernetes_pod", "db-0")]).into()
     );
     assert_eq!(r.log_attributes, pairs(&[("level", "warn")]));
     assert_eq!((r.severity_text.as_str(), r.severity_number), ("warn", 13));

@@ -79,11 +79,11 @@ impl Pipeline {
         };
         let mut rows = Rows::default();
         let mut seen: HashMap<u64, usize> = HashMap::new();
+        let tenant_name: std::sync::Arc<str> = tenant.into();
         for stream in streams {
             let info = self.resolve(&stream.labels, stream.origin)?;
             let origin = stream.origin;
             let label_level = LEVEL_NAMES.iter().find_map(|n| info.labels.get(n));
-            let resource: Vec<(String, String)> = info.labels.pairs().to_vec();
             let (mut first, mut last) = (i64::MAX, i64::MIN);
             for (j, entry) in stream.entries.into_iter().enumerate() {
                 if entry.line.len() > self.config.max_line_bytes {
@@ -133,7 +133,7 @@ impl Pipeline {
                     .unwrap_or_default()
                     .to_string();
                 let row = LogRow {
-                    tenant: tenant.to_string(),
+                    tenant: tenant_name.clone(),
                     stream_id: info.id.0,
                     timestamp: entry.timestamp,
                     trace_id: entry.trace_id,
@@ -142,7 +142,7 @@ impl Pipeline {
                     severity_text,
                     service_name: info.service_name.clone(),
                     body: entry.line,
-                    resource_attributes: resource.clone(),
+                    resource_attributes: info.resource.clone(),
                     log_attributes: entry.attributes,
                 };
                 rows.bytes += row.approx_bytes();
@@ -162,7 +162,7 @@ impl Pipeline {
                     rows.streams.push(StreamRow {
                         tenant: tenant.to_string(),
                         stream_id: info.id.0,
-                        labels: resource,
+                        labels: info.labels.pairs().to_vec(),
                         first_seen: first,
                         last_seen: last,
                     });
@@ -226,9 +226,10 @@ impl Pipeline {
             .find_map(|n| labels.get(n))
             .filter(|v| !v.is_empty())
             .unwrap_or(UNKNOWN_SERVICE)
-            .to_string();
+            .into();
         Ok(StreamInfo {
             id: labels.stream_id(),
+            resource: labels.pairs().into(),
             labels,
             service_name,
         })
@@ -307,13 +308,13 @@ mod tests {
         assert_eq!(rows.streams[0].first_seen, NOW - 9);
         assert_eq!(rows.streams[0].last_seen, NOW - 1);
         let r = &rows.logs[0];
-        assert_eq!(r.tenant, "t1");
-        assert_eq!(r.service_name, "api");
+        assert_eq!(&*r.tenant, "t1");
+        assert_eq!(&*r.service_name, "api");
         assert_eq!(r.severity_text, "warn");
         assert_eq!(r.severity_number, 13);
         assert_eq!(
-            r.resource_attributes,
-            vec![
+            &*r.resource_attributes,
+            &[
                 ("job".into(), "api".into()),
                 ("level".into(), "warn".into())
             ]

@@ -19,7 +19,9 @@ pub struct StreamInfo {
     /// Its labels.
     pub labels: LabelSet,
     /// The service it belongs to (`ServiceName`), derived from its labels.
-    pub service_name: String,
+    pub service_name: Arc<str>,
+    /// The labels as the `ResourceAttributes` of its rows.
+    pub resource: Arc<[(String, String)]>,
 }
 
 const SHARDS: usize = 16;
@@ -88,7 +90,8 @@ mod tests {
         StreamInfo {
             id: StreamId(n),
             labels: LabelSet::default(),
-            service_name: String::new(),
+            service_name: "".into(),
+            resource: Arc::new([]),
         }
     }
 

@@ -1,16 +1,19 @@
 //! Rows as they are written to (and read from) the `logs` and `streams` tables.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// One log entry, a row of the `logs` table (OpenTelemetry column names).
 ///
 /// Maps are `Vec<(String, String)>` because that is how RowBinary encodes
-/// `Map(LowCardinality(String), String)`.
+/// `Map(LowCardinality(String), String)`. Values shared by every row of a request or stream
+/// (tenant, service, stream labels) are `Arc`s, so building a row copies no strings for them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct LogRow {
     /// Tenant (Loki's `X-Scope-OrgID`).
-    pub tenant: String,
+    pub tenant: Arc<str>,
     /// Stream id of the entry's label set.
     pub stream_id: u64,
     /// Nanoseconds since the Unix epoch (`DateTime64(9)`).
@@ -24,11 +27,11 @@ pub struct LogRow {
     /// OpenTelemetry severity number (0 = unspecified).
     pub severity_number: u8,
     /// Service the entry came from (`unknown_service` when no label names one).
-    pub service_name: String,
+    pub service_name: Arc<str>,
     /// The log line.
     pub body: String,
     /// Stream labels (for Loki pushes) or resource attributes (OTLP).
-    pub resource_attributes: Vec<(String, String)>,
+    pub resource_attributes: Arc<[(String, String)]>,
     /// Structured metadata (Loki) or other fields (JSON lines), nested names joined with dots.
     pub log_attributes: Vec<(String, String)>,
 }

@@ -34,7 +34,7 @@ impl Batch {
     pub fn dedup_token(&self) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         for r in &self.logs {
-            for s in [&r.tenant, &r.body, &r.trace_id, &r.span_id] {
+            for s in [&*r.tenant, &r.body, &r.trace_id, &r.span_id] {
                 h.update(&(s.len() as u64).to_le_bytes());
                 h.update(s.as_bytes());
             }
