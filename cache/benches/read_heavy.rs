@@ -1,0 +1,2 @@
+//! Read-heavy comparison of EpochMap and DashMap (placeholder, filled in later).
+fn main() {}
