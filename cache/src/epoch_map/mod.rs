@@ -119,6 +119,14 @@ pub fn pin() -> MapGuard {
     }
 }
 
+/// Pushes this thread's retired objects to the global epoch collector and
+/// tries to advance the epoch and free what no guard can reach any more.
+/// Reclamation also happens on its own as threads pin; tests and shutdown
+/// paths call this to make it prompt.
+pub fn flush() {
+    crossbeam_epoch::pin().flush();
+}
+
 /// A lock-free concurrent hash map with epoch-based reclamation and an
 /// optional weight bound. See the [module docs](self) for the algorithm and
 /// its guarantees.
@@ -206,6 +214,11 @@ impl<K, V, S> EpochMap<K, V, S> {
     /// Entries evicted by the bound so far.
     pub fn evictions(&self) -> u64 {
         self.raw.evictions()
+    }
+
+    /// Resizes (grow or shrink) completed so far.
+    pub fn resizes(&self) -> u64 {
+        self.raw.resizes()
     }
 
     /// Number of buckets of the current table (for tests and metrics).

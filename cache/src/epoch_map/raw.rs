@@ -206,6 +206,8 @@ pub(crate) struct RawMap<K, V> {
     /// CLOCK hand: the next root bucket the evictor looks at.
     hand: AtomicUsize,
     evictions: AtomicU64,
+    /// Completed resizes.
+    resizes: AtomicU64,
 }
 
 /// Number of buckets for `capacity` entries at the maximum load factor (3/4).
@@ -228,6 +230,7 @@ impl<K, V> RawMap<K, V> {
             max_weight,
             hand: AtomicUsize::new(0),
             evictions: AtomicU64::new(0),
+            resizes: AtomicU64::new(0),
         }
     }
 
@@ -249,6 +252,10 @@ impl<K, V> RawMap<K, V> {
 
     pub(crate) fn evictions(&self) -> u64 {
         self.evictions.load(Relaxed)
+    }
+
+    pub(crate) fn resizes(&self) -> u64 {
+        self.resizes.load(Relaxed)
     }
 
     /// Bucket count of the current root table.
@@ -398,6 +405,7 @@ impl<K, V> RawMap<K, V> {
         let swapped = self.root.compare_exchange(t, next, AcqRel, Acquire, guard);
         debug_assert!(swapped.is_ok(), "resize finished twice");
         if swapped.is_ok() {
+            self.resizes.fetch_add(1, Relaxed);
             // SAFETY: `t` was just unlinked from `root` by this thread, every
             // slot of `t` is frozen (each fed a target that is now filled), and
             // its entries all live on in `next`.
