@@ -18,7 +18,7 @@
 //!   them once every thread that could have seen them has unpinned.
 //!   A CAS fails only because another write to the same bucket succeeded, so
 //!   writes are lock-free.
-//! * **Resizing** (grow by two past load factor 3/4, shrink by two below 1/8,
+//! * **Resizing** (grow by two past load factor 3/4, shrink by two at 1/8,
 //!   never below the initial size) is incremental and cooperative, after the
 //!   forwarding scheme of Java's `ConcurrentHashMap` and Click's non-blocking
 //!   hash table, with target-driven bucket migration. A writer that sees the load
@@ -201,7 +201,8 @@ impl<K, V, S> EpochMap<K, V, S> {
         self.len() == 0
     }
 
-    /// Sum of the entries' weights.
+    /// Sum of the entries' weights. Weights matter in bounded mode only: an
+    /// unbounded map counts every entry as 1 (its weight is its length).
     pub fn weight(&self) -> u64 {
         self.raw.weight()
     }

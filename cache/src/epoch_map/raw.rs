@@ -239,7 +239,11 @@ impl<K, V> RawMap<K, V> {
     }
 
     pub(crate) fn weight(&self) -> u64 {
-        self.weight.sum()
+        if self.is_bounded() {
+            self.weight.sum()
+        } else {
+            self.len.sum()
+        }
     }
 
     pub(crate) fn max_weight(&self) -> u64 {
@@ -459,7 +463,17 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// Starts a resize when the load factor leaves [1/8, 3/4] (not below the
+    /// Helps the resize under way, if any.
+    fn help_running_resize(&self, guard: &Guard) {
+        let (t, table) = self.root_table(guard);
+        // Acquire: pairs with the AcqRel CAS in `maybe_resize` that sets `next`.
+        let next = table.next.load(Acquire, guard);
+        if !next.is_null() {
+            self.help_resize(t, next, guard);
+        }
+    }
+
+    /// Starts a resize when the load factor leaves (1/8, 3/4] (never below the
     /// initial size), or helps the one under way.
     fn maybe_resize(&self, guard: &Guard) {
         let (t, table) = self.root_table(guard);
@@ -473,7 +487,7 @@ impl<K, V> RawMap<K, V> {
         let len = self.len();
         let target = if len > n / 4 * 3 + (n % 4 * 3) / 4 && n < 1 << (usize::BITS - 2) {
             n * 2
-        } else if n > self.min_buckets && len < n / 8 {
+        } else if n > self.min_buckets && len.saturating_mul(8) <= n {
             n / 2
         } else {
             return;
@@ -765,24 +779,33 @@ where
             // is sound.
             unsafe { guard.defer_unchecked(move || drop(Box::from_raw(raw))) };
         }
-        let w = |e: Option<&Entry<K, V>>| e.map_or(0, |e| e.weight) as isize;
+        // Weights are kept in bounded mode only (an unbounded map reports its
+        // length as its weight), which spares unbounded writes an atomic.
+        let bounded = self.is_bounded();
+        let weigh = |delta: isize| {
+            if bounded && delta != 0 {
+                self.weight.add(hash, delta);
+            }
+        };
         let out = match (mode, old_ref) {
             (Mode::Upsert(new) | Mode::InsertIfAbsent(new), None) => {
                 self.len.add(hash, 1);
                 // SAFETY: `new` is now in the map, live under `guard`.
                 let new: &'g Entry<K, V> = unsafe { &*new.as_ptr() };
-                self.weight.add(hash, new.weight as isize);
+                weigh(new.weight as isize);
                 Outcome::Inserted(new)
             }
             (Mode::Upsert(new), Some(o)) => {
                 // SAFETY: as above.
                 let nw = unsafe { new.as_ref() }.weight as isize;
-                self.weight.add(hash, nw - w(Some(o)));
-                Outcome::Replaced(o)
+                weigh(nw - o.weight as isize);
+                // Same length: no resize to start, but keep helping one.
+                self.help_running_resize(guard);
+                return Outcome::Replaced(o);
             }
             (_, Some(o)) => {
                 self.len.add(hash, -1);
-                self.weight.add(hash, -w(Some(o)));
+                weigh(-(o.weight as isize));
                 Outcome::Removed(o)
             }
             (_, None) => Outcome::NotFound,
