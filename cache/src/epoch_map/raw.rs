@@ -29,6 +29,7 @@
 //! [crossbeam-epoch's guarantee]: crossbeam_epoch::Guard::defer_destroy
 #![allow(unsafe_code)]
 
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared, unprotected};
@@ -107,18 +108,52 @@ impl<K, V> Clone for Slot<K, V> {
 }
 impl<K, V> Copy for Slot<K, V> {}
 
-/// An immutable bucket version. An empty bucket is a null pointer, never an
-/// allocation. Dropping a bucket frees the slot array only, never the entries.
-struct Bucket<K, V> {
-    slots: Box<[Slot<K, V>]>,
+// SAFETY: a slot is a hash and a pointer to an entry. Through it other
+// threads get `&K`/`&V` (needs `Sync`) and may run the entry's destructor
+// (needs `Send`); the bounds require both.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Slot<K, V> {}
+// SAFETY: as for `Send`; a slot has no interior mutability.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Slot<K, V> {}
+
+/// An immutable bucket version: one allocation holding its length and its
+/// slots (crossbeam-epoch's array `Pointable`). An empty bucket is a null
+/// pointer, never an allocation. Freeing a bucket frees the array only, never
+/// the entries. All elements are initialised before the bucket is published.
+type Bucket<K, V> = [MaybeUninit<Slot<K, V>>];
+
+/// Allocates a bucket of `n` slots taken from `slots` (null when `n == 0`).
+fn new_bucket<'g, K, V>(
+    n: usize,
+    slots: impl Iterator<Item = Slot<K, V>>,
+    guard: &'g Guard,
+) -> Shared<'g, Bucket<K, V>> {
+    if n == 0 {
+        return Shared::null();
+    }
+    let mut b = Owned::<Bucket<K, V>>::init(n);
+    let mut filled = 0;
+    for (dst, src) in b.iter_mut().zip(slots) {
+        dst.write(src);
+        filled += 1;
+    }
+    assert_eq!(filled, n, "bucket under-filled");
+    b.into_shared(guard)
 }
 
-// SAFETY: a bucket is plain data plus pointers to entries. Through them other
-// threads get `&K`/`&V` (needs `Sync`) and may run an entry's destructor (needs
-// `Send`); the bounds require both.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for Bucket<K, V> {}
-// SAFETY: as for `Send`; a bucket has no interior mutability of its own.
-unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Bucket<K, V> {}
+/// The slots of a bucket pointer (any tag; null is empty).
+///
+/// # Safety
+/// `b` must be null or point to a bucket made by [`new_bucket`] that is not
+/// freed for `'g` (I3).
+unsafe fn slots<'g, K, V>(b: Shared<'g, Bucket<K, V>>) -> &'g [Slot<K, V>] {
+    // SAFETY: the caller guarantees the pointee is live for 'g.
+    match unsafe { b.with_tag(0).as_ref() } {
+        None => &[],
+        // SAFETY: `new_bucket` initialised every element (it asserts so), and
+        // `MaybeUninit<T>` has the layout of `T`.
+        Some(arr) => unsafe { &*(arr as *const [MaybeUninit<Slot<K, V>>] as *const [Slot<K, V>]) },
+    }
+}
 
 /// One generation of the bucket array.
 struct Table<K, V> {
@@ -357,24 +392,15 @@ impl<K, V> RawMap<K, V> {
         } else {
             (j, Some(j + n_new)) // shrinking: two sources
         };
-        let mut gathered: Vec<Slot<K, V>> = Vec::new();
-        for s in std::iter::once(first).chain(second) {
-            let frozen = Self::freeze(&table.buckets[s], guard);
-            // SAFETY: a frozen bucket is never retired before its table (I3),
-            // and `table` is reachable under `guard`.
-            if let Some(b) = unsafe { frozen.with_tag(0).as_ref() } {
-                // Only this target's entries; no entry is dereferenced here.
-                gathered.extend(b.slots.iter().filter(|s| s.hash as usize & nt.mask == j));
-            }
-        }
-        let new = if gathered.is_empty() {
-            Shared::null()
-        } else {
-            Owned::new(Bucket {
-                slots: gathered.into_boxed_slice(),
-            })
-            .into_shared(guard)
-        };
+        let a = Self::freeze(&table.buckets[first], guard);
+        let b = second.map_or(Shared::null(), |s| Self::freeze(&table.buckets[s], guard));
+        // SAFETY: frozen buckets are never retired before their table (I3),
+        // and `table` is reachable under `guard`.
+        let (a, b) = unsafe { (slots(a), slots(b)) };
+        // Only this target's entries; no entry is dereferenced here.
+        let mine = |s: &&Slot<K, V>| s.hash as usize & nt.mask == j;
+        let n = a.iter().chain(b).filter(mine).count();
+        let new = new_bucket(n, a.iter().chain(b).filter(mine).copied(), guard);
         // Success AcqRel: the Release half publishes the new bucket to the
         // Acquire loads of this slot (`read_bucket`, `write`, `visit`, other
         // initialisers). Failure Acquire: pairs with the winning initialiser.
@@ -523,9 +549,9 @@ impl<K, V> RawMap<K, V> {
         let b = table.buckets[i].load(Acquire, guard);
         // SAFETY: loaded under `guard` from its slot (I3); frozen buckets live
         // as long as their table.
-        let bucket = unsafe { b.with_tag(0).as_ref() };
+        let bucket = unsafe { slots(b) };
         if b.tag() & FROZEN == 0 {
-            for s in bucket.map_or(&[][..], |b| &b.slots) {
+            for s in bucket {
                 if s.hash as usize & fmask == fval {
                     // SAFETY: the bucket is live, so are its entries (I3).
                     f(unsafe { s.entry.as_ref() });
@@ -549,7 +575,7 @@ impl<K, V> RawMap<K, V> {
                 self.visit(next, j, (fmask, fval), guard, f);
                 continue;
             }
-            for s in bucket.map_or(&[][..], |b| &b.slots) {
+            for s in bucket {
                 if s.hash as usize & nt.mask == j && s.hash as usize & fmask == fval {
                     // SAFETY: I4: the entry's target was uninitialised under
                     // this guard, so the frozen bucket is its live bucket.
@@ -576,8 +602,7 @@ where
     ) -> Option<&'g Entry<K, V>> {
         let b = self.read_bucket(hash, guard);
         // SAFETY: `read_bucket` returns the live bucket, loaded under `guard`.
-        let bucket = unsafe { b.with_tag(0).as_ref() }?;
-        for s in bucket.slots.iter() {
+        for s in unsafe { slots(b) } {
             if s.hash == hash {
                 // SAFETY: the bucket is the live bucket for `hash`, so entries
                 // with this hash are live under `guard` (I3, I4).
@@ -692,7 +717,7 @@ where
                 debug_assert_eq!(cur.tag(), 0, "writer reached an uninitialised slot");
                 // SAFETY: loaded under `guard` from its slot, not frozen: it is
                 // the live bucket for `hash` (I3, I4).
-                let slots = unsafe { cur.as_ref() }.map_or(&[][..], |b| &b.slots[..]);
+                let slots = unsafe { slots(cur) };
                 let found = slots.iter().position(|s| match mode {
                     Mode::RemoveEntry(p) => std::ptr::eq(s.entry.as_ptr(), p),
                     _ if s.hash != hash => false,
@@ -703,17 +728,22 @@ where
                         unsafe { s.entry.as_ref().key == new.as_ref().key }
                     }
                 });
-                let mut next_slots: Vec<Slot<K, V>>;
                 let old = found.map(|i| slots[i].entry);
-                match (&mode, found) {
+                let n = slots.len();
+                let replacement = match (&mode, found) {
                     (Mode::Upsert(new), Some(i)) => {
-                        next_slots = slots.to_vec();
-                        next_slots[i].entry = *new;
+                        let new_slot = Slot { hash, entry: *new };
+                        let it = slots.iter().enumerate();
+                        new_bucket(
+                            n,
+                            it.map(|(j, s)| if j == i { new_slot } else { *s }),
+                            guard,
+                        )
                     }
                     (Mode::Upsert(new) | Mode::InsertIfAbsent(new), None) => {
-                        next_slots = Vec::with_capacity(slots.len() + 1);
-                        next_slots.extend_from_slice(slots);
-                        next_slots.push(Slot { hash, entry: *new });
+                        let new_slot = Slot { hash, entry: *new };
+                        let it = slots.iter().copied().chain(std::iter::once(new_slot));
+                        new_bucket(n + 1, it, guard)
                     }
                     (Mode::InsertIfAbsent(new), Some(i)) => {
                         // SAFETY: `new` was never shared; it is ours to free.
@@ -722,25 +752,16 @@ where
                         return Outcome::Existing(unsafe { slots[i].entry.as_ref() });
                     }
                     (Mode::RemoveKey(_) | Mode::RemoveEntry(_), Some(i)) => {
-                        next_slots = Vec::with_capacity(slots.len() - 1);
-                        next_slots.extend_from_slice(&slots[..i]);
-                        next_slots.extend_from_slice(&slots[i + 1..]);
+                        let it = slots.iter().enumerate().filter(|(j, _)| *j != i);
+                        new_bucket(n - 1, it.map(|(_, s)| *s), guard)
                     }
                     (Mode::RemoveKey(_) | Mode::RemoveEntry(_), None) => return Outcome::NotFound,
-                }
-                let new_bucket = if next_slots.is_empty() {
-                    Shared::null()
-                } else {
-                    Owned::new(Bucket {
-                        slots: next_slots.into_boxed_slice(),
-                    })
-                    .into_shared(guard)
                 };
                 // Success AcqRel: the Release half publishes the new bucket and
                 // the new entry to the Acquire loads of this slot (`read_bucket`,
                 // `write`, `visit`, `freeze`, `init_target`). Failure Acquire:
                 // pairs with the CAS that installed the bucket we retry with.
-                match slot.compare_exchange(cur, new_bucket, AcqRel, Acquire, guard) {
+                match slot.compare_exchange(cur, replacement, AcqRel, Acquire, guard) {
                     Ok(_) => {
                         if !cur.is_null() {
                             // SAFETY: this CAS unlinked `cur` from its slot (I3).
@@ -749,9 +770,9 @@ where
                         return self.committed(hash, &mode, old, guard);
                     }
                     Err(e) => {
-                        if !new_bucket.is_null() {
+                        if !replacement.is_null() {
                             // SAFETY: never published.
-                            drop(unsafe { new_bucket.into_owned() });
+                            drop(unsafe { replacement.into_owned() });
                         }
                         cur = e.current;
                     }
@@ -911,10 +932,10 @@ impl<K, V> Drop for RawMap<K, V> {
             // SAFETY: the root's buckets and their entries are live and now
             // exclusively ours; each entry is in exactly one root bucket.
             unsafe {
-                if let Some(bucket) = b.as_ref() {
-                    for s in bucket.slots.iter() {
-                        drop(Box::from_raw(s.entry.as_ptr()));
-                    }
+                for s in slots(b) {
+                    drop(Box::from_raw(s.entry.as_ptr()));
+                }
+                if !b.is_null() {
                     drop(b.into_owned());
                 }
             }
