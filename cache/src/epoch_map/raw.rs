@@ -304,7 +304,9 @@ impl<K, V> RawMap<K, V> {
 
     /// Whether a resize is under way.
     pub(crate) fn is_resizing(&self, guard: &Guard) -> bool {
-        !self.root_table(guard).1.next.load(Acquire, guard).is_null()
+        // Relaxed: only the pointer's nullness is used, nothing is read
+        // through it.
+        !self.root_table(guard).1.next.load(Relaxed, guard).is_null()
     }
 
     #[inline]
@@ -755,7 +757,11 @@ where
                         let it = slots.iter().enumerate().filter(|(j, _)| *j != i);
                         new_bucket(n - 1, it.map(|(_, s)| *s), guard)
                     }
-                    (Mode::RemoveKey(_) | Mode::RemoveEntry(_), None) => return Outcome::NotFound,
+                    (Mode::RemoveKey(_) | Mode::RemoveEntry(_), None) => {
+                        // Keep resizes moving on a map that only sees misses.
+                        self.maybe_resize(guard);
+                        return Outcome::NotFound;
+                    }
                 };
                 // Success AcqRel: the Release half publishes the new bucket and
                 // the new entry to the Acquire loads of this slot (`read_bucket`,
@@ -915,6 +921,8 @@ impl<K, V> Drop for RawMap<K, V> {
         // `root` any more, so what we free below is freed exactly once.
         let guard = unsafe { unprotected() };
         let (t, table) = self.root_table(guard);
+        // Acquire: pairs with `maybe_resize`'s CAS (`&mut self` already
+        // orders it; kept for uniformity with the other loads of `next`).
         let next = table.next.load(Acquire, guard);
         if !next.is_null() {
             // Finish the migration, so all entries live in one table.
