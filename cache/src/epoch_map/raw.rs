@@ -571,14 +571,29 @@ impl<K, V> RawMap<K, V> {
             (i & nt.mask, None)
         };
         for j in std::iter::once(first).chain(second) {
+            // Keep the filter the finest constraint on the path and prune
+            // targets that cannot hold a matching key: after a grow and a
+            // shrink (or the reverse) two targets lead to the same slot further
+            // down, and each key must be reached by one path only.
+            let sub = if nt.mask >= fmask {
+                if j & fmask != fval {
+                    continue;
+                }
+                (nt.mask, j)
+            } else {
+                if fval & nt.mask != j {
+                    continue;
+                }
+                (fmask, fval)
+            };
             // Acquire: pairs with the AcqRel CAS in `init_target`.
             let nb = nt.buckets[j].load(Acquire, guard);
             if nb.tag() & UNINIT == 0 {
-                self.visit(next, j, (fmask, fval), guard, f);
+                self.visit(next, j, sub, guard, f);
                 continue;
             }
             for s in bucket {
-                if s.hash as usize & nt.mask == j && s.hash as usize & fmask == fval {
+                if s.hash as usize & sub.0 == sub.1 {
                     // SAFETY: I4: the entry's target was uninitialised under
                     // this guard, so the frozen bucket is its live bucket.
                     f(unsafe { s.entry.as_ref() });
