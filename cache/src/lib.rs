@@ -21,22 +21,30 @@
 //! # Tests
 //!
 //! * `cargo test -p cache` runs the generic suite over every backend
-//!   (`tests/backends.rs`), the model-based proptest against
+//!   (`tests/backends.rs`), the model-based proptests against
 //!   `std::collections::HashMap` (`tests/model.rs`) and the stress tests
 //!   (`tests/stress.rs`) at a CI-sized scale.
-//! * Long stress run: `CACHE_STRESS_SCALE=50 cargo test -p cache --release
-//!   --test stress -j2` (the scale multiplies operations per thread; 1 is the
-//!   default).
+//! * Long stress run, by hand: `CACHE_STRESS_SCALE=200 cargo test -p cache
+//!   --release --test stress -j2 -- --nocapture`. The scale multiplies the
+//!   operations per thread (default 1); `CACHE_STRESS_THREADS` sets the
+//!   writer count (default 4). Each test prints its figures.
 //! * Loom: crossbeam-epoch supports loom through its `crossbeam_loom` cfg plus
 //!   its `loom` feature; this crate turns both on from its
 //!   `[target.'cfg(crossbeam_loom)'.dependencies]` table, switches its own
-//!   atomics to loom's under the same cfg, and leaves the other backends out.
-//!   Run, in a separate target directory because the cfg changes every crate:
+//!   atomics to loom's under the same cfg (`src/sync.rs`), and leaves the other
+//!   backends and the non-loom tests out. Run it in a separate target
+//!   directory, because the cfg changes every crate:
 //!
 //!   ```text
 //!   RUSTFLAGS="--cfg crossbeam_loom" CARGO_TARGET_DIR=target/loom \
 //!     LOOM_MAX_PREEMPTIONS=2 cargo test -p cache --release --test loom -j2
 //!   ```
+//!
+//!   (about a minute on two cores; without `LOOM_MAX_PREEMPTIONS` the tests
+//!   default to 2.) Loom checks the atomics (orderings, interleavings) and,
+//!   through `loom::alloc::Track` values, that every value is freed; it does
+//!   not see plain memory, so publication of bucket contents is covered by
+//!   the Release/Acquire pairs on the slot pointers that carry them.
 //! * Read-heavy comparison with DashMap: `cargo bench -p cache --bench
 //!   read_heavy -j2`.
 

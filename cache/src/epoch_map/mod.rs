@@ -35,6 +35,8 @@
 //!   frozen source bucket is still the live one for its keys, so readers read it
 //!   and writers build the target themselves. There is no global lock and no
 //!   stop-the-world phase; a resize costs each writer a bounded amount of work.
+//!   A migration advances with writes (removes that miss included); while one
+//!   is pending, lookups of keys whose target is built take one more hop.
 //! * **Reclamation** is crossbeam-epoch's (Fraser's epoch-based reclamation):
 //!   buckets and entries are retired by the thread whose CAS unlinked them, old
 //!   tables with their frozen buckets by the thread that finished the
@@ -65,7 +67,9 @@
 //!   is running, otherwise a recent approximation (never negative).
 //! * Iteration is weakly consistent (like `ConcurrentHashMap`'s): it yields each
 //!   key at most once, every key present for the whole iteration exactly once,
-//!   and keys inserted or removed during it either way. It does not block
+//!   and keys inserted or removed during it either way. It walks the root table
+//!   it started with; through frozen slots it follows each key's class along
+//!   exactly one path of later tables, however many resizes happen meanwhile. It does not block
 //!   writers, and writers do not invalidate it.
 //! * `clear` removes what it finds, bucket by bucket; it is not atomic.
 //!
