@@ -69,7 +69,7 @@ fn key(i: u64) -> u64 {
     i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
 }
 
-fn run<M: Map>(map: &Arc<M>, threads: usize, ops: u64) -> Duration {
+fn run<M: Map>(map: &Arc<M>, threads: usize, ops: u64, writes: bool) -> Duration {
     let barrier = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -84,8 +84,8 @@ fn run<M: Map>(map: &Arc<M>, threads: usize, ops: u64) -> Duration {
                     x ^= x << 17;
                     let k = key(x % SPACE);
                     match (x >> 40) % 100 {
-                        0 => map.insert(k),
-                        1 => map.remove(k),
+                        0 if writes => map.insert(k),
+                        1 if writes => map.remove(k),
                         _ => found += u64::from(map.get(k)),
                     }
                 }
@@ -101,7 +101,7 @@ fn run<M: Map>(map: &Arc<M>, threads: usize, ops: u64) -> Duration {
     start.elapsed()
 }
 
-fn bench<M: Map>(name: &str, make: impl Fn() -> M, ops: u64) {
+fn bench<M: Map>(name: &str, make: impl Fn() -> M, ops: u64, writes: bool) {
     let mut line = format!("{name:<22}");
     for threads in [1, 2, 4] {
         let best = (0..3)
@@ -110,7 +110,7 @@ fn bench<M: Map>(name: &str, make: impl Fn() -> M, ops: u64) {
                 for i in 0..PREFILL {
                     map.insert(key(i * 2));
                 }
-                run(&map, threads, ops / threads as u64)
+                run(&map, threads, ops / threads as u64, writes)
             })
             .min()
             .unwrap();
@@ -129,9 +129,12 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let ops: u64 = if quick { 1_000_000 } else { 8_000_000 };
     println!("ReadHeavy 98/1/1, {PREFILL} of {SPACE} keys, {ops} ops per run, best of 3");
-    bench("EpochMap", EpochMap::<u64, u64>::new, ops);
-    bench("DashMap", DashMap::<u64, u64>::new, ops);
+    bench("EpochMap", EpochMap::<u64, u64>::new, ops, true);
+    bench("DashMap", DashMap::<u64, u64>::new, ops, true);
     for b in Backend::ALL {
-        bench(&format!("Cache<{b}>"), cache_of(b), ops);
+        bench(&format!("Cache<{b}>"), cache_of(b), ops, true);
     }
+    println!("ReadOnly 100/0/0");
+    bench("EpochMap", EpochMap::<u64, u64>::new, ops, false);
+    bench("DashMap", DashMap::<u64, u64>::new, ops, false);
 }
