@@ -355,6 +355,9 @@ where
         let guard = pin();
         let hash = self.hash(&key);
         if let Some(e) = self.raw.get(hash, |k| *k == key, &guard.guard) {
+            if self.raw.is_bounded() {
+                e.touch();
+            }
             return e.value.clone();
         }
         let value = make();
