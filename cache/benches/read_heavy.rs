@@ -3,7 +3,8 @@
 //! 1% remove) with 1, 2 and 4 threads. Fixed data (2^17 keys prefilled out of
 //! a 2^18 key space, scrambled), a seeded xorshift per thread, std's
 //! `RandomState` hasher for both maps. Prints millions of operations per
-//! second (best of three runs).
+//! second (best of three runs), then each backend's hit ratio on a seeded
+//! Zipf(0.99) trace at three capacities.
 //!
 //! `cargo bench -p cache --bench read_heavy -j2` (`-- --quick` for a short run).
 //! The full contention suite (Exchange, RapidGrow, Zipfian get/put mixes) is
@@ -124,6 +125,40 @@ fn cache_of(b: Backend) -> impl Fn() -> Backed {
     move || Backed(build(b, 2 * SPACE))
 }
 
+/// Hit ratio of a single-threaded get-or-insert loop over a Zipf(0.99) trace
+/// of 100 000 keys (1 000 000 requests, seeded), for a capacity of `cap`.
+fn hit_ratio(b: Backend, cap: u64, trace: &[u64]) -> f64 {
+    let c = build::<u64, u64>(b, cap);
+    let mut hits = 0u64;
+    for &k in trace {
+        if c.get(&k).is_some() {
+            hits += 1;
+        } else {
+            c.insert(k, k, 1);
+        }
+    }
+    hits as f64 / trace.len() as f64
+}
+
+fn zipf_trace(keys: usize, theta: f64, len: usize) -> Vec<u64> {
+    let mut cdf = Vec::with_capacity(keys);
+    let mut sum = 0.0;
+    for i in 1..=keys {
+        sum += 1.0 / (i as f64).powf(theta);
+        cdf.push(sum);
+    }
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64 * sum;
+            key(cdf.partition_point(|c| *c < u) as u64)
+        })
+        .collect()
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; accept and ignore the harness flags.
     let quick = std::env::args().any(|a| a == "--quick");
@@ -137,4 +172,16 @@ fn main() {
     println!("ReadOnly 100/0/0");
     bench("EpochMap", EpochMap::<u64, u64>::new, ops, false);
     bench("DashMap", DashMap::<u64, u64>::new, ops, false);
+    let trace = zipf_trace(100_000, 0.99, if quick { 200_000 } else { 1_000_000 });
+    println!(
+        "Hit ratio, Zipf 0.99 over 100 000 keys, {} requests",
+        trace.len()
+    );
+    for b in Backend::ALL {
+        let ratios: Vec<String> = [100, 1_000, 10_000]
+            .into_iter()
+            .map(|cap| format!("cap {cap:>6}: {:.3}", hit_ratio(b, cap, &trace)))
+            .collect();
+        println!("{:<22}  {}", format!("Cache<{b}>"), ratios.join("  "));
+    }
 }
