@@ -32,7 +32,7 @@
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use crossbeam_epoch::{Atomic, Guard, Owned, Shared, unprotected};
+use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared, unprotected};
 
 use crate::sync::{
     AtomicU8, AtomicU64, AtomicUsize,
@@ -45,6 +45,13 @@ use crate::sync::{
 const FROZEN: usize = 0b01;
 /// Tag on a null bucket pointer of a resize target: not built from its sources yet.
 const UNINIT: usize = 0b10;
+/// Tag on a frozen single-entry pointer (never on a null one, so it cannot be
+/// confused with `UNINIT`): when growing, the entry goes to the upper target.
+const HI: usize = 0b10;
+/// Tag on a bucket pointer that points straight at the bucket's only entry
+/// instead of at a slot array: one pointer less to chase in the common case.
+const SINGLE: usize = 0b100;
+const TAGS: usize = 0b111;
 
 /// Target slots a writer initialises per call to [`RawMap::help_resize`].
 #[cfg(not(crossbeam_loom))]
@@ -61,6 +68,8 @@ const CLOCK_MAX: u8 = 3;
 
 /// One key/value pair. Allocated once, never mutated (but for `clock`), shared by
 /// pointer between bucket versions and between tables during a migration.
+/// Aligned to 8 so a pointer to it has three tag bits (see `SINGLE`).
+#[repr(align(8))]
 pub(crate) struct Entry<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,
@@ -95,7 +104,8 @@ impl<K, V> Entry<K, V> {
 }
 
 /// A bucket's reference to an entry, with the entry's hash kept beside the
-/// pointer (see I4).
+/// pointer (see I4). Aligned to 8 so bucket pointers have three tag bits.
+#[repr(C, align(8))]
 struct Slot<K, V> {
     hash: u64,
     entry: NonNull<Entry<K, V>>,
@@ -121,14 +131,41 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Slot<K, V> {}
 /// the entries. All elements are initialised before the bucket is published.
 type Bucket<K, V> = [MaybeUninit<Slot<K, V>>];
 
-/// Allocates a bucket of `n` slots taken from `slots` (null when `n == 0`).
+/// Whether `p` is an uninitialised target slot.
+#[inline]
+fn is_uninit<K, V>(p: Shared<'_, Bucket<K, V>>) -> bool {
+    p.tag() & UNINIT != 0 && p.with_tag(0).is_null()
+}
+
+/// The entry of a single-entry bucket pointer.
+#[inline]
+fn single<K, V>(p: Shared<'_, Bucket<K, V>>) -> Option<NonNull<Entry<K, V>>> {
+    if p.tag() & SINGLE == 0 {
+        return None;
+    }
+    NonNull::new((p.into_usize() & !TAGS) as *mut Entry<K, V>)
+}
+
+/// A bucket pointer to the single entry `e`.
+#[inline]
+fn single_bucket<'g, K, V>(e: NonNull<Entry<K, V>>) -> Shared<'g, Bucket<K, V>> {
+    // SAFETY: an aligned (to 8, see `Entry`) non-null address with the SINGLE
+    // tag. It is never dereferenced as a bucket: every reader checks `single`
+    // first, and `free_unpublished` and the retire paths skip it.
+    unsafe { Shared::from_usize(e.as_ptr() as usize | SINGLE) }
+}
+
+/// Makes a bucket of the `n` slots in `slots`: null when `n == 0`, a single
+/// entry pointer when `n == 1`, otherwise a slot array.
 fn new_bucket<'g, K, V>(
     n: usize,
-    slots: impl Iterator<Item = Slot<K, V>>,
+    mut slots: impl Iterator<Item = Slot<K, V>>,
     guard: &'g Guard,
 ) -> Shared<'g, Bucket<K, V>> {
-    if n == 0 {
-        return Shared::null();
+    match n {
+        0 => return Shared::null(),
+        1 => return single_bucket(slots.next().expect("bucket under-filled").entry),
+        _ => {}
     }
     let mut b = Owned::<Bucket<K, V>>::init(n);
     let mut filled = 0;
@@ -140,19 +177,95 @@ fn new_bucket<'g, K, V>(
     b.into_shared(guard)
 }
 
-/// The slots of a bucket pointer (any tag; null is empty).
+/// Frees a bucket that was never published (a lost CAS).
 ///
 /// # Safety
-/// `b` must be null or point to a bucket made by [`new_bucket`] that is not
-/// freed for `'g` (I3).
-unsafe fn slots<'g, K, V>(b: Shared<'g, Bucket<K, V>>) -> &'g [Slot<K, V>] {
+/// `b` must come from [`new_bucket`] and never have been shared.
+unsafe fn free_unpublished<K, V>(b: Shared<'_, Bucket<K, V>>) {
+    if !b.is_null() && single(b).is_none() {
+        // SAFETY: an array of ours that nobody else has seen.
+        drop(unsafe { b.into_owned() });
+    }
+}
+
+/// Retires a bucket version unlinked by this thread: frees its slot array, if
+/// it has one, once no guard can see it. Entries are not touched.
+///
+/// # Safety
+/// The caller's CAS unlinked `b` from its slot (I3).
+unsafe fn retire_bucket<K, V>(b: Shared<'_, Bucket<K, V>>, guard: &Guard) {
+    if !b.is_null() && single(b).is_none() {
+        // SAFETY: unlinked by the caller, so retired once (I3).
+        unsafe { guard.defer_destroy(b.with_tag(0)) };
+    }
+}
+
+/// The slots of a bucket pointer, ignoring `FROZEN`/`HI` (null is empty).
+enum Slots<'g, K, V> {
+    One([Slot<K, V>; 1]),
+    Many(&'g [Slot<K, V>]),
+}
+
+impl<K, V> std::ops::Deref for Slots<'_, K, V> {
+    type Target = [Slot<K, V>];
+    fn deref(&self) -> &[Slot<K, V>] {
+        match self {
+            Slots::One(one) => one,
+            Slots::Many(many) => many,
+        }
+    }
+}
+
+/// The slots of a bucket pointer.
+///
+/// # Safety
+/// `b` must be null or a bucket from [`new_bucket`] not freed for `'g` (I3),
+/// and for a single-entry bucket the entry must be live for `'g` (it is
+/// dereferenced for its hash).
+unsafe fn slots<'g, K, V>(b: Shared<'g, Bucket<K, V>>) -> Slots<'g, K, V> {
+    if let Some(e) = single(b) {
+        // SAFETY: the caller guarantees the entry is live.
+        let hash = unsafe { e.as_ref() }.hash;
+        return Slots::One([Slot { hash, entry: e }]);
+    }
     // SAFETY: the caller guarantees the pointee is live for 'g.
     match unsafe { b.with_tag(0).as_ref() } {
-        None => &[],
+        None => Slots::Many(&[]),
         // SAFETY: `new_bucket` initialised every element (it asserts so), and
         // `MaybeUninit<T>` has the layout of `T`.
-        Some(arr) => unsafe { &*(arr as *const [MaybeUninit<Slot<K, V>>] as *const [Slot<K, V>]) },
+        Some(arr) => Slots::Many(unsafe {
+            &*(arr as *const [MaybeUninit<Slot<K, V>>] as *const [Slot<K, V>])
+        }),
     }
+}
+
+/// For a frozen source bucket `b` of a resize from `n_old` to `n_new` slots:
+/// the entries that belong to target `j`, without dereferencing any other.
+///
+/// # Safety
+/// `b` must be frozen, loaded under a guard living for `'g`, and target `j`
+/// must have been seen uninitialised under that guard (I4: so the entries
+/// that belong to `j` are live).
+unsafe fn frozen_slots_for<'g, K, V>(
+    b: Shared<'g, Bucket<K, V>>,
+    n_old: usize,
+    n_new: usize,
+    j: usize,
+) -> Slots<'g, K, V> {
+    if single(b).is_some() {
+        // Growing, the entry belongs to the upper target iff HI; shrinking,
+        // there is one target.
+        let mine = n_new < n_old || (b.tag() & HI != 0) == (j >= n_old);
+        return if mine {
+            // SAFETY: the entry belongs to `j`, which is uninitialised (I4).
+            unsafe { slots(b) }
+        } else {
+            Slots::Many(&[])
+        };
+    }
+    // SAFETY: an array: no entry is dereferenced here, the caller filters
+    // the slots by their stored hash first.
+    unsafe { slots(b) }
 }
 
 /// One generation of the bucket array.
@@ -341,8 +454,17 @@ impl<K, V> RawMap<K, V> {
             let nt = unsafe { next.deref() };
             // Acquire: pairs with the AcqRel CAS in `init_target`.
             let nb = nt.slot(hash).load(Acquire, guard);
-            if nb.tag() & UNINIT != 0 {
+            if is_uninit(nb) {
                 // Not migrated yet: the frozen bucket is still the live one.
+                // A single entry that goes to the other target (HI says which,
+                // without dereferencing it) is not ours and may be gone.
+                let n_old = table.buckets.len();
+                if single(b).is_some()
+                    && nt.buckets.len() > n_old
+                    && (b.tag() & HI != 0) != (hash as usize & n_old != 0)
+                {
+                    return Shared::null();
+                }
                 return b;
             }
             table = nt;
@@ -350,20 +472,34 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// Freezes a source slot and returns its (final) bucket, tagged `FROZEN`.
-    fn freeze<'g>(slot: &Atomic<Bucket<K, V>>, guard: &'g Guard) -> Shared<'g, Bucket<K, V>> {
+    /// `split` is the old size when growing: a single entry then gets `HI` if
+    /// it goes to the upper target.
+    fn freeze<'g>(
+        slot: &Atomic<Bucket<K, V>>,
+        split: Option<usize>,
+        guard: &'g Guard,
+    ) -> Shared<'g, Bucket<K, V>> {
         // Acquire: pairs with the CAS that published the current bucket.
         let mut cur = slot.load(Acquire, guard);
         loop {
             if cur.tag() & FROZEN != 0 {
                 return cur;
             }
+            let mut tag = cur.tag() | FROZEN;
+            if let (Some(e), Some(n_old)) = (single(cur), split) {
+                // SAFETY: `cur` is not frozen, so it is the live bucket and its
+                // entry is live under `guard` (I3).
+                if unsafe { e.as_ref() }.hash as usize & n_old != 0 {
+                    tag |= HI;
+                }
+            }
             // Success AcqRel: the Release half makes `next` (read by this thread
             // before freezing) visible to readers whose Acquire load sees the
             // FROZEN tag (`read_bucket`, `visit`); the Acquire half pairs with the
             // CAS that published `cur`. Failure Acquire: pairs with the CAS that
             // published the bucket we retry with.
-            match slot.compare_exchange(cur, cur.with_tag(FROZEN), AcqRel, Acquire, guard) {
-                Ok(_) => return cur.with_tag(FROZEN),
+            match slot.compare_exchange(cur, cur.with_tag(tag), AcqRel, Acquire, guard) {
+                Ok(_) => return cur.with_tag(tag),
                 Err(e) => cur = e.current,
             }
         }
@@ -385,7 +521,7 @@ impl<K, V> RawMap<K, V> {
         let slot = &nt.buckets[j];
         // Acquire: pairs with the AcqRel CAS below, run by another initialiser.
         let cur = slot.load(Acquire, guard);
-        if cur.tag() & UNINIT == 0 {
+        if !is_uninit(cur) {
             return;
         }
         let (n_old, n_new) = (table.buckets.len(), nt.buckets.len());
@@ -394,15 +530,24 @@ impl<K, V> RawMap<K, V> {
         } else {
             (j, Some(j + n_new)) // shrinking: two sources
         };
-        let a = Self::freeze(&table.buckets[first], guard);
-        let b = second.map_or(Shared::null(), |s| Self::freeze(&table.buckets[s], guard));
+        let split = (n_new > n_old).then_some(n_old);
+        let a = Self::freeze(&table.buckets[first], split, guard);
+        let b = second.map_or(Shared::null(), |s| {
+            Self::freeze(&table.buckets[s], split, guard)
+        });
         // SAFETY: frozen buckets are never retired before their table (I3),
-        // and `table` is reachable under `guard`.
-        let (a, b) = unsafe { (slots(a), slots(b)) };
-        // Only this target's entries; no entry is dereferenced here.
+        // `table` is reachable under `guard`, and target `j` was seen
+        // uninitialised under `guard` (above).
+        let (a, b) = unsafe {
+            (
+                frozen_slots_for(a, n_old, n_new, j),
+                frozen_slots_for(b, n_old, n_new, j),
+            )
+        };
+        // Only this target's entries, chosen by stored hash.
         let mine = |s: &&Slot<K, V>| s.hash as usize & nt.mask == j;
-        let n = a.iter().chain(b).filter(mine).count();
-        let new = new_bucket(n, a.iter().chain(b).filter(mine).copied(), guard);
+        let n = a.iter().chain(b.iter()).filter(mine).count();
+        let new = new_bucket(n, a.iter().chain(b.iter()).filter(mine).copied(), guard);
         // Success AcqRel: the Release half publishes the new bucket to the
         // Acquire loads of this slot (`read_bucket`, `write`, `visit`, other
         // initialisers). Failure Acquire: pairs with the winning initialiser.
@@ -415,12 +560,8 @@ impl<K, V> RawMap<K, V> {
                     self.finish_resize(t, next, guard);
                 }
             }
-            Err(_) => {
-                if !new.is_null() {
-                    // SAFETY: `new` lost the race and was never published.
-                    drop(unsafe { new.into_owned() });
-                }
-            }
+            // SAFETY: `new` lost the race and was never published.
+            Err(_) => unsafe { free_unpublished(new) },
         }
     }
 
@@ -464,7 +605,7 @@ impl<K, V> RawMap<K, V> {
                     // freezes before this deferred call.
                     let b = slot.load(Relaxed, unprotected());
                     debug_assert!(b.tag() & FROZEN != 0);
-                    if !b.with_tag(0).is_null() {
+                    if single(b).is_none() && !b.with_tag(0).is_null() {
                         drop(b.with_tag(0).into_owned());
                     }
                 }
@@ -549,11 +690,10 @@ impl<K, V> RawMap<K, V> {
         let table = unsafe { t.deref() };
         // Acquire: pairs with the CASes that publish and freeze buckets.
         let b = table.buckets[i].load(Acquire, guard);
-        // SAFETY: loaded under `guard` from its slot (I3); frozen buckets live
-        // as long as their table.
-        let bucket = unsafe { slots(b) };
         if b.tag() & FROZEN == 0 {
-            for s in bucket {
+            // SAFETY: loaded under `guard` from its slot and not frozen: the
+            // live bucket, with live entries (I3).
+            for s in unsafe { slots(b) }.iter() {
                 if s.hash as usize & fmask == fval {
                     // SAFETY: the bucket is live, so are its entries (I3).
                     f(unsafe { s.entry.as_ref() });
@@ -588,11 +728,14 @@ impl<K, V> RawMap<K, V> {
             };
             // Acquire: pairs with the AcqRel CAS in `init_target`.
             let nb = nt.buckets[j].load(Acquire, guard);
-            if nb.tag() & UNINIT == 0 {
+            if !is_uninit(nb) {
                 self.visit(next, j, sub, guard, f);
                 continue;
             }
-            for s in bucket {
+            let (n_old, n_new) = (table.buckets.len(), nt.buckets.len());
+            // SAFETY: frozen buckets live as long as their table, and target
+            // `j` was seen uninitialised under `guard` just above.
+            for s in unsafe { frozen_slots_for(b, n_old, n_new, j) }.iter() {
                 if s.hash as usize & sub.0 == sub.1 {
                     // SAFETY: I4: the entry's target was uninitialised under
                     // this guard, so the frozen bucket is its live bucket.
@@ -618,8 +761,9 @@ where
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
         let b = self.read_bucket(hash, guard);
-        // SAFETY: `read_bucket` returns the live bucket, loaded under `guard`.
-        for s in unsafe { slots(b) } {
+        // SAFETY: `read_bucket` returns the live bucket for `hash`, loaded
+        // under `guard`; a single entry in it is ours, hence live (I4).
+        for s in unsafe { slots(b) }.iter() {
             if s.hash == hash {
                 // SAFETY: the bucket is the live bucket for `hash`, so entries
                 // with this hash are live under `guard` (I3, I4).
@@ -731,7 +875,11 @@ where
                     t = next;
                     continue 'table;
                 }
-                debug_assert_eq!(cur.tag(), 0, "writer reached an uninitialised slot");
+                debug_assert_eq!(
+                    cur.tag() & !SINGLE,
+                    0,
+                    "writer reached an uninitialised slot"
+                );
                 // SAFETY: loaded under `guard` from its slot, not frozen: it is
                 // the live bucket for `hash` (I3, I4).
                 let slots = unsafe { slots(cur) };
@@ -784,17 +932,13 @@ where
                 // pairs with the CAS that installed the bucket we retry with.
                 match slot.compare_exchange(cur, replacement, AcqRel, Acquire, guard) {
                     Ok(_) => {
-                        if !cur.is_null() {
-                            // SAFETY: this CAS unlinked `cur` from its slot (I3).
-                            unsafe { guard.defer_destroy(cur) };
-                        }
+                        // SAFETY: this CAS unlinked `cur` from its slot (I3).
+                        unsafe { retire_bucket(cur, guard) };
                         return self.committed(hash, &mode, old, guard);
                     }
                     Err(e) => {
-                        if !replacement.is_null() {
-                            // SAFETY: never published.
-                            drop(unsafe { replacement.into_owned() });
-                        }
+                        // SAFETY: never published.
+                        unsafe { free_unpublished(replacement) };
                         cur = e.current;
                     }
                 }
@@ -951,14 +1095,14 @@ impl<K, V> Drop for RawMap<K, V> {
         debug_assert!(table.next.load(Relaxed, guard).is_null());
         for slot in table.buckets.iter() {
             let b = slot.load(Relaxed, guard);
-            debug_assert_eq!(b.tag(), 0);
+            debug_assert_eq!(b.tag() & !SINGLE, 0);
             // SAFETY: the root's buckets and their entries are live and now
             // exclusively ours; each entry is in exactly one root bucket.
             unsafe {
-                for s in slots(b) {
+                for s in slots(b).iter() {
                     drop(Box::from_raw(s.entry.as_ptr()));
                 }
-                if !b.is_null() {
+                if !b.is_null() && single(b).is_none() {
                     drop(b.into_owned());
                 }
             }
