@@ -5,8 +5,10 @@
 //!
 //! The map is an array of *buckets* (a power of two of them); the bucket of a
 //! key is `hash & mask`. Each bucket slot is an atomic pointer to an
-//! **immutable** bucket: a small boxed slice of `(hash, entry pointer)` pairs.
-//! Entries (hash, key, value, weight) are allocated once and never change.
+//! **immutable** bucket: null when empty, the entry itself when the bucket
+//! holds one entry (the common case, tagged in the pointer's low bits), and
+//! otherwise one allocation holding `(hash, entry pointer)` pairs. Entries
+//! (hash, key, value, weight) are allocated once and never change.
 //!
 //! * **Reads** pin the epoch, load the slot and scan the bucket, comparing the
 //!   stored hashes first and keys only on a hash match. They take no lock, retry
@@ -42,8 +44,10 @@
 //!   tables with their frozen buckets by the thread that finished the
 //!   migration. Dropping the map finishes any migration and frees what is left.
 //!   Each entry is freed exactly once, after no guard can reach it. Buckets store
-//!   each entry's hash beside its pointer, so that a reader scanning a frozen
-//!   bucket dereferences only entries whose own target slot it saw unbuilt.
+//!   each entry's hash beside its pointer (and a frozen single-entry pointer
+//!   records which of the two growth targets its entry goes to), so that a
+//!   reader of a frozen bucket dereferences only entries whose own target slot
+//!   it saw unbuilt — the others may already be removed from it and freed.
 //!
 //! Builds on: K. Fraser, *Practical lock-freedom* (2004), epoch-based
 //! reclamation as implemented by crossbeam-epoch; D. Lea, `java.util.concurrent.

@@ -24,7 +24,9 @@
 //!   So an entry in a frozen bucket is dereferenced only after its own target slot
 //!   was seen uninitialised *under the current guard*: it cannot have been
 //!   retired before that guard was pinned. Buckets keep each entry's hash beside
-//!   its pointer so that this filter needs no dereference.
+//!   its pointer, and a frozen single-entry pointer carries `HI` (set by the
+//!   freezer, which may still dereference the live entry), so that this filter
+//!   needs no dereference.
 //!
 //! [crossbeam-epoch's guarantee]: crossbeam_epoch::Guard::defer_destroy
 #![allow(unsafe_code)]
