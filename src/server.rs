@@ -24,6 +24,8 @@ pub struct OpsState {
     pub clickhouse: clickhouse::Client,
     /// Write-path metrics.
     pub ingest_metrics: Arc<IngestMetrics>,
+    /// For the stream registry's metrics.
+    pub pipeline: Arc<Pipeline>,
 }
 
 /// The whole HTTP application: ingest routes plus `/ready` and `/metrics`.
@@ -63,6 +65,7 @@ async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
         env!("CARGO_PKG_VERSION")
     ));
     ops.ingest_metrics.render(&mut out);
+    ops.pipeline.registry().render_metrics(&mut out);
     (
         [(
             header::CONTENT_TYPE,
@@ -86,18 +89,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let (batcher, batcher_task) =
         batcher::spawn(BatcherConfig::from(&config.ingest), sink, shutdown.clone());
+    let pipeline = Arc::new(Pipeline::new(
+        config.ingest.clone(),
+        config.clickhouse.retention_days,
+    ));
+    tracing::info!(backend = %pipeline.registry().backend(), "stream registry");
     let ingest_state = IngestState {
         config: Arc::new(config.ingest.clone()),
-        pipeline: Arc::new(Pipeline::new(
-            config.ingest.clone(),
-            config.clickhouse.retention_days,
-        )),
+        pipeline: pipeline.clone(),
         batcher,
         metrics: metrics.clone(),
     };
     let ops = OpsState {
         clickhouse: config.clickhouse.client(),
         ingest_metrics: metrics,
+        pipeline,
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

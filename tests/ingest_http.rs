@@ -361,6 +361,8 @@ async fn ready_and_metrics() {
         "sluice_rows_written_total 2",
         "sluice_flush_duration_seconds_count 1",
         "# TYPE sluice_flush_duration_seconds histogram",
+        "sluice_stream_registry_misses_total{backend=\"epoch\"} 1",
+        "sluice_stream_registry_entries{backend=\"epoch\"} 1",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }

@@ -67,9 +67,6 @@ impl Default for IngestConfig {
     }
 }
 
-/// Registry backends accepted by `stream_registry`.
-pub const REGISTRY_BACKENDS: &[&str] = &["epoch", "moka", "quick_cache", "dashmap"];
-
 impl IngestConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<()> {
@@ -100,11 +97,11 @@ impl IngestConfig {
         }
         crate::tenant::validate(&self.default_tenant)
             .map_err(|e| Error::Config(format!("ingest.default_tenant: {e}")))?;
-        if !REGISTRY_BACKENDS.contains(&self.stream_registry.as_str()) {
+        if self.stream_registry.parse::<cache::Backend>().is_err() {
             return Err(Error::Config(format!(
                 "ingest.stream_registry {:?} is not one of {}",
                 self.stream_registry,
-                REGISTRY_BACKENDS.join(", ")
+                cache::Backend::ALL.map(|b| b.name()).join(", ")
             )));
         }
         Ok(())
@@ -134,7 +131,11 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert!(err.to_string().contains("not one of epoch, moka"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is not one of moka, quick_cache, dashmap, epoch"),
+            "{err}"
+        );
         assert!(
             IngestConfig {
                 default_tenant: "a/b".into(),

@@ -55,7 +55,12 @@ impl Pipeline {
     /// A pipeline with these limits. `retention_days` > 0 refuses entries older than the
     /// retention, which ClickHouse's TTL would drop at once.
     pub fn new(config: IngestConfig, retention_days: u32) -> Self {
-        let registry = StreamRegistry::new(config.stream_registry_capacity);
+        // `validate` accepts only known backend names; fall back to the default otherwise.
+        let backend = config
+            .stream_registry
+            .parse()
+            .unwrap_or(cache::Backend::Epoch);
+        let registry = StreamRegistry::new(backend, config.stream_registry_capacity);
         Pipeline {
             max_age_nanos: (retention_days > 0)
                 .then(|| i64::from(retention_days) * 86_400 * 1_000_000_000),
@@ -178,15 +183,14 @@ impl Pipeline {
             msg: format!("{}: {msg}", origin.stream()),
         };
         match labels {
-            StreamLabels::Text(text) => self.registry.get_or_try_insert(text, || {
+            StreamLabels::Text(text) => self.registry.get_or_try_insert_text(text, || {
                 let pairs = parse_label_string(text)
                     .map_err(|e| bad(format!("invalid labels {text:?}: {e}")))?;
                 self.stream_info(pairs).map_err(bad)
             }),
             StreamLabels::Pairs(pairs) => self
-                .stream_info(pairs.clone())
-                .map(std::sync::Arc::new)
-                .map_err(bad),
+                .registry
+                .get_or_try_insert_pairs(pairs, || self.stream_info(pairs.clone()).map_err(bad)),
         }
     }
 

@@ -1,14 +1,17 @@
-//! The stream registry: Loki label string → parsed, validated stream.
+//! The stream registry: a stream as it arrives (a Loki label string, or label pairs) → its
+//! parsed, validated [`StreamInfo`].
 //!
-//! Every entry of a Loki push names its stream by a label string. Parsing and validating it, and
-//! hashing the label set, costs far more than one hash-map look-up, and shippers send the same
-//! few streams over and over, so the result is cached here. An evicted stream is only parsed
-//! again.
+//! Every entry names its stream. Parsing and validating the labels and hashing the label set
+//! costs far more than one look-up, and shippers send the same few streams over and over, so the
+//! result is cached in a [`cache::Cache`] — by default the crate's own lock-free `EpochMap`, which
+//! makes this the hottest user of that map. The key is a 64-bit hash of what arrived; the cached
+//! value keeps the source so that a hash collision is a miss, never a wrong stream. An evicted
+//! stream is only parsed again.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use cache::{Backend, Cache};
+use store::metrics::{render_header, render_sample};
 use store::{LabelSet, StreamId};
 
 /// A parsed, validated stream.
@@ -24,61 +27,149 @@ pub struct StreamInfo {
     pub resource: Arc<[(String, String)]>,
 }
 
-const SHARDS: usize = 16;
+/// What a stream arrived as: the cache key is a hash of it.
+enum Source {
+    Text(Box<str>),
+    Pairs(Box<[(String, String)]>),
+}
 
-/// A concurrent, bounded map from label strings to streams.
-#[derive(Debug)]
+struct Cached {
+    source: Source,
+    info: Arc<StreamInfo>,
+}
+
+/// A concurrent, bounded map from stream sources to streams.
 pub struct StreamRegistry {
-    shards: Vec<RwLock<HashMap<String, Arc<StreamInfo>>>>,
-    hasher: RandomState,
-    shard_capacity: usize,
+    cache: Arc<dyn Cache<u64, Arc<Cached>>>,
+}
+
+impl std::fmt::Debug for StreamRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRegistry")
+            .field("backend", &self.cache.backend())
+            .field("len", &self.cache.len())
+            .finish()
+    }
+}
+
+fn text_key(text: &str) -> u64 {
+    // Domain-separated from pair keys by the leading tag byte.
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"T");
+    h.update(text.as_bytes());
+    h.digest()
+}
+
+fn pairs_key(pairs: &[(String, String)]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"P");
+    for (name, value) in pairs {
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(&(value.len() as u64).to_le_bytes());
+        h.update(value.as_bytes());
+    }
+    h.digest()
 }
 
 impl StreamRegistry {
-    /// A registry remembering up to about `capacity` streams.
-    pub fn new(capacity: u64) -> Self {
+    /// A registry on `backend` remembering up to `capacity` streams.
+    pub fn new(backend: Backend, capacity: u64) -> Self {
         StreamRegistry {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            hasher: RandomState::new(),
-            shard_capacity: (capacity as usize).div_ceil(SHARDS).max(1),
+            cache: cache::build(backend, capacity.max(1)),
         }
     }
 
-    fn shard(&self, key: &str) -> &RwLock<HashMap<String, Arc<StreamInfo>>> {
-        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
-    }
-
-    /// The stream for `key`, computed by `make` on a miss. Errors from `make` are not cached.
-    pub fn get_or_try_insert<E>(
+    /// The stream for a Loki label string, computed by `make` on a miss. Errors are not cached.
+    pub fn get_or_try_insert_text<E>(
         &self,
-        key: &str,
+        text: &str,
         make: impl FnOnce() -> Result<StreamInfo, E>,
     ) -> Result<Arc<StreamInfo>, E> {
-        let shard = self.shard(key);
-        if let Some(hit) = shard.read().unwrap_or_else(|e| e.into_inner()).get(key) {
-            return Ok(hit.clone());
+        let key = text_key(text);
+        if let Some(hit) = self.cache.get(&key) {
+            if matches!(&hit.source, Source::Text(t) if **t == *text) {
+                return Ok(hit.info.clone());
+            }
         }
         let info = Arc::new(make()?);
-        let mut map = shard.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.shard_capacity {
-            // Crude but bounded: a full shard starts over. Misses only cost a re-parse.
-            map.clear();
+        let cached = Cached {
+            source: Source::Text(text.into()),
+            info: info.clone(),
+        };
+        self.cache.insert(key, Arc::new(cached), 1);
+        Ok(info)
+    }
+
+    /// The stream for label pairs in arrival order, computed by `make` on a miss.
+    pub fn get_or_try_insert_pairs<E>(
+        &self,
+        pairs: &[(String, String)],
+        make: impl FnOnce() -> Result<StreamInfo, E>,
+    ) -> Result<Arc<StreamInfo>, E> {
+        let key = pairs_key(pairs);
+        if let Some(hit) = self.cache.get(&key) {
+            if matches!(&hit.source, Source::Pairs(p) if **p == *pairs) {
+                return Ok(hit.info.clone());
+            }
         }
-        map.insert(key.to_string(), info.clone());
+        let info = Arc::new(make()?);
+        let cached = Cached {
+            source: Source::Pairs(pairs.into()),
+            info: info.clone(),
+        };
+        self.cache.insert(key, Arc::new(cached), 1);
         Ok(info)
     }
 
     /// Streams currently remembered.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.cache.len()
     }
 
     /// True when no stream is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.cache.backend()
+    }
+
+    /// Appends the registry's Prometheus metrics.
+    pub fn render_metrics(&self, out: &mut String) {
+        let stats = self.cache.stats();
+        let backend = format!("backend=\"{}\"", self.cache.backend().name());
+        for (name, kind, help, value) in [
+            (
+                "sluice_stream_registry_hits_total",
+                "counter",
+                "Stream look-ups answered from the registry.",
+                stats.hits,
+            ),
+            (
+                "sluice_stream_registry_misses_total",
+                "counter",
+                "Stream look-ups that parsed the labels.",
+                stats.misses,
+            ),
+            (
+                "sluice_stream_registry_evictions_total",
+                "counter",
+                "Streams evicted from the registry.",
+                stats.evictions,
+            ),
+            (
+                "sluice_stream_registry_entries",
+                "gauge",
+                "Streams in the registry.",
+                stats.entries,
+            ),
+        ] {
+            render_header(out, name, kind, help);
+            render_sample(out, name, &backend, value);
+        }
     }
 }
 
@@ -96,29 +187,52 @@ mod tests {
     }
 
     #[test]
-    fn caches_hits_and_not_errors() {
-        let r = StreamRegistry::new(100);
-        let a = r
-            .get_or_try_insert::<()>("{a=\"1\"}", || Ok(info(1)))
-            .unwrap();
-        let b = r
-            .get_or_try_insert::<()>("{a=\"1\"}", || panic!("must hit"))
-            .unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        assert_eq!(
-            r.get_or_try_insert("bad", || Err::<StreamInfo, _>("nope")),
-            Err("nope")
-        );
-        assert_eq!(r.len(), 1);
+    fn caches_hits_and_not_errors_on_every_backend() {
+        for backend in Backend::ALL {
+            let r = StreamRegistry::new(backend, 100);
+            let a = r
+                .get_or_try_insert_text::<()>("{a=\"1\"}", || Ok(info(1)))
+                .unwrap();
+            let b = r
+                .get_or_try_insert_text::<()>("{a=\"1\"}", || panic!("{backend}: must hit"))
+                .unwrap();
+            assert!(Arc::ptr_eq(&a, &b), "{backend}");
+            assert_eq!(
+                r.get_or_try_insert_text("bad", || Err::<StreamInfo, _>("nope")),
+                Err("nope")
+            );
+            let pairs = vec![("a".to_string(), "1".to_string())];
+            let p = r
+                .get_or_try_insert_pairs::<()>(&pairs, || Ok(info(2)))
+                .unwrap();
+            assert_eq!(p.id, StreamId(2), "pairs and text are different keys");
+            let q = r
+                .get_or_try_insert_pairs::<()>(&pairs, || panic!("{backend}: must hit"))
+                .unwrap();
+            assert!(Arc::ptr_eq(&p, &q));
+            assert_eq!(r.len(), 2, "{backend}");
+            assert_eq!(r.backend(), backend);
+        }
     }
 
     #[test]
     fn stays_bounded() {
-        let r = StreamRegistry::new(32);
-        for i in 0..10_000 {
-            r.get_or_try_insert::<()>(&i.to_string(), || Ok(info(i)))
-                .unwrap();
+        for backend in Backend::ALL {
+            let r = StreamRegistry::new(backend, 32);
+            for i in 0..10_000u64 {
+                r.get_or_try_insert_text::<()>(&i.to_string(), || Ok(info(i)))
+                    .unwrap();
+            }
+            assert!(r.len() <= 32, "{backend}: {}", r.len());
+            let mut out = String::new();
+            r.render_metrics(&mut out);
+            assert!(
+                out.contains(&format!(
+                    "sluice_stream_registry_misses_total{{backend=\"{}\"}} 10000",
+                    backend.name()
+                )),
+                "{out}"
+            );
         }
-        assert!(r.len() <= 32, "{}", r.len());
     }
 }
