@@ -6,7 +6,7 @@
 //! | backend | what | eviction |
 //! |---|---|---|
 //! | `moka` (default) | [`moka::sync::Cache`] | TinyLFU admission, LRU |
-//! | `quick_cache` | [`quick_cache::sync::Cache`] | CLOCK-Pro-like (S3-FIFO-like) |
+//! | `quick_cache` | [`quick_cache::sync::Cache`] | CLOCK-Pro-like |
 //! | `dashmap` | [`dashmap::DashMap`] + a CLOCK ring (see [`backends`]) | CLOCK |
 //! | `epoch` | [`EpochMap::bounded`] | GCLOCK |
 //!
@@ -40,8 +40,9 @@
 //!     LOOM_MAX_PREEMPTIONS=2 cargo test -p cache --release --test loom -j2
 //!   ```
 //!
-//!   (about a minute on two cores; without `LOOM_MAX_PREEMPTIONS` the tests
-//!   default to 2.) Loom checks the atomics (orderings, interleavings) and,
+//!   (one to two minutes on two cores; without `LOOM_MAX_PREEMPTIONS` the
+//!   tests default to 2. At 3, all models but `bounded_eviction_race` finish
+//!   within a few minutes; that one runs for well over a quarter of an hour.) Loom checks the atomics (orderings, interleavings) and,
 //!   through `loom::alloc::Track` values, that every value is freed; it does
 //!   not see plain memory, so publication of bucket contents is covered by
 //!   the Release/Acquire pairs on the slot pointers that carry them.
