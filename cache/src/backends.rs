@@ -163,13 +163,25 @@ where
     /// A cache bounded to `max_weight`, sized for about `items` entries.
     pub fn with_estimated_items(max_weight: u64, items: usize) -> Self {
         let evictions = Arc::new(AtomicU64::new(0));
-        let inner = QcInner::with(
-            items.max(1),
-            max_weight,
-            QcWeighter,
-            quick_cache::DefaultHashBuilder::default(),
-            QcLifecycle(Arc::clone(&evictions)),
-        );
+        let build = |weight: u64| {
+            QcInner::with(
+                items.max(1),
+                weight,
+                QcWeighter,
+                quick_cache::DefaultHashBuilder::default(),
+                QcLifecycle(Arc::clone(&evictions)),
+            )
+        };
+        // quick_cache gives each shard the bound divided by the shard count, rounded up, so the
+        // total could exceed `max_weight` by up to one per shard. Round the bound down to a
+        // multiple of the shard count instead (the count depends only on `items`).
+        let probe = build(max_weight);
+        let shards = probe.num_shards() as u64;
+        let inner = if max_weight % shards == 0 || max_weight < shards {
+            probe
+        } else {
+            build(max_weight / shards * shards)
+        };
         Self {
             inner,
             counters: Counters::new(),
