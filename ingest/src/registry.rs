@@ -86,19 +86,12 @@ impl StreamRegistry {
         text: &str,
         make: impl FnOnce() -> Result<StreamInfo, E>,
     ) -> Result<Arc<StreamInfo>, E> {
-        let key = text_key(text);
-        if let Some(hit) = self.cache.get(&key) {
-            if matches!(&hit.source, Source::Text(t) if **t == *text) {
-                return Ok(hit.info.clone());
-            }
-        }
-        let info = Arc::new(make()?);
-        let cached = Cached {
-            source: Source::Text(text.into()),
-            info: info.clone(),
-        };
-        self.cache.insert(key, Arc::new(cached), 1);
-        Ok(info)
+        self.lookup(
+            text_key(text),
+            |s| matches!(s, Source::Text(t) if **t == *text),
+            || Source::Text(text.into()),
+            make,
+        )
     }
 
     /// The stream for label pairs in arrival order, computed by `make` on a miss.
@@ -107,15 +100,30 @@ impl StreamRegistry {
         pairs: &[(String, String)],
         make: impl FnOnce() -> Result<StreamInfo, E>,
     ) -> Result<Arc<StreamInfo>, E> {
-        let key = pairs_key(pairs);
+        self.lookup(
+            pairs_key(pairs),
+            |s| matches!(s, Source::Pairs(p) if **p == *pairs),
+            || Source::Pairs(pairs.into()),
+            make,
+        )
+    }
+
+    /// A hit only when the cached source is the one asked for, so a hash collision is a miss.
+    fn lookup<E>(
+        &self,
+        key: u64,
+        same_source: impl FnOnce(&Source) -> bool,
+        source: impl FnOnce() -> Source,
+        make: impl FnOnce() -> Result<StreamInfo, E>,
+    ) -> Result<Arc<StreamInfo>, E> {
         if let Some(hit) = self.cache.get(&key) {
-            if matches!(&hit.source, Source::Pairs(p) if **p == *pairs) {
+            if same_source(&hit.source) {
                 return Ok(hit.info.clone());
             }
         }
         let info = Arc::new(make()?);
         let cached = Cached {
-            source: Source::Pairs(pairs.into()),
+            source: source(),
             info: info.clone(),
         };
         self.cache.insert(key, Arc::new(cached), 1);
