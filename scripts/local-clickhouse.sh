@@ -11,7 +11,8 @@
 #
 # The first run creates .local/venv and installs tools/chdb_http/requirements.txt
 # into it; later runs reinstall only when that file changes.
-# Log: .local/clickhouse.log   pid: .local/clickhouse.pid
+# Log: .local/clickhouse-PORT.log   pid: .local/clickhouse-PORT.pid (one server per port, so
+# servers on different ports can run side by side and be stopped separately)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,8 +23,8 @@ DATA=${CLICKHOUSE_DATA:-.local/clickhouse}
 VENV=$ROOT/.local/venv
 REQS=$ROOT/tools/chdb_http/requirements.txt
 STAMP=$VENV/.requirements.sha256
-PIDFILE=$ROOT/.local/clickhouse.pid
-LOG=$ROOT/.local/clickhouse.log
+PIDFILE=$ROOT/.local/clickhouse-$PORT.pid
+LOG=$ROOT/.local/clickhouse-$PORT.log
 URL=http://127.0.0.1:$PORT
 
 mkdir -p "$ROOT/.local"
