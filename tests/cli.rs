@@ -4,18 +4,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{clickhouse_url, skip};
 
 fn sluice(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SLUICE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = common::clean_sluice_command(args);
     cmd.envs(env.iter().copied());
     cmd.output().expect("run sluice")
 }
@@ -125,36 +119,9 @@ fn check_reaches_clickhouse_or_says_why_not() {
     );
 }
 
-/// A fake server that answers every query with `version()` = 18.16.1 in
-/// RowBinaryWithNamesAndTypes, like Debian's ClickHouse would report itself.
-fn old_clickhouse() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = vec![0u8; 65536];
-            let _ = stream.read(&mut buf);
-            let mut body = vec![1u8, 9];
-            body.extend_from_slice(b"version()");
-            body.push(6);
-            body.extend_from_slice(b"String");
-            body.push(7);
-            body.extend_from_slice(b"18.16.1");
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[test]
 fn old_clickhouse_is_refused() {
-    let url = old_clickhouse();
+    let url = common::fake_clickhouse("18.16.1", false);
     let env = [
         ("SLUICE_CLICKHOUSE_URL", url.as_str()),
         ("SLUICE_CLICKHOUSE_COMPRESSION", "none"),
@@ -169,4 +136,44 @@ fn old_clickhouse_is_refused() {
             text(&o)
         );
     }
+}
+
+#[test]
+fn ready_is_503_while_clickhouse_fails() {
+    let url = common::fake_clickhouse("26.9.1.1", true);
+    let listen = format!("127.0.0.1:{}", common::port());
+    let mut child = common::clean_sluice_command(&["serve"])
+        .envs([
+            ("SLUICE_CLICKHOUSE_URL", url.as_str()),
+            ("SLUICE_CLICKHOUSE_COMPRESSION", "none"),
+            ("SLUICE_LISTEN", listen.as_str()),
+            ("SLUICE_LOG", "warn"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(&listen) {
+            s.write_all(
+                format!("GET /ready HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sluice did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("ClickHouse is not ready"), "{answer}");
+    assert!(answer.contains("fake network trouble"), "{answer}");
 }

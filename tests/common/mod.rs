@@ -250,3 +250,70 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 pub fn snappy(data: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(data).unwrap()
 }
+
+/// A fake ClickHouse on a free port that reports `version`, accepts any other statement with an
+/// empty 200, and, when `fail_select_one`, answers `SELECT 1` with a ClickHouse-style error.
+/// Replies are RowBinaryWithNamesAndTypes, uncompressed: use `SLUICE_CLICKHOUSE_COMPRESSION=none`.
+pub fn fake_clickhouse(version: &'static str, fail_select_one: bool) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+            let mut request = Vec::new();
+            let mut buf = [0u8; 65536];
+            // Read until the client pauses: enough for the small requests sluice sends.
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&request)
+                .replace("%20", " ")
+                .replace('+', " ");
+            let (status, body) = if text.contains("version()") {
+                let mut body = vec![1u8, 9];
+                body.extend_from_slice(b"version()");
+                body.push(6);
+                body.extend_from_slice(b"String");
+                body.push(version.len() as u8);
+                body.extend_from_slice(version.as_bytes());
+                ("200 OK", body)
+            } else if fail_select_one && text.contains("SELECT 1") {
+                (
+                    "500 Internal Server Error",
+                    b"Code: 210. DB::Exception: fake network trouble. (NETWORK_ERROR)".to_vec(),
+                )
+            } else {
+                ("200 OK", Vec::new())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Environment that keeps the spawned binary from seeing the developer's `SLUICE_*` variables.
+pub fn clean_sluice_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SLUICE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A free loopback port.
+pub fn port() -> u16 {
+    free_port()
+}
