@@ -17,6 +17,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+source scripts/lib/process.sh
 
 PORT=${CLICKHOUSE_PORT:-8123}
 DATA=${CLICKHOUSE_DATA:-.local/clickhouse}
@@ -104,15 +105,7 @@ cmd_stop() {
         echo "ClickHouse (chDB) not running"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do  # up to 10 s for a graceful stop
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "pid $pid did not stop on SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_pid "$pid"
     rm -f "$PIDFILE"
     echo "ClickHouse (chDB) stopped"
 }

@@ -46,20 +46,8 @@ SLUICE_PID=
 TAP_PID=
 KEEP_WORK=0
 
-stop_pid() {  # stop_pid PID: SIGTERM, up to 10 s, then SIGKILL
-    local pid=$1
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid ignored SIGTERM; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+# stop_pid PID: SIGTERM, then SIGKILL after 10 s.
+source "$ROOT/scripts/lib/process.sh"
 
 cleanup() {
     local rc=$?
