@@ -95,7 +95,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     tracing::info!(backend = %pipeline.registry().backend(), "stream registry");
     let ingest_state = IngestState {
-        config: Arc::new(config.ingest.clone()),
         pipeline: pipeline.clone(),
         batcher,
         metrics: metrics.clone(),

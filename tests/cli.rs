@@ -3,7 +3,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::Output;
 
 use common::{clickhouse_url, skip};
@@ -104,11 +103,7 @@ fn check_reaches_clickhouse_or_says_why_not() {
         text(&o)
     );
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dead = format!("http://127.0.0.1:{port}");
     let o = sluice(&["check"], &[("SLUICE_CLICKHOUSE_URL", &dead)]);
     assert_eq!(o.status.code(), Some(1));
@@ -141,7 +136,7 @@ fn old_clickhouse_is_refused() {
 #[test]
 fn ready_is_503_while_clickhouse_fails() {
     let url = common::fake_clickhouse("26.9.1.1", true);
-    let listen = format!("127.0.0.1:{}", common::port());
+    let listen = format!("127.0.0.1:{}", common::free_port());
     let mut child = common::clean_sluice_command(&["serve"])
         .envs([
             ("SLUICE_CLICKHOUSE_URL", url.as_str()),

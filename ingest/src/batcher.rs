@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::Rows;
+use crate::pipeline::{Rows, merge_stream_rows};
 use crate::sink::{Batch, BatchSink, SinkError};
 use crate::{Error, Result};
 
@@ -163,7 +163,7 @@ async fn flush<S: BatchSink>(
     let Pending {
         mut batch, acks, ..
     } = std::mem::take(pending);
-    merge_streams(&mut batch);
+    merge_stream_rows(&mut batch.streams);
     // Waiting for a permit here is the back-pressure: while every writer is busy the queue fills
     // and `submit` starts refusing.
     let permit = permits
@@ -179,21 +179,6 @@ async fn flush<S: BatchSink>(
             // A client that went away does not care.
             let _ = ack.send(result.clone());
         }
-    });
-}
-
-/// Folds stream rows of the same (tenant, stream) into one with the widest time range.
-fn merge_streams(batch: &mut Batch) {
-    batch
-        .streams
-        .sort_unstable_by(|a, b| (&a.tenant, a.stream_id).cmp(&(&b.tenant, b.stream_id)));
-    batch.streams.dedup_by(|next, kept| {
-        let same = next.tenant == kept.tenant && next.stream_id == kept.stream_id;
-        if same {
-            kept.first_seen = kept.first_seen.min(next.first_seen);
-            kept.last_seen = kept.last_seen.max(next.last_seen);
-        }
-        same
     });
 }
 

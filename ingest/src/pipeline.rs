@@ -3,11 +3,9 @@
 //! A request is all or nothing: the first refused entry fails the whole request before anything
 //! is queued.
 
-use std::collections::HashMap;
-
 use store::{LabelSet, LogRow, StreamRow, labels::is_valid_label_name};
 
-use crate::codec::{DecodedStream, Origin, StreamLabels, labels::parse_label_string, time};
+use crate::codec::{DecodedStream, Origin, StreamLabels, labels::parse_label_string};
 use crate::registry::{StreamInfo, StreamRegistry};
 use crate::{Error, IngestConfig, Result};
 
@@ -69,6 +67,11 @@ impl Pipeline {
         }
     }
 
+    /// The limits in force.
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
     /// The stream registry.
     pub fn registry(&self) -> &StreamRegistry {
         &self.registry
@@ -83,7 +86,6 @@ impl Pipeline {
             now.saturating_add(self.config.max_future_secs as i64 * 1_000_000_000)
         };
         let mut rows = Rows::default();
-        let mut seen: HashMap<u64, usize> = HashMap::new();
         let tenant_name: std::sync::Arc<str> = tenant.into();
         for stream in streams {
             let info = self.resolve(&stream.labels, stream.origin)?;
@@ -147,7 +149,7 @@ impl Pipeline {
                     severity_text,
                     service_name: info.service_name.clone(),
                     body: entry.line,
-                    resource_attributes: info.resource.clone(),
+                    resource_attributes: info.labels.shared(),
                     log_attributes: entry.attributes,
                 };
                 rows.bytes += row.approx_bytes();
@@ -156,24 +158,15 @@ impl Pipeline {
             if first > last {
                 continue; // a stream without entries stores nothing
             }
-            match seen.get(&info.id.0) {
-                Some(&i) => {
-                    let s = &mut rows.streams[i];
-                    s.first_seen = s.first_seen.min(first);
-                    s.last_seen = s.last_seen.max(last);
-                }
-                None => {
-                    seen.insert(info.id.0, rows.streams.len());
-                    rows.streams.push(StreamRow {
-                        tenant: tenant.to_string(),
-                        stream_id: info.id.0,
-                        labels: info.labels.pairs().to_vec(),
-                        first_seen: first,
-                        last_seen: last,
-                    });
-                }
-            }
+            rows.streams.push(StreamRow {
+                tenant: tenant.to_string(),
+                stream_id: info.id.0,
+                labels: info.labels.pairs().to_vec(),
+                first_seen: first,
+                last_seen: last,
+            });
         }
+        merge_stream_rows(&mut rows.streams);
         Ok(rows)
     }
 
@@ -233,11 +226,24 @@ impl Pipeline {
             .into();
         Ok(StreamInfo {
             id: labels.stream_id(),
-            resource: labels.pairs().into(),
             labels,
             service_name,
         })
     }
+}
+
+/// Folds stream rows of the same (tenant, stream) into one with the widest time range: within a
+/// request (one stream sent twice, labels in another order) and across a batch.
+pub(crate) fn merge_stream_rows(streams: &mut Vec<StreamRow>) {
+    streams.sort_unstable_by(|a, b| (&a.tenant, a.stream_id).cmp(&(&b.tenant, b.stream_id)));
+    streams.dedup_by(|next, kept| {
+        let same = next.tenant == kept.tenant && next.stream_id == kept.stream_id;
+        if same {
+            kept.first_seen = kept.first_seen.min(next.first_seen);
+            kept.last_seen = kept.last_seen.max(next.last_seen);
+        }
+        same
+    });
 }
 
 /// OpenTelemetry severity number of a severity text (0 when unknown).
@@ -254,11 +260,6 @@ pub fn severity_number(text: &str) -> u8 {
         "fatal" | "panic" | "emerg" | "emergency" => 21,
         _ => 0,
     }
-}
-
-/// Receipt time for events that carry none (re-exported so receivers and tests agree).
-pub fn now_nanos() -> i64 {
-    time::now_nanos()
 }
 
 #[cfg(test)]

@@ -23,8 +23,6 @@ pub struct StreamInfo {
     pub labels: LabelSet,
     /// The service it belongs to (`ServiceName`), derived from its labels.
     pub service_name: Arc<str>,
-    /// The labels as the `ResourceAttributes` of its rows.
-    pub resource: Arc<[(String, String)]>,
 }
 
 /// What a stream arrived as: the cache key is a hash of it.
@@ -190,7 +188,6 @@ mod tests {
             id: StreamId(n),
             labels: LabelSet::default(),
             service_name: "".into(),
-            resource: Arc::new([]),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Stream label sets and the stable 64-bit stream id derived from them.
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 /// A stream's identity: a stable 64-bit hash of its sorted label set.
 ///
@@ -10,10 +11,11 @@ use std::fmt::{self, Write as _};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub u64);
 
-/// A set of labels sorted by name, names unique.
+/// A set of labels sorted by name, names unique. The pairs are shared (`Arc`), so every row of a
+/// stream can carry them as its `ResourceAttributes` without a copy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LabelSet {
-    pairs: Vec<(String, String)>,
+    pairs: Arc<[(String, String)]>,
 }
 
 impl LabelSet {
@@ -29,7 +31,7 @@ impl LabelSet {
                 _ => out.push((name, value)),
             }
         }
-        LabelSet { pairs: out }
+        LabelSet { pairs: out.into() }
     }
 
     /// The pairs, sorted by name.
@@ -58,7 +60,7 @@ impl LabelSet {
     /// The stream id of this label set (see [`StreamId`]).
     pub fn stream_id(&self) -> StreamId {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for (name, value) in &self.pairs {
+        for (name, value) in self.pairs.iter() {
             // Length prefixes make the encoding injective: no two label sets hash the same bytes.
             h.update(&(name.len() as u64).to_le_bytes());
             h.update(name.as_bytes());
@@ -68,9 +70,9 @@ impl LabelSet {
         StreamId(h.digest())
     }
 
-    /// Consumes the set, returning its sorted pairs.
-    pub fn into_pairs(self) -> Vec<(String, String)> {
-        self.pairs
+    /// The sorted pairs, shared with this set.
+    pub fn shared(&self) -> Arc<[(String, String)]> {
+        self.pairs.clone()
     }
 }
 

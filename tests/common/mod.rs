@@ -28,7 +28,8 @@ pub fn skip() -> bool {
     false
 }
 
-fn free_port() -> u16 {
+/// A free loopback port.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -64,14 +65,7 @@ impl Sluice {
         std::fs::create_dir_all(&data_dir).unwrap();
         let log_path = data_dir.join("sluice.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.arg("serve");
-        // sluice refuses unknown SLUICE_* variables; give it only ours.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SLUICE_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = clean_sluice_command(&["serve"]);
         cmd.env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
             .env("SLUICE_CLICKHOUSE_URL", clickhouse_url())
             .env("SLUICE_CLICKHOUSE_DATABASE", &database)
@@ -301,7 +295,8 @@ pub fn fake_clickhouse(version: &'static str, fail_select_one: bool) -> String {
     format!("http://{addr}")
 }
 
-/// Environment that keeps the spawned binary from seeing the developer's `SLUICE_*` variables.
+/// The `sluice` binary with `args`, without the developer's `SLUICE_*` variables (sluice
+/// refuses unknown ones, and tests set their own).
 pub fn clean_sluice_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.args(args);
@@ -311,9 +306,4 @@ pub fn clean_sluice_command(args: &[&str]) -> Command {
         }
     }
     cmd
-}
-
-/// A free loopback port.
-pub fn port() -> u16 {
-    free_port()
 }

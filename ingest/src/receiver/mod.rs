@@ -16,16 +16,15 @@ use axum::routing::post;
 use http_body_util::BodyExt;
 
 use crate::batcher::BatcherHandle;
+use crate::codec::time::now_nanos;
 use crate::codec::{self, DecodedStream, encoding, jsonline};
 use crate::metrics::{Endpoint, IngestMetrics};
-use crate::pipeline::{Pipeline, now_nanos};
+use crate::pipeline::Pipeline;
 use crate::{Error, IngestConfig, Result};
 
 /// What the receivers share.
 #[derive(Clone)]
 pub struct IngestState {
-    /// Limits.
-    pub config: Arc<IngestConfig>,
     /// Normalisation and the stream registry.
     pub pipeline: Arc<Pipeline>,
     /// Where rows go.
@@ -104,12 +103,12 @@ async fn read_plain_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<u8>> {
-    let raw = read_body(headers, body, state.config.max_body_bytes).await?;
+    let raw = read_body(headers, body, state.pipeline.config().max_body_bytes).await?;
     state.metrics.request(endpoint, raw.len());
     Ok(encoding::decode_content_encoding(
         header_str(headers, header::CONTENT_ENCODING),
         raw,
-        state.config.max_decompressed_bytes,
+        state.pipeline.config().max_decompressed_bytes,
     )?)
 }
 
@@ -159,7 +158,7 @@ async fn store(state: &IngestState, tenant: &str, streams: Vec<DecodedStream>) -
 
 async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
     let work = async {
-        let tenant = tenant(&headers, &state.config)?;
+        let tenant = tenant(&headers, state.pipeline.config())?;
         // Loki reads anything that is not JSON as protobuf, an absent Content-Type included.
         let json = match media_type(&headers).as_str() {
             "application/json" => true,
@@ -172,7 +171,7 @@ async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: B
             }
         };
         let mut plain = read_plain_body(&state, Endpoint::LokiPush, &headers, body).await?;
-        let limit = state.config.max_decompressed_bytes;
+        let limit = state.pipeline.config().max_decompressed_bytes;
         let streams = if json {
             codec::loki::decode_json(&mut plain)?
         } else {
@@ -219,7 +218,7 @@ async fn insert_jsonline(
     body: Body,
 ) -> Response {
     let work = async {
-        let tenant = tenant(&headers, &state.config)?;
+        let tenant = tenant(&headers, state.pipeline.config())?;
         match media_type(&headers).as_str() {
             ""
             | "application/json"
