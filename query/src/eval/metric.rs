@@ -1,0 +1,1 @@
+//! Range aggregations over raw samples, vector aggregations and binary operations.

@@ -1,0 +1,1 @@
+//! The log pipeline: line filters, parsers, label filters, formatting, drop/keep and sample extraction.

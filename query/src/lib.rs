@@ -1,0 +1,11 @@
+//! sluice's read side: the LogQL parser, the planner that turns a query into ClickHouse SQL
+//! (user values only as query parameters), the Rust evaluation of what ClickHouse cannot run
+//! (parsers, formatting, metric aggregation), the results cache and the Loki HTTP query API.
+//!
+//! It shares only the row and schema types of `store` with the write side.
+
+pub mod eval;
+pub mod logql;
+pub mod error;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Tokens of LogQL and the lexer that produces them, with byte spans.
