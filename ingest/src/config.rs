@@ -95,7 +95,7 @@ impl IngestConfig {
                 "ingest.max_decompressed_bytes must be at least ingest.max_body_bytes".into(),
             ));
         }
-        crate::tenant::validate(&self.default_tenant)
+        store::tenant::validate(&self.default_tenant)
             .map_err(|e| Error::Config(format!("ingest.default_tenant: {e}")))?;
         if self.stream_registry.parse::<cache::Backend>().is_err() {
             return Err(Error::Config(format!(

@@ -13,7 +13,6 @@ pub mod pipeline;
 pub mod receiver;
 pub mod registry;
 pub mod sink;
-pub mod tenant;
 
 pub use config::IngestConfig;
 pub use receiver::{IngestState, router};

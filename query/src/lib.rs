@@ -4,8 +4,9 @@
 //!
 //! It shares only the row and schema types of `store` with the write side.
 
+pub mod config;
+pub mod error;
 pub mod eval;
 pub mod logql;
-pub mod error;
 
 pub use error::{Error, Result};

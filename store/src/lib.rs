@@ -9,6 +9,8 @@ pub mod labels;
 pub mod metrics;
 pub mod row;
 pub mod schema;
+pub mod tenant;
+pub mod time;
 
 pub use ch::{ClickHouseConfig, CompressionSetting};
 pub use labels::{LabelSet, StreamId};

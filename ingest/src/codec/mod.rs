@@ -11,7 +11,7 @@ pub mod encoding;
 pub mod jsonline;
 pub mod labels;
 pub mod loki;
-pub mod time;
+pub use store::time;
 
 /// Where a decoded stream came from in the request, for error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -63,7 +63,7 @@ fn tenant(headers: &HeaderMap, config: &IngestConfig) -> Result<String> {
                 reason: "bad_tenant",
                 msg: "X-Scope-OrgID is not valid text".into(),
             })?;
-            crate::tenant::validate(t).map_err(|msg| Error::Invalid {
+            store::tenant::validate(t).map_err(|msg| Error::Invalid {
                 reason: "bad_tenant",
                 msg: format!("X-Scope-OrgID: {msg}"),
             })?;

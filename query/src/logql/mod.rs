@@ -23,6 +23,8 @@ pub struct ParseError {
 
 pub mod lexer;
 pub mod parser;
+pub mod planner;
 mod print;
+pub mod sql;
 
 pub use parser::parse;

@@ -1,0 +1,135 @@
+//! Decides what of a query runs in ClickHouse and what in Rust.
+//!
+//! ClickHouse gets the stream selector (resolved on the small `streams` table), the time range
+//! and every line filter it can evaluate exactly (`|=`, `!=`, `|~`, `!~`) that comes before the
+//! first stage that rewrites the line. Line filters are pure predicates on the original line, so
+//! they commute with parsers and label filters and may be pushed past them. The rest of the
+//! pipeline runs in Rust on the rows ClickHouse returns.
+
+use super::ast::{
+    Expr, LineFilter, LogExpr, LogRange, MetricExpr, NamedMatcher, Parser, RangeOp, Stage, VectorOp,
+};
+use super::sql;
+use crate::{Error, Result};
+
+/// The split of one log expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogPlan {
+    /// Line filters ClickHouse evaluates.
+    pub pushed: Vec<LineFilter>,
+    /// Stages left for the Rust pipeline, in order.
+    pub rest: Vec<Stage>,
+}
+
+impl LogPlan {
+    /// Splits `log`'s pipeline.
+    pub fn new(log: &LogExpr) -> LogPlan {
+        let mut pushed = Vec::new();
+        let mut rest = Vec::new();
+        let mut line_rewritten = false;
+        for stage in &log.pipeline {
+            match stage {
+                Stage::LineFilter(f) if !line_rewritten && sql::can_push_down(f) => {
+                    pushed.push(f.clone());
+                }
+                // `drop __error__` is what Grafana appends to its volume queries; before any
+                // stage that can set an error it does nothing, and leaving it out keeps the
+                // query eligible for pre-aggregation in ClickHouse.
+                Stage::Drop(items) if rest.is_empty() && drops_only_errors(items) => {}
+                _ => {
+                    if matches!(
+                        stage,
+                        Stage::LineFormat(_) | Stage::Decolorize | Stage::Parser(Parser::Unpack)
+                    ) {
+                        line_rewritten = true;
+                    }
+                    rest.push(stage.clone());
+                }
+            }
+        }
+        LogPlan { pushed, rest }
+    }
+}
+
+fn drops_only_errors(items: &[NamedMatcher]) -> bool {
+    items.iter().all(|item| {
+        matches!(item, NamedMatcher::Name(n) if n == "__error__" || n == "__error_details__")
+    })
+}
+
+/// True when a range aggregation can be computed from per-bucket counts and byte sums that
+/// ClickHouse aggregates, instead of from every row.
+pub fn can_pre_aggregate(range: &LogRange, op: RangeOp, plan: &LogPlan) -> bool {
+    plan.rest.is_empty()
+        && range.unwrap.is_none()
+        && matches!(
+            op,
+            RangeOp::Count | RangeOp::Rate | RangeOp::Bytes | RangeOp::BytesRate | RangeOp::Absent
+        )
+}
+
+/// Refuses valid LogQL that sluice does not run, naming the feature (`sluice logql` exit 3,
+/// HTTP 400 from the API).
+pub fn check_supported(expr: &Expr) -> Result<()> {
+    match expr {
+        Expr::Log(_) => Ok(()),
+        Expr::Metric(m) => check_metric(m),
+    }
+}
+
+fn check_metric(expr: &MetricExpr) -> Result<()> {
+    match expr {
+        MetricExpr::Range(_) | MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => Ok(()),
+        MetricExpr::Vector(v) => {
+            if v.op == VectorOp::ApproxTopk {
+                return Err(Error::Unsupported(
+                    "approx_topk (use topk: sluice computes it exactly)".into(),
+                ));
+            }
+            check_metric(&v.inner)
+        }
+        MetricExpr::Binary(b) => {
+            check_metric(&b.lhs)?;
+            check_metric(&b.rhs)
+        }
+        MetricExpr::LabelReplace(l) => check_metric(&l.inner),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logql::ast::{LineFilterOp, LineFilterValue};
+
+    fn filter(op: LineFilterOp, v: &str) -> Stage {
+        Stage::LineFilter(LineFilter {
+            op,
+            alternatives: vec![LineFilterValue {
+                value: v.into(),
+                ip: false,
+            }],
+        })
+    }
+
+    #[test]
+    fn line_filters_push_down_until_the_line_is_rewritten() {
+        let log = LogExpr {
+            matchers: vec![],
+            pipeline: vec![
+                Stage::Drop(vec![NamedMatcher::Name("__error__".into())]),
+                filter(LineFilterOp::Contains, "a"),
+                Stage::Parser(Parser::Json(vec![])),
+                filter(LineFilterOp::NotRegex, "b"),
+                filter(LineFilterOp::Pattern, "<_> c"),
+                Stage::Drop(vec![NamedMatcher::Name("__error__".into())]),
+                Stage::LineFormat("{{.x}}".into()),
+                filter(LineFilterOp::Contains, "d"),
+            ],
+        };
+        let plan = LogPlan::new(&log);
+        assert_eq!(plan.pushed.len(), 2);
+        assert_eq!(plan.rest.len(), 5, "{:?}", plan.rest);
+        assert!(matches!(plan.rest[0], Stage::Parser(_)));
+        assert_eq!(plan.rest[4], filter(LineFilterOp::Contains, "d"));
+    }
+}
