@@ -67,6 +67,7 @@ async fn loki_protobuf_push_lands_exactly() {
         ("env", "prod"),
         ("job", "api"),
         ("note", "a, \"quoted\" value"),
+        ("service_name", "api"),
     ];
     let want = vec![
         LogRow {
@@ -90,13 +91,13 @@ async fn loki_protobuf_push_lands_exactly() {
         },
         LogRow {
             tenant: "fake".into(),
-            stream_id: stream_id(&[("app", "web")]),
+            stream_id: stream_id(&[("app", "web"), ("service_name", "web")]),
             timestamp: t0 + 3,
             severity_text: "error".into(),
             severity_number: 17,
             service_name: "web".into(),
             body: "level=error msg=boom".into(),
-            resource_attributes: pairs(&[("app", "web")]).into(),
+            resource_attributes: pairs(&[("app", "web"), ("service_name", "web")]).into(),
             log_attributes: pairs(&[("level", "error")]),
             ..LogRow::default()
         },
@@ -199,6 +200,7 @@ async fn vector_http_sink_ndjson_and_json_array() {
     let nginx = [
         ("host", "web-1"),
         ("service", "nginx"),
+        ("service_name", "nginx"),
         ("source_type", "demo_logs"),
     ];
     let want_first = LogRow {
@@ -222,7 +224,12 @@ async fn vector_http_sink_ndjson_and_json_array() {
     assert_eq!(worker.log_attributes, pairs(&[("file", "/var/log/w.log")]));
     assert_eq!(
         worker.resource_attributes,
-        pairs(&[("host", "job-1"), ("source_type", "file")]).into()
+        pairs(&[
+            ("host", "job-1"),
+            ("service_name", "unknown_service"),
+            ("source_type", "file")
+        ])
+        .into()
     );
     let first = rows
         .iter()
@@ -263,7 +270,12 @@ async fn jsonline_victorialogs_parameters_and_zstd() {
     assert_eq!(r.timestamp, ms * 1_000_000);
     assert_eq!(
         r.resource_attributes,
-        pairs(&[("kubernetes_ns", "prod"), ("kubernetes_pod", "db-0")]).into()
+        pairs(&[
+            ("kubernetes_ns", "prod"),
+            ("kubernetes_pod", "db-0"),
+            ("service_name", "unknown_service")
+        ])
+        .into()
     );
     assert_eq!(r.log_attributes, pairs(&[("level", "warn")]));
     assert_eq!((r.severity_text.as_str(), r.severity_number), ("warn", 13));

@@ -210,7 +210,7 @@ impl Pipeline {
                 ));
             }
         }
-        let labels = LabelSet::from_pairs(pairs);
+        let mut labels = LabelSet::from_pairs(pairs);
         if labels.len() > self.config.max_labels_per_stream {
             return Err(format!(
                 "stream has {} labels, the limit is {} (ingest.max_labels_per_stream)",
@@ -222,8 +222,16 @@ impl Pipeline {
             .iter()
             .find_map(|n| labels.get(n))
             .filter(|v| !v.is_empty())
-            .unwrap_or(UNKNOWN_SERVICE)
-            .into();
+            .unwrap_or(UNKNOWN_SERVICE);
+        let service_name: std::sync::Arc<str> = service_name.into();
+        // Loki's `discover_service_name`: a stream without `service_name` gets one, so
+        // `{service_name="..."}` selects every stream of a service whatever its shipper called it.
+        if labels.get("service_name").is_none_or(str::is_empty) {
+            let mut pairs = labels.pairs().to_vec();
+            pairs.retain(|(n, _)| n != "service_name");
+            pairs.push(("service_name".into(), service_name.to_string()));
+            labels = LabelSet::from_pairs(pairs);
+        }
         Ok(StreamInfo {
             id: labels.stream_id(),
             labels,
@@ -321,9 +329,31 @@ mod tests {
             &*r.resource_attributes,
             &[
                 ("job".into(), "api".into()),
-                ("level".into(), "warn".into())
+                ("level".into(), "warn".into()),
+                ("service_name".into(), "api".into()),
             ]
         );
+        // A stream that names no service gets Loki's `unknown_service`; one that has a
+        // `service_name` keeps it.
+        let rows = p
+            .normalise(
+                "t1",
+                vec![
+                    stream(r#"{level="warn"}"#, &[(NOW - 1, "d")]),
+                    stream(r#"{service_name="svc", app="x"}"#, &[(NOW - 1, "e")]),
+                ],
+                NOW,
+            )
+            .unwrap();
+        let labels: Vec<_> = rows.logs.iter().map(|r| r.resource_attributes.to_vec()).collect();
+        assert!(labels.contains(&vec![
+            ("level".into(), "warn".into()),
+            ("service_name".into(), "unknown_service".into())
+        ]));
+        assert!(labels.contains(&vec![
+            ("app".into(), "x".into()),
+            ("service_name".into(), "svc".into())
+        ]));
     }
 
     #[test]

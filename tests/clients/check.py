@@ -116,6 +116,9 @@ class Row:
 
     def __init__(self, marker, labels, meta, service, severity, sevnum, ts=None, body=None,
                  body_json=None, dumps=None, ts_from_ms=None):
+        # sluice adds `service_name` (the expected ServiceName) to streams that lack it, as
+        # Loki's discover_service_name does.
+        labels = {**labels, "service_name": labels.get("service_name") or service}
         self.marker, self.labels, self.meta = marker, labels, meta
         self.service, self.severity, self.sevnum = service, severity, sevnum
         self.ts, self.body, self.body_json, self.dumps = ts, body, body_json, dumps
