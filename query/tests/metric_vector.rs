@@ -948,3 +948,39 @@ fn many_series_group_and_select() {
     want.sort();
     assert_eq!(ids, want);
 }
+
+#[test]
+fn one_step_range_query_is_not_instant() {
+    // start < end but shorter than the step: one evaluation time, yet a range query, so no
+    // value order and no approx_topk (Loki decides on start == end).
+    let store = special();
+    let all = || r(RangeOp::Max, &[("app", "=", "a")], 60.0);
+    let steps = range_q(60.0, 70.0, 30.0);
+    let (fin, pinf, ninf, nan) = (
+        &[("app", "a"), ("k", "fin")][..],
+        &[("app", "a"), ("k", "pinf")][..],
+        &[("app", "a"), ("k", "ninf")][..],
+        &[("app", "a"), ("k", "nan")][..],
+    );
+    check(vec![
+        case(
+            "sort over one step is by labels",
+            &store,
+            v(Sort, all()),
+            steps,
+            ordered(&[
+                (fin, 2.0),
+                (nan, f64::NAN),
+                (ninf, f64::NEG_INFINITY),
+                (pinf, f64::INFINITY),
+            ]),
+        ),
+        case(
+            "approx_topk over one step",
+            &store,
+            v(ApproxTopk, all()).k(1.0),
+            steps,
+            Expect::Err("only supported on instant queries"),
+        ),
+    ]);
+}

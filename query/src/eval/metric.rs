@@ -84,7 +84,7 @@ pub fn evaluate(expr: &MetricExpr, steps: &Steps, leaves: Vec<Vec<Series>>) -> R
             grid.times().map(|t| Point { t, v }).collect(),
         )),
         Val::Vector(vectors) => {
-            let keep_order = grid.n == 1 && uses_sort(expr);
+            let keep_order = grid.instant && uses_sort(expr);
             Ok(Value::Matrix(vectors.into_series(&grid, keep_order)))
         }
     }
@@ -116,6 +116,9 @@ pub(crate) struct Grid {
     step: i64,
     /// Number of evaluation times (0 when `end < start`).
     n: usize,
+    /// An instant query (`start == end`), which is not the same as one step: a range query
+    /// shorter than its step also has one.
+    instant: bool,
 }
 
 impl Grid {
@@ -127,6 +130,7 @@ impl Grid {
                 start: steps.start,
                 step,
                 n: 0,
+                instant: false,
             });
         }
         let intervals = (i128::from(steps.end) - i128::from(steps.start)) / i128::from(step);
@@ -142,6 +146,7 @@ impl Grid {
             step,
             // At most MAX_RESOLUTION + 1, so the cast is exact.
             n: intervals as usize + 1,
+            instant: steps.start == steps.end,
         })
     }
 

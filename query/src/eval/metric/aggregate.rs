@@ -21,7 +21,7 @@ pub(super) fn aggregate(agg: &VectorAggregation, input: Vectors, grid: &Grid) ->
                 "grouping not allowed for approx_topk aggregation".into(),
             ));
         }
-        if grid.n != 1 {
+        if !grid.instant {
             return Err(Error::BadRequest(
                 "count min sketches are only supported on instant queries".into(),
             ));
@@ -36,33 +36,15 @@ pub(super) fn aggregate(agg: &VectorAggregation, input: Vectors, grid: &Grid) ->
         .iter()
         .map(|l| groups.intern(labels::group(l, grouping)))
         .collect();
-    match agg.op {
-        VectorOp::Topk | VectorOp::ApproxTopk => Ok(select(
-            input,
-            &group_of,
-            groups.labels.len(),
-            Select::Top(k),
-        )),
-        VectorOp::Bottomk => Ok(select(
-            input,
-            &group_of,
-            groups.labels.len(),
-            Select::Bottom(k),
-        )),
-        VectorOp::Sort => Ok(select(
-            input,
-            &group_of,
-            groups.labels.len(),
-            Select::Bottom(usize::MAX),
-        )),
-        VectorOp::SortDesc => Ok(select(
-            input,
-            &group_of,
-            groups.labels.len(),
-            Select::Top(usize::MAX),
-        )),
-        op => Ok(fold(op, input, &group_of, groups.labels)),
-    }
+    let ngroups = groups.labels.len();
+    let how = match agg.op {
+        VectorOp::Topk | VectorOp::ApproxTopk => Select::Top(k),
+        VectorOp::Bottomk => Select::Bottom(k),
+        VectorOp::Sort => Select::Bottom(usize::MAX),
+        VectorOp::SortDesc => Select::Top(usize::MAX),
+        op => return Ok(fold(op, input, &group_of, groups.labels)),
+    };
+    Ok(select(input, &group_of, ngroups, how))
 }
 
 /// Loki's parameter rules: `topk`/`bottomk`/`approx_topk` need a whole k > 0 (it returns the

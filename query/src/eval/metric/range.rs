@@ -367,10 +367,11 @@ fn sliding_sum<'a>(
     let (mut sum, mut lo, mut hi) = (0.0_f64, 0_usize, 0_usize);
     windows.map(move |(i, _, wlo, whi)| {
         if !exact {
-            return (i, points[wlo..whi].iter().map(|p| p.v).sum());
+            // From +0.0 as Go's loop does (Rust's `sum` starts at -0.0 for floats).
+            return (i, points[wlo..whi].iter().fold(0.0, |acc, p| acc + p.v));
         }
-        sum += points[hi..whi].iter().map(|p| p.v).sum::<f64>();
-        sum -= points[lo..wlo].iter().map(|p| p.v).sum::<f64>();
+        sum += points[hi..whi].iter().fold(0.0, |acc, p| acc + p.v);
+        sum -= points[lo..wlo].iter().fold(0.0, |acc, p| acc + p.v);
         (lo, hi) = (wlo, whi);
         (i, sum)
     })
