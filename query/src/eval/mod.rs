@@ -40,17 +40,16 @@ impl Steps {
     /// The evaluation times in order.
     pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
         let step = self.step.max(1);
-        (0..)
-            .map(move |i: i64| self.start + i * step)
-            .take_while(move |t| *t <= self.end)
+        (0..self.len() as i64).map(move |i| self.start.saturating_add(i.saturating_mul(step)))
     }
 
-    /// How many evaluation times there are.
+    /// How many evaluation times there are (saturating: extreme values never overflow).
     pub fn len(&self) -> usize {
         if self.end < self.start {
             0
         } else {
-            ((self.end - self.start) / self.step.max(1)) as usize + 1
+            let span = (self.end as i128 - self.start as i128) / self.step.max(1) as i128;
+            usize::try_from(span + 1).unwrap_or(usize::MAX)
         }
     }
 

@@ -96,6 +96,72 @@ fn check_metric(expr: &MetricExpr) -> Result<()> {
     }
 }
 
+/// The SQL a query runs, for `sluice logql --sql`: per log selector, the stream look-up and
+/// the row (or bucket) query, with their parameters. Tenant, times and stream ids are the
+/// placeholders the API fills in per request.
+pub fn explain(expr: &Expr) -> String {
+    let range = sql::TimeRange { start: 0, end: 0 };
+    let mut out = String::new();
+    let mut section = |title: String, statements: Vec<sql::Sql>| {
+        out.push_str(&format!("-- {title}\n"));
+        for s in statements {
+            out.push_str(&s.text);
+            out.push_str(";\n");
+            for (name, value) in &s.params {
+                out.push_str(&format!("--   {name} = {value:?}\n"));
+            }
+        }
+    };
+    match expr {
+        Expr::Log(log) => {
+            let plan = LogPlan::new(log);
+            section(
+                format!("{log}: {} stage(s) left for Rust", plan.rest.len()),
+                vec![
+                    sql::streams("<tenant>", &log.matchers, range, 0),
+                    sql::log_rows(
+                        "<tenant>",
+                        &[],
+                        range,
+                        &plan.pushed,
+                        sql::Direction::Backward,
+                        100,
+                    ),
+                ],
+            );
+        }
+        Expr::Metric(m) => {
+            for agg in crate::eval::metric::range_aggregations(m) {
+                let plan = LogPlan::new(&agg.range.log);
+                let rows = if can_pre_aggregate(&agg.range, agg.op, &plan) {
+                    sql::bucket_counts("<tenant>", &[], range, &plan.pushed, 0, 1)
+                } else {
+                    sql::log_rows(
+                        "<tenant>",
+                        &[],
+                        range,
+                        &plan.pushed,
+                        sql::Direction::Forward,
+                        0,
+                    )
+                };
+                section(
+                    format!(
+                        "{}: {} stage(s) left for Rust",
+                        agg.range.log,
+                        plan.rest.len()
+                    ),
+                    vec![
+                        sql::streams("<tenant>", &agg.range.log.matchers, range, 0),
+                        rows,
+                    ],
+                );
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
