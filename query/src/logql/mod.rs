@@ -27,4 +27,4 @@ pub mod planner;
 mod print;
 pub mod sql;
 
-pub use parser::parse;
+pub use parser::{parse, parse_duration, parse_log_selector};
