@@ -62,7 +62,8 @@ pub fn parse_log_selector(query: &str) -> Result<Vec<Matcher>, ParseError> {
 }
 
 /// Parses a duration parameter of the query API, in nanoseconds: a number of seconds (`15`,
-/// `0.5`, as Loki's `step` accepts) or a Prometheus duration (`5m`, `1h30m`, `1d`).
+/// `0.5`, as Loki's `step` accepts) or a Prometheus duration (`5m`, `1h30m`, `1d`). A negative
+/// number of seconds is returned as it is, for the caller to refuse with its own message.
 pub fn parse_duration(s: &str) -> Option<i64> {
     if let Ok(secs) = go_parse_float(s) {
         let ns = secs * 1e9;
@@ -205,8 +206,8 @@ const OPERAND_STARTS: [Tok; 5] = [
     Tok::Sub,
 ];
 
-/// Tokens that can follow `|` in a pipeline.
-const STAGE_STARTS: [Tok; 13] = [
+/// Tokens that can follow `|` in a pipeline (`unwrap` only in a range).
+const STAGE_STARTS: [Tok; 12] = [
     Tok::Identifier,
     Tok::OpenParen,
     Tok::Json,
@@ -219,7 +220,6 @@ const STAGE_STARTS: [Tok; 13] = [
     Tok::Decolorize,
     Tok::Drop,
     Tok::Keep,
-    Tok::Unwrap,
 ];
 
 fn text(t: Token) -> String {
@@ -256,8 +256,13 @@ impl State<'_> {
     // ---- token primitives -------------------------------------------------------------------
 
     fn peek(&self) -> &Token {
-        // `pos` never passes the final Eof/Error token and the token list is never empty.
-        &self.tokens[self.pos.min(self.tokens.len().saturating_sub(1))]
+        // `pos` never passes the final Eof/Error token, and the lexer always emits one.
+        static END: Token = Token {
+            tok: Tok::Eof,
+            span: Span { start: 0, end: 0 },
+            value: Value::None,
+        };
+        self.tokens.get(self.pos).unwrap_or(&END)
     }
 
     fn tok(&self) -> Tok {
@@ -527,28 +532,27 @@ impl State<'_> {
         self.finish_label_replace(start, inner)
     }
 
+    /// `, "string"`.
+    fn comma_string(&mut self) -> Result<(String, Span), ParseError> {
+        self.expect(Tok::Comma)?;
+        self.expect_text(Tok::String)
+    }
+
     fn finish_label_replace(&mut self, start: usize, inner: Parsed) -> Result<Parsed, ParseError> {
         let deferred = inner.deferred();
         let Node::Metric(metric) = *inner.node else {
             return Err(self.unexpected());
         };
-        let mut strings = Vec::with_capacity(4);
-        for _ in 0..4 {
-            self.expect(Tok::Comma)?;
-            strings.push(self.expect_text(Tok::String)?);
-        }
+        let (dst, _) = self.comma_string()?;
+        let (replacement, _) = self.comma_string()?;
+        let (src, _) = self.comma_string()?;
+        let (regex, regex_span) = self.comma_string()?;
         self.expect(Tok::CloseParen)?;
         let sp = span(start, self.prev_end);
         let depth = inner.depth + 1;
         if depth > MAX_DEPTH {
             return Err(self.too_deep(sp));
         }
-        let mut it = strings.into_iter();
-        let mut next = || it.next().unwrap_or_default();
-        let (dst, _) = next();
-        let (replacement, _) = next();
-        let (src, _) = next();
-        let (regex, regex_span) = next();
         let own = compile_regex(&format!("^(?:{regex})$"), false)
             .err()
             .map(|_| {
@@ -1117,8 +1121,7 @@ impl State<'_> {
             }
             Tok::Identifier | Tok::OpenParen => Ok(Stage::LabelFilter(self.parse_label_filter()?)),
             _ => {
-                self.expected
-                    .extend(STAGE_STARTS.iter().filter(|t| **t != Tok::Unwrap));
+                self.expected.extend(STAGE_STARTS);
                 Err(self.unexpected())
             }
         }
@@ -1555,9 +1558,22 @@ fn regex_error(pattern: &str) -> String {
 fn check_regexp_stage(re: &str) -> Result<(), String> {
     let compiled = match compile_regex(re, false) {
         Ok(r) => r,
-        Err(regex::Error::Syntax(s)) if s.contains("duplicate capture group name") => {
-            let name = s.lines().nth(1).map(str::trim).unwrap_or(re);
-            return Err(format!("duplicate extracted label name in '{name}'"));
+        Err(regex::Error::Syntax(s)) if s.ends_with("duplicate capture group name") => {
+            // The last caret points at the second use of the name.
+            let at = s
+                .lines()
+                .nth(2)
+                .and_then(|l| l.get(4..))
+                .and_then(|l| l.rfind('^'));
+            let name: String = at
+                .map(|at| {
+                    re.chars()
+                        .skip(at)
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(format!("duplicate extracted label name '{name}'"));
         }
         Err(_) => return Err(regex_error(re)),
     };
