@@ -338,7 +338,13 @@ impl State<'_> {
         if let (Tok::Error, Some(e)) = (t.tok, &self.lex_error) {
             return e.clone();
         }
-        let mut expected = self.expected.clone();
+        // goyacc never offers `$end` as an expected token.
+        let mut expected: Vec<Tok> = self
+            .expected
+            .iter()
+            .copied()
+            .filter(|t| *t != Tok::Eof)
+            .collect();
         expected.sort();
         expected.dedup();
         let mut message = format!("syntax error: unexpected {}", t.tok.name());
