@@ -1746,6 +1746,12 @@ const INVALID: &[(&str, &str, usize, usize)] = &[
         18,
     ),
     (
+        r#"{a="b"} | regexp "(?P<a>x)(?P<a>y)""#,
+        "invalid regexp parser: duplicate extracted label name 'a'",
+        1,
+        18,
+    ),
+    (
         r#"{a="b"} | pattern "foo <_>""#,
         "invalid pattern parser: at least one capture is required",
         1,
