@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use ingest::IngestConfig;
+use query::config::QueryConfig;
 use serde::{Deserialize, Serialize};
 use store::ClickHouseConfig;
 
@@ -21,6 +22,8 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     /// Ingest limits and batching (`[ingest]`, `SLUICE_INGEST_*`).
     pub ingest: IngestConfig,
+    /// Query limits and the results cache (`[query]`, `SLUICE_QUERY_*`).
+    pub query: QueryConfig,
 }
 
 impl Default for Config {
@@ -31,6 +34,7 @@ impl Default for Config {
             log: "info".into(),
             clickhouse: ClickHouseConfig::default(),
             ingest: IngestConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -110,6 +114,9 @@ impl Config {
         }
         self.clickhouse.validate()?;
         self.ingest.validate()?;
+        self.query
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(())
     }
 

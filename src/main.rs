@@ -41,6 +41,17 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Parse a LogQL query and print its canonical form; with --sql, also the SQL it runs.
+    ///
+    /// Exit status: 0 parsed and supported, 1 syntax error (with its byte position), 3 valid
+    /// LogQL that sluice does not run yet (naming the feature).
+    Logql {
+        /// The query.
+        query: String,
+        /// Also print the ClickHouse SQL, with its parameters.
+        #[arg(long)]
+        sql: bool,
+    },
     /// Check the configuration and that ClickHouse is reachable and recent enough.
     Check {
         /// TOML configuration file (also `SLUICE_CONFIG`).
@@ -96,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", config.clickhouse.schema().script());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Logql { query, sql } => Ok(logql(&query, sql)),
         Command::Check {
             config,
             config_only,
@@ -114,6 +126,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `sluice logql`: see [`Command::Logql`].
+fn logql(text: &str, with_sql: bool) -> ExitCode {
+    let expr = match query::logql::parse(text) {
+        Ok(expr) => expr,
+        Err(e) => {
+            eprintln!("sluice: {e} (byte {})", e.span.start);
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = query::logql::planner::check_supported(&expr) {
+        eprintln!("sluice: {e}");
+        return ExitCode::from(3);
+    }
+    println!("{expr}");
+    if with_sql {
+        print!("{}", query::logql::planner::explain(&expr));
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_tracing(filter: &str) {

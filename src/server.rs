@@ -1,4 +1,5 @@
-//! Wiring for `sluice serve`: the ingest pipeline, the operations routes and the listener.
+//! Wiring for `sluice serve`: the ingest pipeline, the query API, the operations routes and the
+//! listener.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use ingest::batcher::{self, BatcherConfig};
 use ingest::metrics::IngestMetrics;
 use ingest::pipeline::Pipeline;
 use ingest::sink::clickhouse::ClickHouseSink;
+use query::api::QueryState;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -26,15 +28,19 @@ pub struct OpsState {
     pub ingest_metrics: Arc<IngestMetrics>,
     /// For the stream registry's metrics.
     pub pipeline: Arc<Pipeline>,
+    /// For the query and results cache metrics.
+    pub query: Arc<QueryState>,
 }
 
-/// The whole HTTP application: ingest routes plus `/ready` and `/metrics`.
+/// The whole HTTP application: ingest routes, the Loki query API, `/ready` and `/metrics`.
 pub fn app(ingest: IngestState, ops: OpsState) -> Router {
+    let query = ops.query.clone();
     Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(ops)
         .merge(ingest::router(ingest))
+        .merge(query::api::router(query))
 }
 
 /// Ready when ClickHouse answers a trivial query within two seconds.
@@ -66,6 +72,7 @@ async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
     ));
     ops.ingest_metrics.render(&mut out);
     ops.pipeline.registry().render_metrics(&mut out);
+    ops.query.render_metrics(&mut out);
     (
         [(
             header::CONTENT_TYPE,
@@ -99,10 +106,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         batcher,
         metrics: metrics.clone(),
     };
+    let query = Arc::new(query_state(&config)?);
+    tracing::info!(backend = %query.cache.backend_name(), "query results cache");
     let ops = OpsState {
         clickhouse: config.clickhouse.client(),
         ingest_metrics: metrics,
         pipeline,
+        query,
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -117,6 +127,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     batcher_task.await?;
     tracing::info!("stopped: pending batches flushed");
     Ok(())
+}
+
+/// The query engine, results cache and API state for `config`.
+pub fn query_state(config: &Config) -> anyhow::Result<QueryState> {
+    let backend = config.query.backend()?;
+    Ok(QueryState {
+        engine: query::engine::Engine::new(config.clickhouse.client(), config.query.clone()),
+        cache: query::cache::ResultsCache::new(
+            backend,
+            config.query.cache_max_bytes,
+            Duration::from_secs(config.query.labels_cache_ttl_secs),
+        ),
+        default_tenant: config.ingest.default_tenant.clone(),
+        metrics: Default::default(),
+    })
 }
 
 /// Applies the schema, retrying for a while: in a compose stack ClickHouse may still be starting.

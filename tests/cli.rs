@@ -172,3 +172,31 @@ fn ready_is_503_while_clickhouse_fails() {
     assert!(answer.contains("ClickHouse is not ready"), "{answer}");
     assert!(answer.contains("fake network trouble"), "{answer}");
 }
+
+#[test]
+fn logql_prints_canonical_form_or_says_why_not() {
+    // Parsed and supported: canonical form on stdout, exit 0.
+    let o = sluice(&["logql", r#"sum by(level)(count_over_time({app =  "web"}|="x"[5m]))"#], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        r#"sum by (level)(count_over_time({app="web"} |= "x"[5m]))"#
+    );
+    // --sql: the stream look-up and the pre-aggregated bucket query, values as parameters.
+    let o = sluice(&["logql", r#"rate({app="web"} |= "x"[1m])"#, "--sql"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FROM streams WHERE Tenant = {p0:String}"), "{out}");
+    assert!(out.contains("count() AS entries"), "{out}");
+    assert!(out.contains(r#"Str("%x%")"#), "{out}");
+    assert!(!out.contains("'web'"), "{out}");
+    // Syntax error: exit 1 with the byte position.
+    let o = sluice(&["logql", r#"{app="web" |= "x""#], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("parse error at line 1, col 12") && err.contains("(byte 11)"), "{err}");
+    // Valid LogQL sluice does not run: exit 3 naming the feature.
+    let o = sluice(&["logql", r#"approx_topk(2, rate({app="web"}[1m]))"#], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("approx_topk"));
+}

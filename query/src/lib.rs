@@ -4,7 +4,10 @@
 //!
 //! It shares only the row and schema types of `store` with the write side.
 
+pub mod api;
+pub mod cache;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod logql;

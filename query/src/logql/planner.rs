@@ -7,7 +7,8 @@
 //! pipeline runs in Rust on the rows ClickHouse returns.
 
 use super::ast::{
-    Expr, LineFilter, LogExpr, LogRange, MetricExpr, NamedMatcher, Parser, RangeOp, Stage, VectorOp,
+    Expr, LineFilter, LineFilterOp, LogExpr, LogRange, MetricExpr, NamedMatcher, Parser, RangeOp,
+    Stage, VectorOp,
 };
 use super::sql;
 use crate::{Error, Result};
@@ -48,6 +49,23 @@ impl LogPlan {
             }
         }
         LogPlan { pushed, rest }
+    }
+}
+
+impl LogPlan {
+    /// Refuses regular expressions in pushed-down filters that Go's RE2 syntax (and so
+    /// ClickHouse's) would refuse too, before they reach ClickHouse as a server error.
+    pub fn check(&self) -> Result<()> {
+        for f in &self.pushed {
+            if matches!(f.op, LineFilterOp::Regex | LineFilterOp::NotRegex) {
+                for a in &f.alternatives {
+                    regex::Regex::new(&a.value).map_err(|e| {
+                        Error::BadRequest(format!("invalid line filter regexp {:?}: {e}", a.value))
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,980 @@
+//! The Loki HTTP query API under `/loki/api/v1/`, with Loki's response shapes, so Grafana's
+//! Loki data source works against sluice unchanged.
+
+pub mod params;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use store::time::now_nanos;
+
+use crate::cache::{Cached, ResultsCache, split};
+use crate::engine::{Engine, LogEntry, QueryStats};
+use crate::eval::{Labels, Point, Series, Steps, Value};
+use crate::logql::ast::{Expr, Matcher};
+use crate::logql::sql::{self, Direction, TimeRange};
+use crate::logql::{parse, parse_log_selector, planner};
+use crate::{Error, Result};
+use params::{Params, default_step};
+
+const SECOND: i64 = 1_000_000_000;
+/// Loki's cap on points per series of a range query.
+const MAX_POINTS: usize = 11_000;
+
+/// Everything the handlers share.
+pub struct QueryState {
+    /// Runs queries.
+    pub engine: Engine,
+    /// The results cache.
+    pub cache: ResultsCache,
+    /// Tenant of requests without `X-Scope-OrgID`.
+    pub default_tenant: String,
+    /// Request counters for `/metrics`.
+    pub metrics: QueryMetrics,
+}
+
+/// Counters of the query API.
+#[derive(Debug, Default)]
+pub struct QueryMetrics {
+    /// Requests answered successfully.
+    pub requests: AtomicU64,
+    /// Requests answered with a 4xx.
+    pub client_errors: AtomicU64,
+    /// Requests answered with a 5xx.
+    pub server_errors: AtomicU64,
+}
+
+impl QueryState {
+    /// Renders the query metrics and the results cache counters.
+    pub fn render_metrics(&self, out: &mut String) {
+        use store::metrics::{render_header, render_sample};
+        render_header(
+            out,
+            "sluice_query_requests_total",
+            "counter",
+            "Query API requests by outcome.",
+        );
+        for (outcome, c) in [
+            ("success", &self.metrics.requests),
+            ("client_error", &self.metrics.client_errors),
+            ("server_error", &self.metrics.server_errors),
+        ] {
+            render_sample(
+                out,
+                "sluice_query_requests_total",
+                &format!("outcome=\"{outcome}\""),
+                c.load(Ordering::Relaxed),
+            );
+        }
+        self.cache.render_metrics(out);
+    }
+}
+
+/// The query routes.
+pub fn router(state: Arc<QueryState>) -> Router {
+    Router::new()
+        .route(
+            "/loki/api/v1/query_range",
+            get(query_range).post(query_range),
+        )
+        .route("/loki/api/v1/query", get(query_instant).post(query_instant))
+        .route("/loki/api/v1/labels", get(labels).post(labels))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(label_values).post(label_values),
+        )
+        .route("/loki/api/v1/series", get(series).post(series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(index_stats).post(index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(index_volume).post(index_volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(index_volume_range).post(index_volume_range),
+        )
+        .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .route(
+            "/loki/api/v1/format_query",
+            get(format_query).post(format_query),
+        )
+        .with_state(state)
+}
+
+impl Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::Parse(_)
+            | Error::Unsupported(_)
+            | Error::BadRequest(_)
+            | Error::Execution(_) => StatusCode::BAD_REQUEST,
+            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::ClickHouse(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_type(&self) -> &'static str {
+        match self {
+            Error::Parse(_) | Error::BadRequest(_) | Error::Unsupported(_) => "bad_data",
+            Error::Execution(_) => "execution",
+            Error::Timeout(_) => "timeout",
+            Error::ClickHouse(_) => "internal",
+        }
+    }
+}
+
+/// Loki's error body; internals (ClickHouse messages) are logged, not sent.
+fn error_response(state: &QueryState, e: &Error) -> Response {
+    let status = e.status();
+    let message = if status.is_server_error() {
+        state.metrics.server_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, "query failed");
+        match e {
+            Error::Timeout(_) => e.to_string(),
+            _ => "internal error: the store could not answer; see the server log".to_string(),
+        }
+    } else {
+        state.metrics.client_errors.fetch_add(1, Ordering::Relaxed);
+        e.to_string()
+    };
+    let body = json!({"status": "error", "errorType": e.error_type(), "error": message});
+    (status, axum::Json(body)).into_response()
+}
+
+fn respond(state: &QueryState, result: Result<Json>) -> Response {
+    match result {
+        Ok(body) => {
+            state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+            (
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Err(e) => error_response(state, &e),
+    }
+}
+
+/// URL parameters plus, for POST, the form body.
+fn params(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+    let mut p = Params::parse(query.as_deref().unwrap_or(""));
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form && let Ok(text) = std::str::from_utf8(body) {
+        p.extend(text);
+    }
+    p
+}
+
+fn tenant(state: &QueryState, headers: &HeaderMap) -> Result<String> {
+    match headers.get("x-scope-orgid") {
+        None => Ok(state.default_tenant.clone()),
+        Some(v) => {
+            let t = v
+                .to_str()
+                .map_err(|_| Error::BadRequest("X-Scope-OrgID is not valid text".into()))?;
+            store::tenant::validate(t)
+                .map_err(|msg| Error::BadRequest(format!("X-Scope-OrgID: {msg}")))?;
+            Ok(t.to_owned())
+        }
+    }
+}
+
+fn categorize(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("x-loki-response-encoding-flags")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|f| f.trim() == "categorize-labels"))
+}
+
+async fn with_timeout<T>(state: &QueryState, f: impl Future<Output = Result<T>>) -> Result<T> {
+    let limit = Duration::from_secs(state.engine.config().timeout_secs);
+    tokio::time::timeout(limit, f)
+        .await
+        .map_err(|_| Error::Timeout(limit))?
+}
+
+fn parse_query(text: &str) -> Result<Expr> {
+    let expr = parse(text)?;
+    planner::check_supported(&expr)?;
+    Ok(expr)
+}
+
+fn limit(state: &QueryState, p: &Params) -> Result<usize> {
+    let limit = p.number("limit", 100)? as usize;
+    let max = state.engine.config().max_entries_limit;
+    if limit > max {
+        return Err(Error::BadRequest(format!(
+            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+        )));
+    }
+    Ok(limit)
+}
+
+fn max_range(state: &QueryState) -> i64 {
+    state.engine.config().max_range_hours as i64 * 3600 * SECOND
+}
+
+async fn query_range(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let p = params(q, &headers, &body);
+    let result = with_timeout(&state, run_range(&state, &p, &headers, started)).await;
+    respond(&state, result)
+}
+
+async fn run_range(
+    state: &QueryState,
+    p: &Params,
+    headers: &HeaderMap,
+    started: Instant,
+) -> Result<Json> {
+    let tenant = tenant(state, headers)?;
+    let expr = parse_query(p.required("query")?)?;
+    let range = p.range(3600 * SECOND, max_range(state))?;
+    let stats = QueryStats::default();
+    match &expr {
+        Expr::Log(log) => {
+            let limit = limit(state, p)?;
+            let direction = p.direction()?;
+            let key = format!("logs:{tenant}:{expr}:{direction:?}:{limit}:{range:?}");
+            // A closed range in the past cannot change: cache the whole answer.
+            let cacheable = range.end < horizon(state);
+            let entries = match state.cache.get(&key) {
+                Some(Cached::Logs(entries)) if cacheable => entries,
+                _ => {
+                    let entries = Arc::new(
+                        state
+                            .engine
+                            .log_query(&tenant, log, range, direction, limit, &stats)
+                            .await?,
+                    );
+                    if cacheable {
+                        state.cache.insert(key, Cached::Logs(entries.clone()));
+                    }
+                    entries
+                }
+            };
+            let interval = p.duration("interval")?;
+            let entries = match interval {
+                Some(i) => thin_by_interval(&entries, range, i, direction),
+                None => entries.to_vec(),
+            };
+            Ok(streams_body(&entries, categorize(headers), &stats, started))
+        }
+        Expr::Metric(m) => {
+            let step = p.duration("step")?.unwrap_or_else(|| default_step(range));
+            let points = ((range.end - range.start) / step) as usize + 1;
+            if points > MAX_POINTS {
+                return Err(Error::BadRequest(
+                    "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+                ));
+            }
+            let steps = Steps {
+                start: range.start,
+                end: range.end,
+                step,
+            };
+            let mut merged: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
+            for bucket in split(&steps, horizon(state)) {
+                let key = bucket
+                    .key
+                    .as_ref()
+                    .map(|k| format!("metric:{tenant}:{expr}:{k}"));
+                let cached = key.as_ref().and_then(|k| match state.cache.get(k) {
+                    Some(Cached::Matrix(series)) => Some(series),
+                    _ => None,
+                });
+                let series = match cached {
+                    Some(series) => series,
+                    None => {
+                        let value = state
+                            .engine
+                            .metric_query(&tenant, m, &bucket.steps, &stats)
+                            .await?;
+                        let series = Arc::new(match value {
+                            Value::Matrix(series) => series,
+                            Value::Scalar(points) => {
+                                vec![Series {
+                                    labels: Vec::new(),
+                                    points,
+                                }]
+                            }
+                        });
+                        if let Some(k) = key {
+                            state.cache.insert(k, Cached::Matrix(series.clone()));
+                        }
+                        series
+                    }
+                };
+                for s in series.iter() {
+                    merged
+                        .entry(s.labels.clone())
+                        .or_default()
+                        .extend_from_slice(&s.points);
+                }
+                if merged.len() > state.engine.config().max_series {
+                    return Err(Error::Execution(format!(
+                        "maximum number of series ({}) reached for a single query; consider reducing query cardinality by adding more filters or a sum by (...)",
+                        state.engine.config().max_series
+                    )));
+                }
+            }
+            let result: Vec<Json> = merged
+                .into_iter()
+                .filter(|(_, points)| !points.is_empty())
+                .map(|(labels, points)| {
+                    json!({
+                        "metric": labels_json(&labels),
+                        "values": points.iter().map(point_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            Ok(success(json!({
+                "resultType": "matrix",
+                "result": result,
+                "stats": stats_json(&stats, started, 0),
+            })))
+        }
+    }
+}
+
+async fn query_instant(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let p = params(q, &headers, &body);
+    let result = with_timeout(&state, run_instant(&state, &p, &headers, started)).await;
+    respond(&state, result)
+}
+
+async fn run_instant(
+    state: &QueryState,
+    p: &Params,
+    headers: &HeaderMap,
+    started: Instant,
+) -> Result<Json> {
+    let tenant = tenant(state, headers)?;
+    let expr = parse_query(p.required("query")?)?;
+    let time = p.time("time", now_nanos())?;
+    let stats = QueryStats::default();
+    let Expr::Metric(m) = &expr else {
+        return Err(Error::BadRequest(
+            "log queries are not supported as an instant query type, please change your query to a range query type".into(),
+        ));
+    };
+    let steps = Steps {
+        start: time,
+        end: time,
+        step: SECOND,
+    };
+    let value = state
+        .engine
+        .metric_query(&tenant, m, &steps, &stats)
+        .await?;
+    let data = match value {
+        Value::Scalar(points) => {
+            let v = points.first().map_or(f64::NAN, |p| p.v);
+            json!({
+                "resultType": "scalar",
+                "result": point_json(&Point { t: time, v }),
+                "stats": stats_json(&stats, started, 0),
+            })
+        }
+        Value::Matrix(series) => {
+            let result: Vec<Json> = series
+                .iter()
+                .filter_map(|s| {
+                    let p = s.points.last()?;
+                    Some(json!({"metric": labels_json(&s.labels), "value": point_json(p)}))
+                })
+                .collect();
+            json!({
+                "resultType": "vector",
+                "result": result,
+                "stats": stats_json(&stats, started, 0),
+            })
+        }
+    };
+    Ok(success(data))
+}
+
+fn horizon(state: &QueryState) -> i64 {
+    now_nanos() - state.engine.config().max_ingest_delay_secs as i64 * SECOND
+}
+
+/// Loki's `interval`: keep an entry, then the next one at least `interval` later.
+fn thin_by_interval(
+    entries: &[LogEntry],
+    range: TimeRange,
+    interval: i64,
+    direction: Direction,
+) -> Vec<LogEntry> {
+    let mut out = Vec::new();
+    let mut next = match direction {
+        Direction::Forward => range.start,
+        Direction::Backward => range.end,
+    };
+    for e in entries {
+        let keep = match direction {
+            Direction::Forward => e.timestamp >= next,
+            Direction::Backward => e.timestamp <= next,
+        };
+        if keep {
+            out.push(e.clone());
+            next = match direction {
+                Direction::Forward => e.timestamp + interval,
+                Direction::Backward => e.timestamp - interval,
+            };
+        }
+    }
+    out
+}
+
+fn success(data: Json) -> Json {
+    json!({"status": "success", "data": data})
+}
+
+/// Log entries as Loki's `streams` result: grouped by all labels, or with
+/// `categorize-labels` grouped by stream labels with metadata and parsed labels per entry.
+fn streams_body(
+    entries: &[LogEntry],
+    categorized: bool,
+    stats: &QueryStats,
+    started: Instant,
+) -> Json {
+    let mut groups: BTreeMap<Labels, Vec<Json>> = BTreeMap::new();
+    for e in entries {
+        let ts = e.timestamp.to_string();
+        if categorized {
+            // Loki sends the categories object on every entry, `{}` when both are empty.
+            let mut cats = serde_json::Map::new();
+            if !e.metadata.is_empty() {
+                cats.insert("structuredMetadata".into(), labels_json(&e.metadata));
+            }
+            if !e.parsed.is_empty() {
+                cats.insert("parsed".into(), labels_json(&e.parsed));
+            }
+            let value = vec![json!(ts), json!(e.line), Json::Object(cats)];
+            groups
+                .entry(e.stream.as_ref().clone())
+                .or_default()
+                .push(Json::Array(value));
+        } else {
+            let mut all: BTreeMap<&str, &str> = BTreeMap::new();
+            for (k, v) in e.stream.iter().chain(&e.metadata).chain(&e.parsed) {
+                all.insert(k, v);
+            }
+            let labels = all
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            groups.entry(labels).or_default().push(json!([ts, e.line]));
+        }
+    }
+    let result: Vec<Json> = groups
+        .into_iter()
+        .map(|(labels, values)| json!({"stream": labels_json(&labels), "values": values}))
+        .collect();
+    let mut data = json!({
+        "resultType": "streams",
+        "result": result,
+        "stats": stats_json(stats, started, entries.len()),
+    });
+    if categorized {
+        data["encodingFlags"] = json!(["categorize-labels"]);
+    }
+    success(data)
+}
+
+fn labels_json(labels: &[(String, String)]) -> Json {
+    Json::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// `[seconds, "value"]`: whole seconds as an integer, otherwise a float (millisecond
+/// precision, as Prometheus prints it).
+fn point_json(p: &Point) -> Json {
+    let t = if p.t % SECOND == 0 {
+        json!(p.t / SECOND)
+    } else {
+        json!((p.t / 1_000_000) as f64 / 1000.0)
+    };
+    json!([t, format_value(p.v)])
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)` with Prometheus's names for the specials.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `{a="b", c="d"}` with Go quoting, as Loki prints label sets in messages.
+pub fn format_labels(labels: &[(String, String)]) -> String {
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone())))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+fn stats_json(stats: &QueryStats, started: Instant, returned: usize) -> Json {
+    let secs = started.elapsed().as_secs_f64();
+    let lines = stats.lines.load(Ordering::Relaxed);
+    let bytes = stats.bytes.load(Ordering::Relaxed);
+    let per_sec = |n: u64| {
+        if secs > 0.0 {
+            (n as f64 / secs) as u64
+        } else {
+            0
+        }
+    };
+    json!({
+        "summary": {
+            "bytesProcessedPerSecond": per_sec(bytes),
+            "linesProcessedPerSecond": per_sec(lines),
+            "totalBytesProcessed": bytes,
+            "totalLinesProcessed": lines,
+            "execTime": secs,
+            "queueTime": 0,
+            "subqueries": 0,
+            "totalEntriesReturned": returned,
+            "splits": 0,
+            "shards": 0,
+            "totalPostFilterLines": lines,
+            "totalStructuredMetadataBytesProcessed": 0,
+        }
+    })
+}
+
+/// The optional `query` selector of the labels APIs.
+fn optional_selector(p: &Params) -> Result<Vec<Matcher>> {
+    match p.get("query").filter(|q| !q.trim().is_empty()) {
+        None => Ok(Vec::new()),
+        Some(q) => Ok(parse_log_selector(q)?),
+    }
+}
+
+async fn cached_json(
+    state: &QueryState,
+    key: String,
+    compute: impl Future<Output = Result<Json>>,
+) -> Result<Json> {
+    if let Some(Cached::Json(_, v)) = state.cache.get(&key) {
+        return Ok(v.as_ref().clone());
+    }
+    let v = compute.await?;
+    state
+        .cache
+        .insert(key, Cached::Json(Instant::now(), Arc::new(v.clone())));
+    Ok(v)
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct NameRow {
+    name: String,
+}
+
+/// Label names and values are cached by the minute: Grafana asks for them on every keystroke.
+fn minute(range: TimeRange) -> (i64, i64) {
+    (range.start / (60 * SECOND), range.end / (60 * SECOND))
+}
+
+async fn labels(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(6 * 3600 * SECOND, max_range(&state))?;
+        let matchers = optional_selector(&p)?;
+        let key = format!("labels:{tenant}:{matchers:?}:{:?}", minute(range));
+        cached_json(&state, key, async {
+            let sql = sql::label_names(&tenant, &matchers, range);
+            let rows: Vec<NameRow> = state.engine.fetch(&sql).await?;
+            let names: Vec<String> = rows.into_iter().map(|r| r.name).collect();
+            Ok(success(json!(names)))
+        })
+        .await
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+async fn label_values(
+    State(state): State<Arc<QueryState>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(6 * 3600 * SECOND, max_range(&state))?;
+        let matchers = optional_selector(&p)?;
+        let key = format!("values:{tenant}:{name}:{matchers:?}:{:?}", minute(range));
+        cached_json(&state, key, async {
+            let sql = sql::label_values(&tenant, &name, &matchers, range);
+            let rows: Vec<NameRow> = state.engine.fetch(&sql).await?;
+            let values: Vec<String> = rows.into_iter().map(|r| r.name).collect();
+            Ok(success(json!(values)))
+        })
+        .await
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+async fn series(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(3600 * SECOND, max_range(&state))?;
+        let selectors = p.all("match[]");
+        if selectors.is_empty() {
+            return Err(Error::BadRequest(
+                "at least one match[] argument is required".into(),
+            ));
+        }
+        let mut parsed = Vec::new();
+        for s in &selectors {
+            parsed.push(parse_log_selector(s)?);
+        }
+        let key = format!("series:{tenant}:{parsed:?}:{:?}", minute(range));
+        cached_json(&state, key, async {
+            let mut all: std::collections::BTreeSet<Labels> = Default::default();
+            for matchers in &parsed {
+                let streams = state
+                    .engine
+                    .resolve_streams(&tenant, matchers, range)
+                    .await?;
+                all.extend(streams.into_values().map(|l| l.as_ref().clone()));
+            }
+            let data: Vec<Json> = all.iter().map(|l| labels_json(l)).collect();
+            Ok(success(json!(data)))
+        })
+        .await
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct VolumeRow {
+    stream_id: u64,
+    bucket: i64,
+    entries: u64,
+    bytes: u64,
+}
+
+/// Per-stream (and per-bucket) entries and bytes of the streams a selector matches.
+async fn stream_volumes(
+    state: &QueryState,
+    tenant: &str,
+    query: &str,
+    range: TimeRange,
+    step: Option<i64>,
+) -> Result<(Vec<Matcher>, HashMapStreams, Vec<VolumeRow>)> {
+    let matchers = parse_log_selector(query)?;
+    let streams = state
+        .engine
+        .resolve_streams(tenant, &matchers, range)
+        .await?;
+    if streams.is_empty() {
+        return Ok((matchers, streams, Vec::new()));
+    }
+    let ids: Vec<u64> = streams.keys().copied().collect();
+    let sql = sql::volumes(tenant, &ids, range, step);
+    let rows = state.engine.fetch(&sql).await?;
+    Ok((matchers, streams, rows))
+}
+
+type HashMapStreams = std::collections::HashMap<u64, Arc<Labels>>;
+
+async fn index_stats(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(3600 * SECOND, max_range(&state))?;
+        let query = p.required("query")?;
+        // Grafana sends the whole query; the stats are those of its stream selector.
+        let selector = selector_text(query)?;
+        let (_, _, rows) = stream_volumes(&state, &tenant, &selector, range, None).await?;
+        let entries: u64 = rows.iter().map(|r| r.entries).sum();
+        let bytes: u64 = rows.iter().map(|r| r.bytes).sum();
+        Ok(json!({
+            "streams": rows.len(),
+            // sluice has no chunks; a stream's rows in the range are its nearest equivalent.
+            "chunks": rows.len(),
+            "entries": entries,
+            "bytes": bytes,
+        }))
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+/// The stream selector of any query, printed back as `{...}`.
+fn selector_text(query: &str) -> Result<String> {
+    if let Ok(m) = parse_log_selector(query) {
+        return Ok(crate::logql::ast::LogExpr {
+            matchers: m,
+            pipeline: Vec::new(),
+        }
+        .to_string());
+    }
+    let expr = parse(query)?;
+    let log = match &expr {
+        Expr::Log(l) => l.clone(),
+        Expr::Metric(m) => crate::eval::metric::range_aggregations(m)
+            .first()
+            .map(|a| a.range.log.clone())
+            .ok_or_else(|| Error::BadRequest("the query selects no streams".into()))?,
+    };
+    Ok(crate::logql::ast::LogExpr {
+        matchers: log.matchers,
+        pipeline: Vec::new(),
+    }
+    .to_string())
+}
+
+/// Volume series: the labels named by `targetLabels`, or else those the selector names;
+/// `aggregateBy=labels` gives one series per label name with an empty value.
+fn volume_groups(
+    p: &Params,
+    matchers: &[Matcher],
+    streams: &HashMapStreams,
+    rows: &[VolumeRow],
+) -> BTreeMap<Labels, BTreeMap<i64, u64>> {
+    let targets: Vec<String> = match p.get("targetLabels").filter(|t| !t.is_empty()) {
+        Some(t) => t.split(',').map(|s| s.trim().to_owned()).collect(),
+        None => {
+            let mut names: Vec<String> = matchers.iter().map(|m| m.name.clone()).collect();
+            names.dedup();
+            names
+        }
+    };
+    let by_labels = p.get("aggregateBy") == Some("labels");
+    let mut groups: BTreeMap<Labels, BTreeMap<i64, u64>> = BTreeMap::new();
+    for row in rows {
+        let Some(stream) = streams.get(&row.stream_id) else {
+            continue;
+        };
+        let present: Vec<&(String, String)> =
+            stream.iter().filter(|(k, _)| targets.contains(k)).collect();
+        if by_labels {
+            for (k, _) in present {
+                *groups
+                    .entry(vec![(k.clone(), String::new())])
+                    .or_default()
+                    .entry(row.bucket)
+                    .or_default() += row.bytes;
+            }
+        } else {
+            let labels: Labels = present.into_iter().cloned().collect();
+            *groups
+                .entry(labels)
+                .or_default()
+                .entry(row.bucket)
+                .or_default() += row.bytes;
+        }
+    }
+    groups
+}
+
+async fn index_volume(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(3600 * SECOND, max_range(&state))?;
+        let query = selector_text(p.required("query")?)?;
+        let limit = p.number("limit", 100)? as usize;
+        let (matchers, streams, rows) =
+            stream_volumes(&state, &tenant, &query, range, None).await?;
+        let mut groups: Vec<(Labels, u64)> = volume_groups(&p, &matchers, &streams, &rows)
+            .into_iter()
+            .map(|(l, b)| (l, b.values().sum()))
+            .collect();
+        groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        groups.truncate(limit);
+        let result: Vec<Json> = groups
+            .into_iter()
+            .map(|(labels, bytes)| {
+                json!({"metric": labels_json(&labels), "value": [range.end / SECOND, bytes.to_string()]})
+            })
+            .collect();
+        Ok(success(json!({"resultType": "vector", "result": result})))
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+async fn index_volume_range(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(3600 * SECOND, max_range(&state))?;
+        let query = selector_text(p.required("query")?)?;
+        let step = p.duration("step")?.unwrap_or_else(|| default_step(range));
+        let limit = p.number("limit", 100)? as usize;
+        let (matchers, streams, rows) =
+            stream_volumes(&state, &tenant, &query, range, Some(step)).await?;
+        let mut groups: Vec<(Labels, BTreeMap<i64, u64>)> =
+            volume_groups(&p, &matchers, &streams, &rows)
+                .into_iter()
+                .collect();
+        groups.sort_by_key(|(_, b)| std::cmp::Reverse(b.values().sum::<u64>()));
+        groups.truncate(limit);
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let result: Vec<Json> = groups
+            .into_iter()
+            .map(|(labels, buckets)| {
+                let values: Vec<Json> = buckets
+                    .into_iter()
+                    .map(|(m, bytes)| {
+                        let t = range.start + m * step;
+                        json!([t / SECOND, bytes.to_string()])
+                    })
+                    .collect();
+                json!({"metric": labels_json(&labels), "values": values})
+            })
+            .collect();
+        Ok(success(json!({"resultType": "matrix", "result": result})))
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+async fn buildinfo() -> impl IntoResponse {
+    // Grafana enables features by the Loki version it reads here; sluice answers as the Loki
+    // API version it implements and names itself in the other fields.
+    axum::Json(json!({
+        "version": LOKI_API_VERSION,
+        "revision": concat!("sluice-", env!("CARGO_PKG_VERSION")),
+        "branch": "sluice",
+        "buildUser": "sluice",
+        "buildDate": "",
+        "goVersion": "",
+    }))
+}
+
+/// The Loki release whose query API sluice follows.
+pub const LOKI_API_VERSION: &str = "3.5.0";
+
+async fn format_query(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let result = p
+        .required("query")
+        .and_then(|q| Ok(parse(q)?))
+        .map(|expr| success(json!(expr.to_string())));
+    respond(&state, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_print_as_prometheus_prints_them() {
+        assert_eq!(format_value(2.0), "2");
+        assert_eq!(format_value(0.1), "0.1");
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(
+            point_json(&Point {
+                t: 1_500_000_000_500_000_000,
+                v: 1.0
+            }),
+            json!([1_500_000_000.5, "1"])
+        );
+        assert_eq!(
+            point_json(&Point {
+                t: 1_500_000_000 * SECOND,
+                v: 1.0
+            }),
+            json!([1_500_000_000i64, "1"])
+        );
+    }
+
+    #[test]
+    fn interval_thins_entries() {
+        let e = |t| LogEntry {
+            timestamp: t,
+            line: String::new(),
+            stream: Arc::new(vec![]),
+            metadata: vec![],
+            parsed: vec![],
+        };
+        let entries: Vec<LogEntry> = [0, 1, 2, 5, 6, 9].into_iter().map(e).collect();
+        let range = TimeRange { start: 0, end: 10 };
+        let kept: Vec<i64> = thin_by_interval(&entries, range, 3, Direction::Forward)
+            .iter()
+            .map(|e| e.timestamp)
+            .collect();
+        assert_eq!(kept, vec![0, 5, 9]);
+    }
+}

@@ -1,0 +1,414 @@
+//! Runs queries: resolves streams in ClickHouse, fetches rows or pre-aggregated buckets, and
+//! finishes the pipeline and the metric evaluation in Rust.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+
+use crate::config::QueryConfig;
+use crate::eval::metric;
+use crate::eval::pipeline::{Pipeline, SampleExtractor};
+use crate::eval::{Labels, Point, Series, Steps, Value};
+use crate::logql::ast::{Expr, LogExpr, Matcher, MetricExpr, RangeAggregation, RangeOp, Unwrap};
+use crate::logql::planner::{self, LogPlan};
+use crate::logql::sql::{self, Direction, Param, Sql, TimeRange};
+use crate::{Error, Result};
+
+/// One log line of a result, with its labels by category.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogEntry {
+    /// Nanoseconds since the epoch.
+    pub timestamp: i64,
+    /// The line after the pipeline.
+    pub line: String,
+    /// The stream's labels.
+    pub stream: Arc<Labels>,
+    /// Structured metadata.
+    pub metadata: Labels,
+    /// Labels the pipeline's parsers extracted.
+    pub parsed: Labels,
+}
+
+/// Work counters of one query, for `stats.summary`.
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    /// Rows ClickHouse returned (or rows summarised by pre-aggregated buckets).
+    pub lines: AtomicU64,
+    /// Bytes of log lines those rows carried.
+    pub bytes: AtomicU64,
+}
+
+/// A stream id and its labels, as the `streams` table has them.
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct StreamLabelsRow {
+    stream_id: u64,
+    labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct LogRowOut {
+    stream_id: u64,
+    ts: i64,
+    body: String,
+    attributes: Vec<(String, String)>,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct BucketRow {
+    stream_id: u64,
+    attributes: Vec<(String, String)>,
+    bucket: i64,
+    entries: u64,
+    bytes: u64,
+}
+
+/// The query engine: one per process, shared by the API handlers.
+pub struct Engine {
+    client: clickhouse::Client,
+    config: QueryConfig,
+}
+
+/// Streams a selector resolved to.
+type StreamMap = HashMap<u64, Arc<Labels>>;
+
+impl Engine {
+    /// An engine reading through `client` (database already selected).
+    pub fn new(client: clickhouse::Client, config: QueryConfig) -> Engine {
+        Engine { client, config }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    /// Runs `sql` and collects its rows.
+    pub(crate) async fn fetch<T>(&self, sql: &Sql) -> Result<Vec<T>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let mut q = self.client.query(&sql.text);
+        for (name, value) in &sql.params {
+            q = match value {
+                Param::Str(s) => q.param(name, s),
+                Param::I64(v) => q.param(name, v),
+                Param::U64(v) => q.param(name, v),
+                Param::Ids(v) => q.param(name, v),
+            };
+        }
+        q.fetch_all::<T>()
+            .await
+            .map_err(|e| Error::ClickHouse(e.to_string()))
+    }
+
+    /// The streams of `tenant` matching `matchers` with entries in `range`.
+    pub async fn resolve_streams(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<StreamMap> {
+        let limit = self.config.max_streams as u64 + 1;
+        let rows: Vec<StreamLabelsRow> = self
+            .fetch(&sql::streams(tenant, matchers, range, limit))
+            .await?;
+        if rows.len() > self.config.max_streams {
+            return Err(Error::Execution(format!(
+                "the stream selector matches more than {} streams (query.max_streams); narrow it down",
+                self.config.max_streams
+            )));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut labels = r.labels;
+                labels.sort();
+                (r.stream_id, Arc::new(labels))
+            })
+            .collect())
+    }
+
+    /// Runs a log query: at most `limit` entries in `range`, in `direction` order.
+    pub async fn log_query(
+        &self,
+        tenant: &str,
+        log: &LogExpr,
+        range: TimeRange,
+        direction: Direction,
+        limit: usize,
+        stats: &QueryStats,
+    ) -> Result<Vec<LogEntry>> {
+        let plan = LogPlan::new(log);
+        plan.check()?;
+        let pipeline = Pipeline::new(&plan.rest)?;
+        let streams = self.resolve_streams(tenant, &log.matchers, range).await?;
+        let mut out = Vec::new();
+        if streams.is_empty() || limit == 0 {
+            return Ok(out);
+        }
+        let ids: Vec<u64> = streams.keys().copied().collect();
+        // With filters left for Rust, a page may keep few of its rows: read ahead more.
+        let page = if pipeline.is_empty() {
+            limit
+        } else {
+            limit.max(1000)
+        };
+        let mut window = range;
+        // Rows at the cursor timestamp that earlier pages already returned.
+        let mut skip_at_cursor = 0usize;
+        let mut cursor: Option<i64> = None;
+        loop {
+            let sql = sql::log_rows(
+                tenant,
+                &ids,
+                window,
+                &plan.pushed,
+                direction,
+                (page + skip_at_cursor) as u64,
+            );
+            let rows: Vec<LogRowOut> = self.fetch(&sql).await?;
+            let fetched = rows.len();
+            let mut skipped = 0;
+            let mut last_ts = None;
+            let mut at_last = 0;
+            for row in rows {
+                if Some(row.ts) == cursor && skipped < skip_at_cursor {
+                    skipped += 1;
+                    continue;
+                }
+                if last_ts == Some(row.ts) {
+                    at_last += 1;
+                } else {
+                    last_ts = Some(row.ts);
+                    at_last = 1;
+                }
+                stats.lines.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .bytes
+                    .fetch_add(row.body.len() as u64, Ordering::Relaxed);
+                let Some(stream) = streams.get(&row.stream_id) else {
+                    continue;
+                };
+                let mut metadata = row.attributes;
+                metadata.sort();
+                if pipeline.is_empty() {
+                    out.push(LogEntry {
+                        timestamp: row.ts,
+                        line: row.body,
+                        stream: stream.clone(),
+                        metadata,
+                        parsed: Vec::new(),
+                    });
+                } else if let Some(p) = pipeline.process(row.ts, &row.body, stream, &metadata) {
+                    out.push(LogEntry {
+                        timestamp: row.ts,
+                        line: p.line,
+                        stream: Arc::new(p.stream),
+                        metadata: p.metadata,
+                        parsed: p.parsed,
+                    });
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            if fetched < page + skip_at_cursor {
+                return Ok(out);
+            }
+            let Some(last) = last_ts else {
+                return Ok(out);
+            };
+            // Next page: from the last timestamp (inclusive), skipping the rows already seen
+            // there, so ties across a page boundary are neither lost nor repeated.
+            skip_at_cursor = if cursor == Some(last) {
+                skip_at_cursor + at_last
+            } else {
+                at_last
+            };
+            cursor = Some(last);
+            match direction {
+                Direction::Backward => window.end = last + 1,
+                Direction::Forward => window.start = last,
+            }
+        }
+    }
+
+    /// Evaluates a metric expression at `steps`.
+    pub async fn metric_query(
+        &self,
+        tenant: &str,
+        expr: &MetricExpr,
+        steps: &Steps,
+        stats: &QueryStats,
+    ) -> Result<Value> {
+        let mut leaves = Vec::new();
+        // `range_aggregate` refuses samples that carry a pipeline error, as Loki does.
+        for agg in metric::range_aggregations(expr) {
+            leaves.push(self.range_aggregation(tenant, agg, steps, stats).await?);
+        }
+        let value = metric::evaluate(expr, steps, leaves)?;
+        metric::check_series_limit(&value, self.config.max_series)?;
+        Ok(value)
+    }
+
+    async fn range_aggregation(
+        &self,
+        tenant: &str,
+        agg: &RangeAggregation,
+        steps: &Steps,
+        stats: &QueryStats,
+    ) -> Result<Vec<Series>> {
+        let range = &agg.range;
+        // Windows are (t - range, t] shifted back by the offset; SQL ranges are [start, end).
+        let window = TimeRange {
+            start: steps.start - range.offset - range.range + 1,
+            end: steps.end - range.offset + 1,
+        };
+        let plan = LogPlan::new(&range.log);
+        plan.check()?;
+        let streams = self
+            .resolve_streams(tenant, &range.log.matchers, window)
+            .await?;
+        if streams.is_empty() {
+            return metric::range_aggregate(agg, Vec::new(), steps);
+        }
+        let ids: Vec<u64> = streams.keys().copied().collect();
+        if planner::can_pre_aggregate(range, agg.op, &plan) {
+            return self
+                .pre_aggregated(tenant, agg, steps, &plan, &streams, &ids, window, stats)
+                .await;
+        }
+        // The pushed-down line filters already ran in ClickHouse.
+        let rest = crate::logql::ast::LogRange {
+            log: LogExpr {
+                matchers: range.log.matchers.clone(),
+                pipeline: plan.rest.clone(),
+            },
+            ..range.clone()
+        };
+        let extractor = SampleExtractor::new(&rest, agg.op)?;
+        let max_rows = self.config.max_rows_scanned;
+        let sql = sql::log_rows(
+            tenant,
+            &ids,
+            window,
+            &plan.pushed,
+            Direction::Forward,
+            max_rows + 1,
+        );
+        let rows: Vec<LogRowOut> = self.fetch(&sql).await?;
+        if rows.len() as u64 > max_rows {
+            return Err(Error::Execution(format!(
+                "the query reads more than {max_rows} log lines (query.max_rows_scanned); narrow the selector or the time range"
+            )));
+        }
+        let mut by_labels: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
+        for row in rows {
+            stats.lines.fetch_add(1, Ordering::Relaxed);
+            stats
+                .bytes
+                .fetch_add(row.body.len() as u64, Ordering::Relaxed);
+            let Some(stream) = streams.get(&row.stream_id) else {
+                continue;
+            };
+            let mut metadata = row.attributes;
+            metadata.sort();
+            if let Some((v, labels)) = extractor.extract(row.ts, &row.body, stream, &metadata) {
+                by_labels
+                    .entry(labels)
+                    .or_default()
+                    .push(Point { t: row.ts, v });
+            }
+        }
+        let input = by_labels
+            .into_iter()
+            .map(|(labels, points)| Series { labels, points })
+            .collect();
+        metric::range_aggregate(agg, input, steps)
+    }
+
+    /// Count/bytes aggregations from per-bucket sums computed in ClickHouse.
+    ///
+    /// Buckets are `gcd(step, range)` wide on the grid of the first window end, so each window
+    /// is a whole number of buckets. A bucket becomes one sample at its right edge whose value
+    /// is its entry count (or byte sum), and the window op is the matching sum.
+    #[allow(clippy::too_many_arguments)]
+    async fn pre_aggregated(
+        &self,
+        tenant: &str,
+        agg: &RangeAggregation,
+        steps: &Steps,
+        plan: &LogPlan,
+        streams: &StreamMap,
+        ids: &[u64],
+        window: TimeRange,
+        stats: &QueryStats,
+    ) -> Result<Vec<Series>> {
+        let range = &agg.range;
+        let origin = steps.start - range.offset;
+        let width = gcd(steps.step.max(1), range.range.max(1));
+        let sql = sql::bucket_counts(tenant, ids, window, &plan.pushed, origin, width);
+        let rows: Vec<BucketRow> = self.fetch(&sql).await?;
+        let bytes = matches!(agg.op, RangeOp::Bytes | RangeOp::BytesRate);
+        let mut by_labels: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
+        for row in rows {
+            stats.lines.fetch_add(row.entries, Ordering::Relaxed);
+            stats.bytes.fetch_add(row.bytes, Ordering::Relaxed);
+            let Some(stream) = streams.get(&row.stream_id) else {
+                continue;
+            };
+            let labels = merge_labels(stream, row.attributes);
+            let v = if bytes { row.bytes } else { row.entries } as f64;
+            by_labels.entry(labels).or_default().push(Point {
+                t: origin + row.bucket * width,
+                v,
+            });
+        }
+        let input: Vec<Series> = by_labels
+            .into_iter()
+            .map(|(labels, mut points)| {
+                points.sort_by_key(|p| p.t);
+                Series { labels, points }
+            })
+            .collect();
+        // The samples are now per-bucket totals, so the window op must add values up: count
+        // becomes a sum, and rate becomes the unwrapped rate (sum / range).
+        let mut summed = agg.clone();
+        if agg.op != RangeOp::Absent {
+            summed.op = match agg.op {
+                RangeOp::Count | RangeOp::Bytes => RangeOp::Sum,
+                _ => RangeOp::Rate,
+            };
+            summed.range.unwrap = Some(Unwrap {
+                label: "__bucket__".into(),
+                conversion: None,
+                post_filters: Vec::new(),
+            });
+        }
+        metric::range_aggregate(&summed, input, steps)
+    }
+}
+
+/// Stream labels and structured metadata as one sorted label set (the labels Loki gives a
+/// sample or an entry when labels are not categorised).
+pub fn merge_labels(stream: &Labels, metadata: Vec<(String, String)>) -> Labels {
+    if metadata.is_empty() {
+        return stream.clone();
+    }
+    let mut all: BTreeMap<String, String> = stream.iter().cloned().collect();
+    for (k, v) in metadata {
+        all.entry(k).or_insert(v);
+    }
+    all.into_iter().collect()
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Is `expr` a log query (returns streams) rather than a metric query?
+pub fn is_log_query(expr: &Expr) -> bool {
+    matches!(expr, Expr::Log(_))
+}

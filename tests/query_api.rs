@@ -1,0 +1,675 @@
+//! End-to-end tests of the Loki query API: entries pushed through the real ingest path, read
+//! back through `/loki/api/v1/*` with exact expected answers.
+
+mod common;
+
+use common::{Sluice, now_ns, skip};
+use serde_json::{Value, json};
+
+const S: i64 = 1_000_000_000;
+
+async fn get(s: &Sluice, path: &str, params: &[(&str, String)]) -> (u16, Value) {
+    get_with(s, path, params, &[]).await
+}
+
+async fn get_with(
+    s: &Sluice,
+    path: &str,
+    params: &[(&str, String)],
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(s.url(path)).query(params);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// Pushes `(labels, [(ts, line, metadata)])` streams with Loki's JSON push format.
+async fn push(s: &Sluice, tenant: &str, streams: &[(Value, Vec<(i64, &str, Value)>)]) {
+    let body = json!({
+        "streams": streams.iter().map(|(labels, entries)| json!({
+            "stream": labels,
+            "values": entries.iter().map(|(ts, line, meta)| {
+                if meta.is_null() {
+                    json!([ts.to_string(), line])
+                } else {
+                    json!([ts.to_string(), line, meta])
+                }
+            }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let resp = reqwest::Client::new()
+        .post(s.url("/loki/api/v1/push"))
+        .header("X-Scope-OrgID", tenant)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        204,
+        "{}",
+        resp.text().await.unwrap()
+    );
+}
+
+fn range(start: i64, end: i64) -> Vec<(&'static str, String)> {
+    vec![("start", start.to_string()), ("end", end.to_string())]
+}
+
+fn with(
+    mut params: Vec<(&'static str, String)>,
+    more: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    params.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
+    params
+}
+
+/// Three streams of known lines, `t0` a whole minute about ten minutes ago.
+async fn seed(s: &Sluice) -> i64 {
+    let t0 = (now_ns() / (60 * S) - 10) * 60 * S;
+    push(
+        s,
+        "fake",
+        &[
+            (
+                json!({"app": "web", "env": "prod"}),
+                vec![
+                    (t0 + S, "level=info msg=\"started\" took=5ms", Value::Null),
+                    (
+                        t0 + 2 * S,
+                        "level=error msg=\"boom\" took=150ms",
+                        json!({"trace_id": "abc"}),
+                    ),
+                    (t0 + 61 * S, "level=info msg=\"ok\" took=20ms", Value::Null),
+                    (
+                        t0 + 62 * S,
+                        "level=error msg=\"again\" took=1.5s",
+                        Value::Null,
+                    ),
+                ],
+            ),
+            (
+                json!({"app": "api", "env": "prod"}),
+                vec![
+                    (
+                        t0 + 3 * S,
+                        r#"{"level":"info","status":200,"path":"/a"}"#,
+                        Value::Null,
+                    ),
+                    (
+                        t0 + 63 * S,
+                        r#"{"level":"warn","status":503,"path":"/b"}"#,
+                        Value::Null,
+                    ),
+                ],
+            ),
+            (
+                json!({"app": "web", "env": "dev"}),
+                vec![(
+                    t0 + 4 * S,
+                    "level=debug msg=\"dev only\" took=1ms",
+                    Value::Null,
+                )],
+            ),
+        ],
+    )
+    .await;
+    t0
+}
+
+fn lines(body: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for stream in body["data"]["result"].as_array().unwrap() {
+        let labels = stream["stream"].to_string();
+        for v in stream["values"].as_array().unwrap() {
+            out.push((labels.clone(), v[1].as_str().unwrap().to_owned()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn log_queries_answer_as_loki_does() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = seed(&s).await;
+    let r = range(t0, t0 + 120 * S);
+
+    // A selector: one stream, newest first, timestamps as strings of nanoseconds.
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r.clone(), &[("query", r#"{app="web", env="prod"}"#)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["data"]["resultType"], "streams");
+    let result = body["data"]["result"].as_array().unwrap();
+    // The entry with structured metadata is its own stream when labels are not categorised.
+    assert_eq!(result.len(), 2, "{body}");
+    let plain = result
+        .iter()
+        .find(|s| s["stream"].get("trace_id").is_none())
+        .unwrap();
+    assert_eq!(
+        plain["stream"],
+        json!({"app": "web", "env": "prod", "service_name": "web"})
+    );
+    assert_eq!(
+        plain["values"],
+        json!([
+            [
+                (t0 + 62 * S).to_string(),
+                "level=error msg=\"again\" took=1.5s"
+            ],
+            [(t0 + 61 * S).to_string(), "level=info msg=\"ok\" took=20ms"],
+            [(t0 + S).to_string(), "level=info msg=\"started\" took=5ms"],
+        ])
+    );
+    assert!(
+        body["data"]["stats"]["summary"]["totalLinesProcessed"]
+            .as_u64()
+            .unwrap()
+            >= 4
+    );
+
+    // Regex selector, line filter pushed into ClickHouse, forward order and a limit.
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(
+            r.clone(),
+            &[
+                ("query", r#"{app=~"w.b"} |= "level=" != "debug""#),
+                ("direction", "forward"),
+                ("limit", "2"),
+            ],
+        ),
+    )
+    .await;
+    let got: Vec<String> = lines(&body).into_iter().map(|(_, l)| l).collect();
+    assert_eq!(got.len(), 2, "{body}");
+    assert!(got.contains(&"level=info msg=\"started\" took=5ms".to_string()));
+    assert!(got.contains(&"level=error msg=\"boom\" took=150ms".to_string()));
+
+    // Parsers and label filters run in Rust; parsed labels join the stream labels.
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(
+            r.clone(),
+            &[(
+                "query",
+                r#"{app="web"} | logfmt | level="error" and took > 100ms"#,
+            )],
+        ),
+    )
+    .await;
+    let got = lines(&body);
+    assert_eq!(got.len(), 2, "{body}");
+    assert!(
+        got.iter()
+            .all(|(labels, _)| labels.contains(r#""level":"error""#))
+    );
+
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(
+            r.clone(),
+            &[(
+                "query",
+                r#"{app="api"} | json | status >= 500 | line_format "{{.path}} {{.status}}""#,
+            )],
+        ),
+    )
+    .await;
+    assert_eq!(
+        lines(&body).into_iter().map(|(_, l)| l).collect::<Vec<_>>(),
+        vec!["/b 503"]
+    );
+
+    // categorize-labels: grouped by stream labels, metadata and parsed labels per entry.
+    let (_, body) = get_with(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(
+            r.clone(),
+            &[(
+                "query",
+                r#"{app="web", env="prod"} | logfmt | level="error""#,
+            )],
+        ),
+        &[("X-Loki-Response-Encoding-Flags", "categorize-labels")],
+    )
+    .await;
+    assert_eq!(body["data"]["encodingFlags"], json!(["categorize-labels"]));
+    let result = body["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "{body}");
+    assert_eq!(
+        result[0]["stream"],
+        json!({"app": "web", "env": "prod", "service_name": "web"})
+    );
+    let boom = &result[0]["values"][1];
+    assert_eq!(boom[0], (t0 + 2 * S).to_string());
+    assert_eq!(boom[2]["structuredMetadata"], json!({"trace_id": "abc"}));
+    assert_eq!(boom[2]["parsed"]["msg"], "boom");
+
+    // Other tenants see nothing of this tenant.
+    let (_, body) = get_with(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r.clone(), &[("query", r#"{app="web"}"#)]),
+        &[("X-Scope-OrgID", "other")],
+    )
+    .await;
+    assert_eq!(body["data"]["result"], json!([]));
+}
+
+#[tokio::test]
+async fn metric_queries_answer_as_loki_does() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = seed(&s).await;
+    // Steps at t0+60s and t0+120s: windows (t0, t0+60] and (t0+60, t0+120].
+    let r = with(range(t0 + 60 * S, t0 + 120 * S), &[("step", "60")]);
+
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(
+            r.clone(),
+            &[(
+                "query",
+                r#"sum by (env) (count_over_time({app="web"}[1m]))"#,
+            )],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["resultType"], "matrix");
+    let t1 = (t0 + 60 * S) / S;
+    let t2 = (t0 + 120 * S) / S;
+    assert_eq!(
+        body["data"]["result"],
+        json!([
+            {"metric": {"env": "dev"}, "values": [[t1, "1"]]},
+            {"metric": {"env": "prod"}, "values": [[t1, "2"], [t2, "2"]]},
+        ])
+    );
+
+    // rate: entries per second of the window; a parser forces the row path instead of the
+    // pre-aggregated one, and both must agree.
+    for q in [
+        r#"sum(rate({env="prod"}[1m]))"#,
+        r#"sum(rate({env="prod"} | logfmt | drop __error__, __error_details__ [1m]))"#,
+    ] {
+        let (_, body) = get(
+            &s,
+            "/loki/api/v1/query_range",
+            &with(r.clone(), &[("query", q)]),
+        )
+        .await;
+        assert_eq!(
+            body["data"]["result"],
+            json!([{"metric": {}, "values": [[t1, "0.05"], [t2, "0.05"]]}]),
+            "{q}: {body}"
+        );
+    }
+
+    // Unwrapped values with a duration conversion.
+    let (_, body) = get(&s, "/loki/api/v1/query_range", &with(r.clone(), &[("query", r#"max_over_time({app="web", env="prod"} | logfmt | unwrap duration(took) [1m]) by (app)"#)])).await;
+    assert_eq!(
+        body["data"]["result"],
+        json!([{"metric": {"app": "web"}, "values": [[t1, "0.15"], [t2, "1.5"]]}]),
+        "{body}"
+    );
+
+    // A parser error in a metric query is refused, as Loki refuses it.
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(
+            r.clone(),
+            &[("query", r#"count_over_time({app="web"} | json [1m])"#)],
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("JSONParserErr"),
+        "{body}"
+    );
+
+    // Instant queries: Grafana's health check, and a vector.
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/query",
+        &[
+            ("query", "vector(1)+vector(1)".into()),
+            ("time", (t0 / S).to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["resultType"], "vector");
+    assert_eq!(
+        body["data"]["result"],
+        json!([{"metric": {}, "value": [t0 / S, "2"]}])
+    );
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query",
+        &[
+            ("query", r#"count_over_time({app="api"}[2m])"#.into()),
+            ("time", (t0 / S + 120).to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        body["data"]["result"],
+        json!([{"metric": {"app": "api", "env": "prod", "service_name": "api"}, "value": [t0 / S + 120, "2"]}])
+    );
+}
+
+#[tokio::test]
+async fn label_series_and_index_endpoints() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = seed(&s).await;
+    let r = range(t0, t0 + 120 * S);
+
+    let (status, body) = get(&s, "/loki/api/v1/labels", &r).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "success", "data": ["app", "env", "service_name"]})
+    );
+    let (_, body) = get(&s, "/loki/api/v1/label/app/values", &r).await;
+    assert_eq!(body["data"], json!(["api", "web"]));
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/label/env/values",
+        &with(r.clone(), &[("query", r#"{app="api"}"#)]),
+    )
+    .await;
+    assert_eq!(body["data"], json!(["prod"]));
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/series",
+        &with(r.clone(), &[("match[]", r#"{app="web"}"#)]),
+    )
+    .await;
+    assert_eq!(
+        body["data"],
+        json!([
+            {"app": "web", "env": "dev", "service_name": "web"},
+            {"app": "web", "env": "prod", "service_name": "web"}
+        ])
+    );
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/index/stats",
+        &with(r.clone(), &[("query", r#"{env="prod"}"#)]),
+    )
+    .await;
+    assert_eq!(body["streams"], 2);
+    assert_eq!(body["entries"], 6);
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/index/volume",
+        &with(r.clone(), &[("query", r#"{app=~".+"}"#)]),
+    )
+    .await;
+    let result = body["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 2, "{body}");
+    assert_eq!(result[0]["metric"], json!({"app": "web"}));
+
+    let (_, body) = get(&s, "/loki/api/v1/status/buildinfo", &[]).await;
+    assert!(body["version"].as_str().unwrap().starts_with('3'));
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/format_query",
+        &[("query", r#"{a =  "b"}|="x""#.into())],
+    )
+    .await;
+    assert_eq!(body["data"], r#"{a="b"} |= "x""#);
+}
+
+#[tokio::test]
+async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = seed(&s).await;
+    let r = range(t0, t0 + 120 * S);
+    let cases: &[(&str, Vec<(&str, String)>, &str)] = &[
+        (
+            "/loki/api/v1/query_range",
+            with(r.clone(), &[("query", r#"{app="web""#)]),
+            "parse error",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(r.clone(), &[("query", "{}")]),
+            "parse error",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(
+                r.clone(),
+                &[(
+                    "query",
+                    r#"approx_topk(2, count_over_time({app="web"}[1m]))"#,
+                )],
+            ),
+            "not supported yet: approx_topk",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(r.clone(), &[("query", r#"{app="web"} |~ "(""#)]),
+            "(",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(
+                r.clone(),
+                &[("query", r#"{app="web"}"#), ("limit", "100000")],
+            ),
+            "max entries limit",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(
+                r.clone(),
+                &[("query", r#"{app="web"}"#), ("direction", "sideways")],
+            ),
+            "direction",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            vec![
+                ("query", r#"{app="web"}"#.into()),
+                ("start", "yesterday".into()),
+            ],
+            "start timestamp",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            vec![
+                ("query", r#"{app="web"}"#.into()),
+                ("start", "200".into()),
+                ("end", "100".into()),
+            ],
+            "end timestamp must not be before start",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(
+                r.clone(),
+                &[("query", r#"rate({app="web"}[1m])"#), ("step", "0.001")],
+            ),
+            "11,000 points",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            r.clone(),
+            "missing required parameter \"query\"",
+        ),
+        (
+            "/loki/api/v1/query",
+            vec![("query", r#"{app="web"}"#.into())],
+            "log queries are not supported as an instant query",
+        ),
+        ("/loki/api/v1/series", r.clone(), "match[]"),
+        (
+            "/loki/api/v1/labels",
+            with(r.clone(), &[("query", "not a selector")]),
+            "parse error",
+        ),
+    ];
+    for (path, params, needle) in cases {
+        let (status, body) = get(&s, path, params).await;
+        assert_eq!(status, 400, "{path} {params:?}: {body}");
+        assert_eq!(body["status"], "error", "{body}");
+        assert_eq!(body["errorType"], "bad_data", "{body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(
+            msg.contains(needle),
+            "{path} {params:?}: {msg:?} lacks {needle:?}"
+        );
+    }
+    let (_, body) = get_with(&s, "/loki/api/v1/labels", &r, &[("X-Scope-OrgID", "a|b")]).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("X-Scope-OrgID"),
+        "{body}"
+    );
+    // Still serving, and the errors were counted.
+    let (status, _) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r, &[("query", r#"{app="web"}"#)]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let metrics = s.get_text("/metrics").await;
+    assert!(
+        metrics.contains("sluice_query_requests_total{outcome=\"client_error\"} 14"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn paging_returns_every_line_once_across_equal_timestamps() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = (now_ns() / S - 600) * S;
+    // 2,400 lines, three per timestamp, so page boundaries fall inside runs of ties; only the
+    // odd ones pass a filter that runs in Rust, which makes the engine read page after page.
+    let entries: Vec<(i64, String)> = (0..2400)
+        .map(|i| {
+            (
+                t0 + (i / 3) as i64 * 1_000_000,
+                format!("n={i} odd={}", i % 2),
+            )
+        })
+        .collect();
+    let values: Vec<(i64, &str, Value)> = entries
+        .iter()
+        .map(|(t, l)| (*t, l.as_str(), Value::Null))
+        .collect();
+    push(&s, "fake", &[(json!({"app": "bulk"}), values)]).await;
+    let r = range(t0, t0 + 10 * S);
+    for direction in ["backward", "forward"] {
+        let (_, body) = get(
+            &s,
+            "/loki/api/v1/query_range",
+            &with(
+                r.clone(),
+                &[
+                    ("query", r#"{app="bulk"} | logfmt | odd="1""#),
+                    ("limit", "5000"),
+                    ("direction", direction),
+                ],
+            ),
+        )
+        .await;
+        let got: Vec<String> = lines(&body).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(got.len(), 1200, "{direction}");
+        let mut unique = got.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 1200, "{direction}: duplicates");
+    }
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r, &[("query", r#"{app="bulk"}"#), ("limit", "1500")]),
+    )
+    .await;
+    let got: Vec<String> = lines(&body).into_iter().map(|(_, l)| l).collect();
+    assert_eq!(got.len(), 1500);
+    assert_eq!(got[0], "n=2399 odd=1");
+}
+
+#[tokio::test]
+async fn results_cache_answers_closed_ranges_again() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "1")]).await;
+    // One whole hour bucket that ended in the past: [h - 1h, h).
+    let h = now_ns() / (3600 * S) * 3600 * S;
+    push(
+        &s,
+        "fake",
+        &[(
+            json!({"app": "old"}),
+            vec![
+                (h - 1800 * S, "then", Value::Null),
+                (h - 1790 * S, "again", Value::Null),
+            ],
+        )],
+    )
+    .await;
+    let q = with(
+        range(h - 3600 * S, h - 60 * S),
+        &[
+            ("query", r#"sum(count_over_time({app="old"}[1m]))"#),
+            ("step", "60"),
+        ],
+    );
+    let hits = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("sluice_cache_hits_total{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{metrics}"))
+    };
+    let (_, first) = get(&s, "/loki/api/v1/query_range", &q).await;
+    let before = hits(&s.get_text("/metrics").await);
+    let (_, second) = get(&s, "/loki/api/v1/query_range", &q).await;
+    assert_eq!(first["data"]["result"], second["data"]["result"]);
+    assert_eq!(
+        first["data"]["result"],
+        json!([{"metric": {}, "values": [[(h - 1800 * S) / S, "1"], [(h - 1740 * S) / S, "1"]]}])
+    );
+    assert_eq!(hits(&s.get_text("/metrics").await), before + 1);
+}
