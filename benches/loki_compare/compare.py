@@ -485,13 +485,17 @@ def compare_streams(a, b, d, categorized, limit_hint, direction, maxshow):
             ma = {k[0]: k[1] for k in ga}
             mb = {k[0]: k[1] for k in gb}
             diffs = [k for k in sorted(ma) if ma[k] != mb.get(k)]
-            d.add("order", "order of values differs in %d stream(s)" % len(diffs))
+            ties = all([e[0] for e in ma[k]] == [e[0] for e in mb[k]] for k in diffs)
+            d.add("order", "order of values differs in %d stream(s)%s" % (
+                len(diffs), "; only among entries with equal timestamps" if ties else ""))
             for k in diffs[:maxshow]:
                 va, vb = ma[k], mb[k]
                 i = next(i for i in range(min(len(va), len(vb)) + 1)
                          if i >= len(va) or i >= len(vb) or va[i] != vb[i])
-                d.add("order", "  %s at #%d: sluice ts %s, loki ts %s" % (
-                    short(fmt_labels(k), 90), i, va[i][0] if i < len(va) else "-", vb[i][0] if i < len(vb) else "-"))
+                d.add("order", "  %s at #%d: sluice %s %s | loki %s %s" % (
+                    short(fmt_labels(k), 80), i,
+                    va[i][0] if i < len(va) else "-", short(va[i][1], 50) if i < len(va) else "",
+                    vb[i][0] if i < len(vb) else "-", short(vb[i][1], 50) if i < len(vb) else ""))
 
 
 def compare_matrix(a, b, d, maxshow):
