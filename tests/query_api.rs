@@ -351,6 +351,28 @@ async fn metric_queries_answer_as_loki_does() {
         body["error"].as_str().unwrap().contains("JSONParserErr"),
         "{body}"
     );
+    // ... unless the query groups by __error__: then the errors are the answer.
+    let q = r#"sum by (__error__) (count_over_time({app="web"} | json [1m]))"#;
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r.clone(), &[("query", q)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["result"],
+        json!([{"metric": {"__error__": "JSONParserErr"}, "values": [[t1, "3"], [t2, "2"]]}])
+    );
+    // A scalar instant answer carries its time in milliseconds, as Loki's does.
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query",
+        &[("query", "1+1".into()), ("time", (t0 / S).to_string())],
+    )
+    .await;
+    assert_eq!(body["data"]["resultType"], "scalar");
+    assert_eq!(body["data"]["result"], json!([t0 / 1_000_000, "2"]));
 
     // Instant queries: Grafana's health check, and a vector.
     let (status, body) = get(

@@ -244,9 +244,14 @@ impl Engine {
         stats: &QueryStats,
     ) -> Result<Value> {
         let mut leaves = Vec::new();
-        // `range_aggregate` refuses samples that carry a pipeline error, as Loki does.
+        // `range_aggregate` refuses samples that carry a pipeline error, as Loki does, unless
+        // the query groups by `__error__` (then the errors are what it asks for).
+        let preserve_errors = groups_by_error(expr);
         for agg in metric::range_aggregations(expr) {
-            leaves.push(self.range_aggregation(tenant, agg, steps, stats).await?);
+            leaves.push(
+                self.range_aggregation(tenant, agg, steps, preserve_errors, stats)
+                    .await?,
+            );
         }
         let value = metric::evaluate(expr, steps, leaves)?;
         metric::check_series_limit(&value, self.config.max_series)?;
@@ -258,6 +263,7 @@ impl Engine {
         tenant: &str,
         agg: &RangeAggregation,
         steps: &Steps,
+        preserve_errors: bool,
         stats: &QueryStats,
     ) -> Result<Vec<Series>> {
         let range = &agg.range;
@@ -315,7 +321,10 @@ impl Engine {
             };
             let mut metadata = row.attributes;
             metadata.sort();
-            if let Some((v, labels)) = extractor.extract(row.ts, &row.body, stream, &metadata) {
+            if let Some((v, mut labels)) = extractor.extract(row.ts, &row.body, stream, &metadata) {
+                if preserve_errors && labels.iter().any(|(k, _)| k == "__error__") {
+                    mark_preserved(&mut labels);
+                }
                 by_labels
                     .entry(labels)
                     .or_default()
@@ -402,6 +411,29 @@ pub fn merge_labels(stream: &Labels, metadata: Vec<(String, String)>) -> Labels 
         all.entry(k).or_insert(v);
     }
     all.into_iter().collect()
+}
+
+/// Loki's parser hint: a `by (...)` grouping that names `__error__` keeps errored samples.
+fn groups_by_error(expr: &MetricExpr) -> bool {
+    let names_error = |g: &Option<crate::logql::ast::Grouping>| {
+        g.as_ref()
+            .is_some_and(|g| !g.without && g.labels.iter().any(|l| l == "__error__"))
+    };
+    match expr {
+        MetricExpr::Range(r) => names_error(&r.grouping),
+        MetricExpr::Vector(v) => names_error(&v.grouping) || groups_by_error(&v.inner),
+        MetricExpr::Binary(b) => groups_by_error(&b.lhs) || groups_by_error(&b.rhs),
+        MetricExpr::LabelReplace(l) => groups_by_error(&l.inner),
+        MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => false,
+    }
+}
+
+/// Adds `__preserve_error__="true"`, keeping the labels sorted.
+fn mark_preserved(labels: &mut Labels) {
+    const PRESERVE: &str = "__preserve_error__";
+    if let Err(at) = labels.binary_search_by(|(k, _)| k.as_str().cmp(PRESERVE)) {
+        labels.insert(at, (PRESERVE.to_owned(), "true".to_owned()));
+    }
 }
 
 fn gcd(a: i64, b: i64) -> i64 {

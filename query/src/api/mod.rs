@@ -333,20 +333,23 @@ async fn run_range(
                         .or_default()
                         .extend_from_slice(&s.points);
                 }
-                if merged.len() > state.engine.config().max_series {
-                    return Err(Error::Execution(format!(
-                        "maximum number of series ({}) reached for a single query; consider reducing query cardinality by adding more filters or a sum by (...)",
-                        state.engine.config().max_series
-                    )));
-                }
             }
-            let result: Vec<Json> = merged
+            let series: Vec<Series> = merged
                 .into_iter()
                 .filter(|(_, points)| !points.is_empty())
-                .map(|(labels, points)| {
+                .map(|(labels, points)| Series { labels, points })
+                .collect();
+            let value = Value::Matrix(series);
+            crate::eval::metric::check_series_limit(&value, state.engine.config().max_series)?;
+            let Value::Matrix(series) = value else {
+                unreachable!("built as a matrix above")
+            };
+            let result: Vec<Json> = series
+                .iter()
+                .map(|s| {
                     json!({
-                        "metric": labels_json(&labels),
-                        "values": points.iter().map(point_json).collect::<Vec<_>>(),
+                        "metric": labels_json(&s.labels),
+                        "values": s.points.iter().map(point_json).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -398,9 +401,10 @@ async fn run_instant(
     let data = match value {
         Value::Scalar(points) => {
             let v = points.first().map_or(f64::NAN, |p| p.v);
+            // Loki writes a scalar's time in milliseconds, unlike vector and matrix samples.
             json!({
                 "resultType": "scalar",
-                "result": point_json(&Point { t: time, v }),
+                "result": [time / 1_000_000, format_value(v)],
                 "stats": stats_json(&stats, started, 0),
             })
         }
