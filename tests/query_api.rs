@@ -351,6 +351,20 @@ async fn metric_queries_answer_as_loki_does() {
         body["error"].as_str().unwrap().contains("JSONParserErr"),
         "{body}"
     );
+    // Grafana's logs-volume query (pre-aggregated in ClickHouse: `drop __error__` is a no-op
+    // before any parser).
+    let q = r#"sum by (level, detected_level) (count_over_time({app="web"} | drop __error__[1m]))"#;
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r.clone(), &[("query", q)]),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["result"],
+        json!([{"metric": {}, "values": [[t1, "3"], [t2, "2"]]}]),
+        "{body}"
+    );
     // ... unless the query groups by __error__: then the errors are the answer.
     let q = r#"sum by (__error__) (count_over_time({app="web"} | json [1m]))"#;
     let (status, body) = get(
