@@ -411,3 +411,48 @@ fn template_resource_limits() {
             .any(|(n, v)| n == "__error_details__" && v.contains("overflows int"))
     );
 }
+
+#[test]
+fn wide_lines_stay_linear() {
+    let n = 50_000;
+    let json_line = format!(
+        "{{{}}}",
+        (0..n)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let logfmt_line: String = (0..n).map(|i| format!("k{i}=v{i} ")).collect();
+    let keep = Stage::Keep(vec![NamedMatcher::Name("k7".into())]);
+    let cases = [
+        (
+            Stage::Parser(Parser::Json(Vec::new())),
+            json_line.as_str(),
+            "7",
+        ),
+        (
+            Stage::Parser(Parser::Logfmt {
+                strict: false,
+                keep_empty: false,
+                extractions: Vec::new(),
+            }),
+            logfmt_line.as_str(),
+            "v7",
+        ),
+    ];
+    for (parser, line, want) in cases {
+        let p = Pipeline::new(&[parser.clone()]).unwrap();
+        let out = p
+            .process(0, line, &l(&[("k1", "stream")]), &Vec::new())
+            .unwrap();
+        assert_eq!(out.parsed.len(), n);
+        assert!(
+            out.parsed
+                .iter()
+                .any(|(k, v)| k == "k1_extracted" && v == "1" || v == "v1")
+        );
+        let p = Pipeline::new(&[parser, keep.clone()]).unwrap();
+        let out = p.process(0, line, &Vec::new(), &Vec::new()).unwrap();
+        assert_eq!(out.labels(), l(&[("k7", want)]));
+    }
+}

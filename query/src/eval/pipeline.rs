@@ -58,9 +58,18 @@ pub(crate) fn sanitize_label_key(key: &str) -> String {
     out
 }
 
+/// Bytes cut from a `&str` at ASCII delimiters as text: valid UTF-8 is borrowed without the
+/// slower lossy decoder; anything else (from escapes) is repaired with U+FFFD.
+pub(crate) fn text(b: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
 /// Loki's `appendSanitized` for nested JSON names.
 pub(crate) fn append_sanitized(to: &mut Vec<u8>, key: &[u8]) {
-    let s = String::from_utf8_lossy(key);
+    let s = text(key);
     let key = s.trim();
     if key.is_empty() {
         return;
@@ -546,26 +555,21 @@ fn keep_labels(items: &[NamedMatcher], lbs: &mut LabelsBuilder<'_>) {
     if items.is_empty() {
         return;
     }
-    let current: Vec<(String, String)> = lbs
+    let doomed: Vec<String> = lbs
         .unsorted()
         .into_iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .filter(|(name, value)| {
+            !matches!(
+                *name,
+                ERROR_LABEL | ERROR_DETAILS_LABEL | PRESERVE_ERROR_LABEL
+            ) && !items.iter().any(|it| match it {
+                NamedMatcher::Name(n) => n == name,
+                NamedMatcher::Matcher { name: n, m } => n == name && m.matches(value),
+            })
+        })
+        .map(|(n, _)| n.to_string())
         .collect();
-    for (name, value) in current {
-        if matches!(
-            name.as_str(),
-            ERROR_LABEL | ERROR_DETAILS_LABEL | PRESERVE_ERROR_LABEL
-        ) {
-            continue;
-        }
-        let keep = items.iter().any(|it| match it {
-            NamedMatcher::Name(n) => *n == name,
-            NamedMatcher::Matcher { name: n, m } => *n == name && m.matches(&value),
-        });
-        if !keep {
-            lbs.del(&name);
-        }
-    }
+    lbs.del_many(&doomed);
 }
 
 /// How a sample's value is obtained.

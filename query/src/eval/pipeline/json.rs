@@ -287,7 +287,7 @@ pub(crate) fn unescape_string(raw: &[u8]) -> String {
     match unescape(raw) {
         None => String::new(),
         Some(b) => {
-            let s = String::from_utf8_lossy(&b);
+            let s = super::text(&b);
             if s.contains('\u{FFFD}') {
                 s.replace('\u{FFFD}', " ")
             } else {
@@ -443,7 +443,9 @@ fn parse_all_inner(data: &[u8], lbs: &mut LabelsBuilder<'_>) -> Result<(), JsonE
                             pending_after: false,
                         });
                     }
-                    if braces.is_none() {
+                    // Shallow objects scan their nested values directly; deep ones use one
+                    // precomputed table instead of rescanning at every level.
+                    if braces.is_none() && f.depth >= 8 {
                         braces = Some(BraceTable::build(data, 0));
                     }
                     continue 'frames;
@@ -469,7 +471,7 @@ fn set_field(
     buf: &mut Vec<u8>,
 ) {
     let name = if prefix.is_empty() {
-        let k = sanitize_label_key(&String::from_utf8_lossy(key));
+        let k = sanitize_label_key(&super::text(key));
         if k.is_empty() {
             return;
         }
@@ -495,7 +497,7 @@ fn set_field(
                 }
                 append_sanitized(buf, part);
             }
-            String::from_utf8_lossy(buf).into_owned()
+            super::text(buf).into_owned()
         };
         let k = build(buf, key);
         if lbs.collides(&k) {
@@ -512,7 +514,7 @@ fn set_field(
     let value = match kind {
         Kind::String => unescape_string(raw),
         Kind::Boolean => if raw == b"true" { "true" } else { "false" }.to_string(),
-        _ => String::from_utf8_lossy(raw).into_owned(),
+        _ => super::text(raw).into_owned(),
     };
     lbs.set_parsed(name, value);
 }
@@ -817,7 +819,7 @@ impl JsonExpressionParser {
                     };
                     let value = match kind {
                         Kind::Null => String::new(),
-                        Kind::Object => String::from_utf8_lossy(&data[s..e]).into_owned(),
+                        Kind::Object => super::text(&data[s..e]).into_owned(),
                         _ => unescape_string(&data[s..e]),
                     };
                     lbs.set_parsed(key, value);
@@ -876,11 +878,11 @@ fn unpack_inner(data: &[u8], lbs: &LabelsBuilder<'_>) -> Result<Unpacked, JsonEr
         if kind == Kind::String {
             if &*key == b"_entry" {
                 match unescape(&data[vs..ve]) {
-                    Some(v) => entry = Some(String::from_utf8_lossy(&v).into_owned()),
+                    Some(v) => entry = Some(super::text(&v).into_owned()),
                     None => return Err(JsonError::MalformedStringEscape),
                 }
             } else {
-                let mut k = String::from_utf8_lossy(&key).into_owned();
+                let mut k = super::text(&key).into_owned();
                 if lbs.collides(&k) {
                     k.push_str(DUPLICATE_SUFFIX);
                 }

@@ -2,6 +2,7 @@
 //! metadata and parsed labels added on top, deletions, and the `__error__` pair kept apart.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::eval::Labels;
 
@@ -30,9 +31,11 @@ pub(crate) struct LabelsBuilder<'a> {
     del: Vec<String>,
     err: String,
     err_details: String,
-    /// Names ever added as parsed labels for this entry: Loki's parser hints skip keys a previous
-    /// parser already extracted (first parser wins), and parsed ⊆ extracted always holds.
-    extracted: HashSet<String>,
+    /// Parsed names deleted again: with the current parsed labels, the names Loki's parser hints
+    /// count as already extracted (a later parser does not extract them again).
+    gone: Vec<String>,
+    /// Hashes of the extracted names once there are many, so wide JSON lines stay linear.
+    index: Option<HashSet<u64, BuildHasherDefault<IdHasher>>>,
 }
 
 impl<'a> LabelsBuilder<'a> {
@@ -46,7 +49,8 @@ impl<'a> LabelsBuilder<'a> {
             del: Vec::new(),
             err: String::new(),
             err_details: String::new(),
-            extracted: HashSet::new(),
+            gone: Vec::new(),
+            index: None,
         };
         for (n, v) in metadata {
             let name = if b.base_has(n) {
@@ -94,7 +98,47 @@ impl<'a> LabelsBuilder<'a> {
 
     /// Whether a previous parser already extracted `name` for this entry.
     pub(crate) fn extracted(&self, name: &str) -> bool {
-        self.extracted.contains(name)
+        if let Some(ix) = &self.index
+            && !ix.contains(&name_hash(name))
+        {
+            return false;
+        }
+        self.parsed_index(name).is_some() || self.gone.iter().any(|g| g == name)
+    }
+
+    fn parsed_index(&self, name: &str) -> Option<usize> {
+        if let Some(ix) = &self.index
+            && !ix.contains(&name_hash(name))
+        {
+            return None;
+        }
+        // Cheap length and first-byte checks before comparing whole names.
+        let (len, first) = (name.len(), name.as_bytes().first());
+        self.parsed
+            .iter()
+            .position(|(n, _)| n.len() == len && n.as_bytes().first() == first && n == name)
+    }
+
+    /// Records a new parsed name in the hash index (built once the set grows).
+    fn record(&mut self, name: &str) {
+        const INDEX_FROM: usize = 16;
+        match &mut self.index {
+            Some(ix) => {
+                ix.insert(name_hash(name));
+            }
+            None if self.parsed.len() + self.gone.len() >= INDEX_FROM => {
+                let mut ix: HashSet<u64, BuildHasherDefault<IdHasher>> = HashSet::default();
+                for (n, _) in &self.parsed {
+                    ix.insert(name_hash(n));
+                }
+                for g in &self.gone {
+                    ix.insert(name_hash(g));
+                }
+                ix.insert(name_hash(name));
+                self.index = Some(ix);
+            }
+            None => {}
+        }
     }
 
     /// Value and category of a label; `None` when absent or deleted (a stream label with an empty
@@ -103,10 +147,8 @@ impl<'a> LabelsBuilder<'a> {
         if let Some((_, v)) = self.metadata.iter().find(|(n, _)| n == name) {
             return Some((v, Category::Metadata));
         }
-        if self.extracted.contains(name)
-            && let Some((_, v)) = self.parsed.iter().find(|(n, _)| n == name)
-        {
-            return Some((v, Category::Parsed));
+        if let Some(i) = self.parsed_index(name) {
+            return Some((&self.parsed[i].1, Category::Parsed));
         }
         if self.del.iter().any(|d| d == name) {
             return None;
@@ -140,17 +182,15 @@ impl<'a> LabelsBuilder<'a> {
                 if let Some(i) = self.metadata.iter().position(|(n, _)| *n == name) {
                     self.metadata.remove(i);
                 }
-                if self.extracted.contains(&name)
-                    && let Some(slot) = self.parsed.iter_mut().find(|(n, _)| *n == name)
-                {
-                    slot.1 = value;
+                if let Some(i) = self.parsed_index(&name) {
+                    self.parsed[i].1 = value;
                     return;
                 }
-                self.extracted.insert(name.clone());
+                self.record(&name);
                 self.parsed.push((name, value));
             }
             Category::Metadata => {
-                if self.extracted.contains(&name) && self.parsed.iter().any(|(n, _)| *n == name) {
+                if self.parsed_index(&name).is_some() {
                     return;
                 }
                 if let Some(slot) = self.metadata.iter_mut().find(|(n, _)| *n == name) {
@@ -173,10 +213,33 @@ impl<'a> LabelsBuilder<'a> {
     /// Deletes a label from every category.
     pub(crate) fn del(&mut self, name: &str) {
         self.metadata.retain(|(n, _)| n != name);
-        if self.extracted.contains(name) {
-            self.parsed.retain(|(n, _)| n != name);
+        if let Some(i) = self.parsed_index(name) {
+            let (n, _) = self.parsed.remove(i);
+            self.gone.push(n);
         }
         self.del.push(name.to_string());
+    }
+
+    /// Deletes many labels at once (`keep` on a wide line), in linear time.
+    pub(crate) fn del_many(&mut self, names: &[String]) {
+        if names.len() < 8 {
+            for n in names {
+                self.del(n);
+            }
+            return;
+        }
+        let set: HashSet<&str> = names.iter().map(String::as_str).collect();
+        self.metadata.retain(|(n, _)| !set.contains(n.as_str()));
+        let mut kept = Vec::with_capacity(self.parsed.len());
+        for (n, v) in std::mem::take(&mut self.parsed) {
+            if set.contains(n.as_str()) {
+                self.gone.push(n);
+            } else {
+                kept.push((n, v));
+            }
+        }
+        self.parsed = kept;
+        self.del.extend(names.iter().cloned());
     }
 
     /// The current error (empty when none).
@@ -232,8 +295,7 @@ impl<'a> LabelsBuilder<'a> {
             if !unchanged
                 && (self.del.iter().any(|d| d == n)
                     || self.has_metadata(n)
-                    || (self.extracted.contains(n.as_str())
-                        && self.parsed.iter().any(|(p, _)| p == n)))
+                    || self.parsed_index(n).is_some())
             {
                 continue;
             }
@@ -280,7 +342,7 @@ impl<'a> LabelsBuilder<'a> {
         for (n, v) in self.base {
             if self.del.iter().any(|d| d == n)
                 || self.has_metadata(n)
-                || (self.extracted.contains(n.as_str()) && self.parsed.iter().any(|(p, _)| p == n))
+                || self.parsed_index(n).is_some()
             {
                 continue;
             }
@@ -316,4 +378,40 @@ pub(crate) fn merge(parts: &[&Labels]) -> Labels {
     }
     sort_dedup(&mut out);
     out
+}
+
+/// FxHash of a label name (fast, not DoS-resistant; the index only speeds up a linear check).
+fn name_hash(s: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = 0;
+    let mut b = s.as_bytes();
+    while b.len() >= 8 {
+        let w = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        b = &b[8..];
+    }
+    for &c in b {
+        h = (h.rotate_left(5) ^ u64::from(c)).wrapping_mul(K);
+    }
+    (h.rotate_left(5) ^ s.len() as u64).wrapping_mul(K)
+}
+
+/// Passes pre-hashed `u64` keys through.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }

@@ -282,7 +282,7 @@ fn getu4(s: &[u8]) -> Option<u32> {
 
 /// Lossy text of a value; U+FFFD becomes a space as in Loki.
 fn value_string(v: &[u8]) -> String {
-    let s = String::from_utf8_lossy(v);
+    let s = super::text(v);
     if s.contains('\u{FFFD}') {
         s.replace('\u{FFFD}', " ")
     } else {
@@ -306,7 +306,7 @@ impl LogfmtParser {
                 }
                 continue;
             };
-            let key = sanitize_label_key(&String::from_utf8_lossy(raw_key));
+            let key = sanitize_label_key(&super::text(raw_key));
             if key.is_empty() {
                 continue;
             }
@@ -387,7 +387,7 @@ impl LogfmtExpressionParser {
                 }
                 continue;
             };
-            let key = sanitize_label_key(&String::from_utf8_lossy(raw_key));
+            let key = sanitize_label_key(&super::text(raw_key));
             if key.is_empty() {
                 continue;
             }
@@ -399,7 +399,7 @@ impl LogfmtExpressionParser {
             let v = if contains_replacement(v) || std::str::from_utf8(v).is_err() {
                 String::new()
             } else {
-                String::from_utf8_lossy(v).into_owned()
+                super::text(v).into_owned()
             };
             // A key that is some extraction's source becomes that label; a key equal to a
             // label name is kept under that name (Loki's lookup does both).
