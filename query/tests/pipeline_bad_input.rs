@@ -441,7 +441,7 @@ fn wide_lines_stay_linear() {
         ),
     ];
     for (parser, line, want) in cases {
-        let p = Pipeline::new(&[parser.clone()]).unwrap();
+        let p = Pipeline::new(std::slice::from_ref(&parser)).unwrap();
         let out = p
             .process(0, line, &l(&[("k1", "stream")]), &Vec::new())
             .unwrap();
