@@ -118,6 +118,30 @@ fn line_filters() {
             false,
         ),
         ("or: any", lf(Contains, &["x", "foo"]), "a foo b", true),
+        (
+            "or drops empty alternatives (Loki)",
+            lf(Contains, &["", "foo"]),
+            "a bar b",
+            false,
+        ),
+        (
+            "or with only empty alternatives",
+            lf(Contains, &["", ""]),
+            "a bar b",
+            true,
+        ),
+        (
+            "or drops .* alternatives (Loki)",
+            lf(Regex, &[".*", "foo"]),
+            "a bar b",
+            false,
+        ),
+        (
+            "negative or with empty drops all",
+            lf(NotContains, &["", "foo"]),
+            "a bar b",
+            false,
+        ),
         ("or: none", lf(Contains, &["x", "y"]), "a foo b", false),
         (
             "negative or: none may match",

@@ -86,6 +86,11 @@ impl LineFilter {
             };
             alts.push(m);
         }
+        // Loki's `or` chain drops always-true alternatives (`|= "" or "foo"` filters for
+        // "foo"), unless nothing else is left.
+        if !negative && alts.iter().any(|a| !matches!(a, LineMatcher::True)) {
+            alts.retain(|a| !matches!(a, LineMatcher::True));
+        }
         Ok(LineFilter { negative, alts })
     }
 
