@@ -1528,3 +1528,24 @@ fn empty_pipeline() {
     .unwrap();
     assert!(noop.is_empty());
 }
+
+#[test]
+fn compiled_pipelines_are_shareable() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Pipeline>();
+    shareable::<query::eval::pipeline::SampleExtractor>();
+    // One compiled pipeline serves many threads.
+    let p = std::sync::Arc::new(Pipeline::new(&[line_fmt("{{ .a | ToUpper }}")]).unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                p.process(0, "x", &l(&[("a", &i.to_string())]), &Vec::new())
+                    .unwrap()
+                    .line
+            })
+        })
+        .collect();
+    let got: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(got, ["0", "1", "2", "3"]);
+}
