@@ -176,7 +176,13 @@ fn ready_is_503_while_clickhouse_fails() {
 #[test]
 fn logql_prints_canonical_form_or_says_why_not() {
     // Parsed and supported: canonical form on stdout, exit 0.
-    let o = sluice(&["logql", r#"sum by(level)(count_over_time({app =  "web"}|="x"[5m]))"#], &[]);
+    let o = sluice(
+        &[
+            "logql",
+            r#"sum by(level)(count_over_time({app =  "web"}|="x"[5m]))"#,
+        ],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
@@ -186,7 +192,10 @@ fn logql_prints_canonical_form_or_says_why_not() {
     let o = sluice(&["logql", r#"rate({app="web"} |= "x"[1m])"#, "--sql"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("FROM streams WHERE Tenant = {p0:String}"), "{out}");
+    assert!(
+        out.contains("FROM streams WHERE Tenant = {p0:String}"),
+        "{out}"
+    );
     assert!(out.contains("count() AS entries"), "{out}");
     assert!(out.contains(r#"Str("%x%")"#), "{out}");
     assert!(!out.contains("'web'"), "{out}");
@@ -194,7 +203,10 @@ fn logql_prints_canonical_form_or_says_why_not() {
     let o = sluice(&["logql", r#"{app="web" |= "x""#], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("parse error at line 1, col 12") && err.contains("(byte 11)"), "{err}");
+    assert!(
+        err.contains("parse error at line 1, col 12") && err.contains("(byte 11)"),
+        "{err}"
+    );
     // Valid LogQL sluice does not run: exit 3 naming the feature.
     let o = sluice(&["logql", r#"approx_topk(2, rate({app="web"}[1m]))"#], &[]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));

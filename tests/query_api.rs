@@ -30,7 +30,10 @@ async fn get_with(
 }
 
 /// Pushes `(labels, [(ts, line, metadata)])` streams with Loki's JSON push format.
-async fn push(s: &Sluice, tenant: &str, streams: &[(Value, Vec<(i64, &str, Value)>)]) {
+/// A stream to push: its labels and `(timestamp ns, line, structured metadata or null)`.
+type PushStream<'a> = (Value, Vec<(i64, &'a str, Value)>);
+
+async fn push(s: &Sluice, tenant: &str, streams: &[PushStream<'_>]) {
     let body = json!({
         "streams": streams.iter().map(|(labels, entries)| json!({
             "stream": labels,
@@ -493,7 +496,9 @@ async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
     let s = Sluice::start(&[]).await;
     let t0 = seed(&s).await;
     let r = range(t0, t0 + 120 * S);
-    let cases: &[(&str, Vec<(&str, String)>, &str)] = &[
+    // (path, parameters, text the error must contain)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: &[Case] = &[
         (
             "/loki/api/v1/query_range",
             with(r.clone(), &[("query", r#"{app="web""#)]),

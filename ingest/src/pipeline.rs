@@ -345,7 +345,11 @@ mod tests {
                 NOW,
             )
             .unwrap();
-        let labels: Vec<_> = rows.logs.iter().map(|r| r.resource_attributes.to_vec()).collect();
+        let labels: Vec<_> = rows
+            .logs
+            .iter()
+            .map(|r| r.resource_attributes.to_vec())
+            .collect();
         assert!(labels.contains(&vec![
             ("level".into(), "warn".into()),
             ("service_name".into(), "unknown_service".into())

@@ -594,26 +594,6 @@ pub struct SampleExtractor {
     no_labels: bool,
 }
 
-fn op_name(op: RangeOp) -> &'static str {
-    match op {
-        RangeOp::Count => "count_over_time",
-        RangeOp::Rate => "rate",
-        RangeOp::RateCounter => "rate_counter",
-        RangeOp::Bytes => "bytes_over_time",
-        RangeOp::BytesRate => "bytes_rate",
-        RangeOp::Avg => "avg_over_time",
-        RangeOp::Sum => "sum_over_time",
-        RangeOp::Min => "min_over_time",
-        RangeOp::Max => "max_over_time",
-        RangeOp::Stdvar => "stdvar_over_time",
-        RangeOp::Stddev => "stddev_over_time",
-        RangeOp::Quantile => "quantile_over_time",
-        RangeOp::First => "first_over_time",
-        RangeOp::Last => "last_over_time",
-        RangeOp::Absent => "absent_over_time",
-    }
-}
-
 impl SampleExtractor {
     /// From the log range (its pipeline and optional unwrap with conversion and post filters) and the op:
     /// count_over_time/rate/absent → 1 per entry (rate with unwrap → the unwrapped value);
@@ -625,7 +605,7 @@ impl SampleExtractor {
                 if matches!(op, RangeOp::Count | RangeOp::Bytes | RangeOp::BytesRate) {
                     return Err(Error::BadRequest(format!(
                         "invalid aggregation {} with unwrap",
-                        op_name(op)
+                        op.as_str()
                     )));
                 }
                 let post = u
@@ -645,7 +625,7 @@ impl SampleExtractor {
                 _ => {
                     return Err(Error::BadRequest(format!(
                         "invalid aggregation {} without unwrap",
-                        op_name(op)
+                        op.as_str()
                     )));
                 }
             },

@@ -981,7 +981,7 @@ fn scan_go_number(src: &str, start: usize) -> Result<usize, (usize, String)> {
 }
 
 /// Go's rule for `_` in number literals: only between digits (or after a base prefix).
-fn underscore_ok(s: &str) -> bool {
+pub(crate) fn underscore_ok(s: &str) -> bool {
     let b = s.as_bytes();
     let mut saw = b'^';
     let mut i = 0;

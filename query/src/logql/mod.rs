@@ -28,3 +28,4 @@ mod print;
 pub mod sql;
 
 pub use parser::{parse, parse_duration, parse_log_selector};
+pub(crate) use print::quote;

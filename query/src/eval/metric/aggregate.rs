@@ -50,7 +50,7 @@ pub(super) fn aggregate(agg: &VectorAggregation, input: Vectors, grid: &Grid) ->
 /// Loki's parameter rules: `topk`/`bottomk`/`approx_topk` need a whole k > 0 (it returns the
 /// k to use), the others take none.
 fn check_param(agg: &VectorAggregation) -> Result<usize> {
-    let name = op_name(agg.op);
+    let name = agg.op.as_str();
     let takes_k = matches!(
         agg.op,
         VectorOp::Topk | VectorOp::Bottomk | VectorOp::ApproxTopk
@@ -71,24 +71,6 @@ fn check_param(agg: &VectorAggregation) -> Result<usize> {
             "unsupported parameter for operation {name}({p},"
         ))),
         (false, None) => Ok(0),
-    }
-}
-
-/// The LogQL name of a vector operation, for error messages.
-fn op_name(op: VectorOp) -> &'static str {
-    match op {
-        VectorOp::Sum => "sum",
-        VectorOp::Avg => "avg",
-        VectorOp::Count => "count",
-        VectorOp::Max => "max",
-        VectorOp::Min => "min",
-        VectorOp::Stddev => "stddev",
-        VectorOp::Stdvar => "stdvar",
-        VectorOp::Bottomk => "bottomk",
-        VectorOp::Topk => "topk",
-        VectorOp::Sort => "sort",
-        VectorOp::SortDesc => "sort_desc",
-        VectorOp::ApproxTopk => "approx_topk",
     }
 }
 

@@ -30,32 +30,11 @@ pub(super) fn evaluate(bin: &BinaryExpr, lhs: Val, rhs: Val) -> Result<Val> {
     }
 }
 
-/// The LogQL spelling of an operator, for error messages.
-fn op_name(op: BinOp) -> &'static str {
-    match op {
-        BinOp::Or => "or",
-        BinOp::And => "and",
-        BinOp::Unless => "unless",
-        BinOp::Add => "+",
-        BinOp::Sub => "-",
-        BinOp::Mul => "*",
-        BinOp::Div => "/",
-        BinOp::Mod => "%",
-        BinOp::Pow => "^",
-        BinOp::Eq => "==",
-        BinOp::Ne => "!=",
-        BinOp::Gt => ">",
-        BinOp::Ge => ">=",
-        BinOp::Lt => "<",
-        BinOp::Le => "<=",
-    }
-}
-
 /// Loki's error for `1 and x` / `x or 1`.
 fn literal_in_set_op(side: &str, op: BinOp, value: f64) -> Error {
     Error::BadRequest(format!(
         "unexpected literal for {side} leg of logical/set binary operation ({}): {value:.6}",
-        op_name(op)
+        op.as_str()
     ))
 }
 

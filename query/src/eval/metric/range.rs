@@ -51,7 +51,7 @@ pub(super) fn aggregate(
 /// Loki's checks on a range aggregation (`RangeAggregationExpr.validate`), plus φ for quantiles.
 fn validate(agg: &RangeAggregation) -> Result<()> {
     use RangeOp::*;
-    let name = op_name(agg.op);
+    let name = agg.op.as_str();
     if agg.grouping.is_some()
         && !matches!(
             agg.op,
@@ -82,27 +82,6 @@ fn validate(agg: &RangeAggregation) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The LogQL name of a range operation, for error messages.
-fn op_name(op: RangeOp) -> &'static str {
-    match op {
-        RangeOp::Count => "count_over_time",
-        RangeOp::Rate => "rate",
-        RangeOp::RateCounter => "rate_counter",
-        RangeOp::Bytes => "bytes_over_time",
-        RangeOp::BytesRate => "bytes_rate",
-        RangeOp::Avg => "avg_over_time",
-        RangeOp::Sum => "sum_over_time",
-        RangeOp::Min => "min_over_time",
-        RangeOp::Max => "max_over_time",
-        RangeOp::Stdvar => "stdvar_over_time",
-        RangeOp::Stddev => "stddev_over_time",
-        RangeOp::Quantile => "quantile_over_time",
-        RangeOp::First => "first_over_time",
-        RangeOp::Last => "last_over_time",
-        RangeOp::Absent => "absent_over_time",
-    }
 }
 
 /// Sorted label pairs and ascending timestamps, whatever the caller passed.

@@ -3,55 +3,7 @@
 
 use std::fmt::Write as _;
 
-/// Go's `strconv.Quote`: a double-quoted literal with Go escapes.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `unicode.IsPrint` (letters, marks, numbers, punctuation, symbols
-/// and the ASCII space): control and format characters and unassigned planes are escaped.
-fn is_go_printable(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x20 || u == 0x7f || (0x80..0xa0).contains(&u) {
-        return false;
-    }
-    if c == ' ' {
-        return true;
-    }
-    if c.is_whitespace() || c.is_control() {
-        return false;
-    }
-    // Format characters (Cf) and private use / noncharacters commonly escaped by Go.
-    !matches!(u, 0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x200b..=0x200f | 0x202a..=0x202e
-        | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb | 0xe000..=0xf8ff | 0xfffe | 0xffff
-        | 0xf0000.. )
-}
+pub(crate) use crate::logql::quote as go_quote;
 
 /// The `quote` of Go's `time` package (used in duration errors): non-ASCII and control bytes as
 /// `\xNN`.
@@ -166,7 +118,7 @@ fn parse_float_inner(s: &str) -> Option<f64> {
         return None;
     }
     let v = if has_underscore {
-        if !underscore_ok(rest) {
+        if !crate::logql::lexer::underscore_ok(rest) {
             return None;
         }
         rest.replace('_', "").parse::<f64>().ok()?
@@ -174,37 +126,6 @@ fn parse_float_inner(s: &str) -> Option<f64> {
         rest.parse::<f64>().ok()?
     };
     Some(if neg { -v } else { v })
-}
-
-/// Go's rule for digit separators: each underscore sits between digits (or after a base prefix).
-fn underscore_ok(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut saw = b'^';
-    let mut i = 0;
-    let mut hex = false;
-    if b.len() >= 2 && b[0] == b'0' && matches!(b[1] | 0x20, b'b' | b'o' | b'x') {
-        i = 2;
-        saw = b'0';
-        hex = (b[1] | 0x20) == b'x';
-    }
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_digit() || (hex && (c | 0x20).is_ascii_hexdigit()) {
-            saw = b'0';
-        } else if c == b'_' {
-            if saw != b'0' {
-                return false;
-            }
-            saw = b'_';
-        } else {
-            if saw == b'_' {
-                return false;
-            }
-            saw = b'!';
-        }
-        i += 1;
-    }
-    saw != b'_'
 }
 
 fn parse_hex_float(s: &str) -> Option<f64> {
@@ -286,7 +207,7 @@ pub(crate) fn parse_int_base0(s: &str) -> Option<i64> {
     } else {
         (10, body, false)
     };
-    if body.contains('_') && !underscore_ok(body) {
+    if body.contains('_') && !crate::logql::lexer::underscore_ok(body) {
         return None;
     }
     let mut v: u64 = 0;
