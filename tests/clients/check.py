@@ -546,6 +546,18 @@ def check_wire(exp, taps, problems):
                             f"{exp.tenant_header!r}")
 
 
+# Loki's discover_service_name, as sluice applies it to streams without `service_name`.
+SERVICE_LABELS = ("service", "app", "application", "name", "app_kubernetes_io_name", "container",
+                  "container_name", "component", "workload", "job")
+
+
+def with_service_name(labels):
+    if labels.get("service_name"):
+        return labels
+    service = next((labels[n] for n in SERVICE_LABELS if labels.get(n)), "unknown_service")
+    return {**labels, "service_name": service}
+
+
 def row_key(tenant, labels, ts, body, meta):
     return (tenant, tuple(sorted(labels.items())), int(ts), body, tuple(sorted(meta.items())))
 
@@ -563,7 +575,7 @@ def check_sent_vs_stored(exp, taps, rows, problems):
             problems.append(f"sent vs stored: cannot decode a request body ({e}): "
                             f"{fmt_request(t)}")
             return
-        sent += [row_key(tenant, *e) for e in entries]
+        sent += [row_key(tenant, with_service_name(labels), *rest) for labels, *rest in entries]
     stored = [row_key(r["tenant"], r["labels"], r["ts"], r["body"], r["meta"]) for r in rows]
     only_sent = list(sent)
     only_stored = []
