@@ -122,7 +122,7 @@ impl Error {
             | Error::BadRequest(_)
             | Error::Execution(_) => StatusCode::BAD_REQUEST,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::ClickHouse(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::ClickHouse(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -131,7 +131,7 @@ impl Error {
             Error::Parse(_) | Error::BadRequest(_) | Error::Unsupported(_) => "bad_data",
             Error::Execution(_) => "execution",
             Error::Timeout(_) => "timeout",
-            Error::ClickHouse(_) => "internal",
+            Error::ClickHouse(_) | Error::Internal(_) => "internal",
         }
     }
 }
@@ -231,6 +231,16 @@ fn max_range(state: &QueryState) -> i64 {
     state.engine.config().max_range_hours as i64 * 3600 * SECOND
 }
 
+/// Runs a query on its own task, so that a panic in evaluation answers 500 instead of dropping
+/// the connection (the process is never at risk: tokio contains the panic either way).
+async fn guarded(fut: impl Future<Output = Result<Json>> + Send + 'static) -> Result<Json> {
+    match tokio::spawn(fut).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(Error::Internal("the query panicked".into())),
+        Err(_) => Err(Error::Internal("the query was cancelled".into())),
+    }
+}
+
 async fn query_range(
     State(state): State<Arc<QueryState>>,
     RawQuery(q): RawQuery,
@@ -239,7 +249,10 @@ async fn query_range(
 ) -> Response {
     let started = Instant::now();
     let p = params(q, &headers, &body);
-    let result = with_timeout(&state, run_range(&state, &p, &headers, started)).await;
+    let task = state.clone();
+    let result =
+        guarded(async move { with_timeout(&task, run_range(&task, &p, &headers, started)).await })
+            .await;
     respond(&state, result)
 }
 
@@ -370,7 +383,12 @@ async fn query_instant(
 ) -> Response {
     let started = Instant::now();
     let p = params(q, &headers, &body);
-    let result = with_timeout(&state, run_instant(&state, &p, &headers, started)).await;
+    let task = state.clone();
+    let result =
+        guarded(
+            async move { with_timeout(&task, run_instant(&task, &p, &headers, started)).await },
+        )
+        .await;
     respond(&state, result)
 }
 
@@ -962,6 +980,18 @@ mod tests {
             }),
             json!([1_500_000_000i64, "1"])
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_query_is_an_internal_error() {
+        let r = guarded(async { panic!("evaluation bug") }).await;
+        assert!(
+            matches!(r, Err(Error::Internal(ref m)) if m.contains("panicked")),
+            "{r:?}"
+        );
+        let e = r.unwrap_err();
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.error_type(), "internal");
     }
 
     #[test]
