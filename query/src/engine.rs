@@ -165,7 +165,7 @@ impl Engine {
                 &ids,
                 window,
                 &plan.pushed,
-                direction,
+                Some(direction),
                 (page + skip_at_cursor) as u64,
             );
             let rows: Vec<LogRowOut> = self.fetch(&sql).await?;
@@ -296,14 +296,7 @@ impl Engine {
         };
         let extractor = SampleExtractor::new(&rest, agg.op)?;
         let max_rows = self.config.max_rows_scanned;
-        let sql = sql::log_rows(
-            tenant,
-            &ids,
-            window,
-            &plan.pushed,
-            Direction::Forward,
-            max_rows + 1,
-        );
+        let sql = sql::log_rows(tenant, &ids, window, &plan.pushed, None, max_rows + 1);
         let rows: Vec<LogRowOut> = self.fetch(&sql).await?;
         if rows.len() as u64 > max_rows {
             return Err(Error::Execution(format!(

@@ -142,7 +142,7 @@ pub fn explain(expr: &Expr) -> String {
                         &[],
                         range,
                         &plan.pushed,
-                        sql::Direction::Backward,
+                        Some(sql::Direction::Backward),
                         100,
                     ),
                 ],
@@ -154,14 +154,7 @@ pub fn explain(expr: &Expr) -> String {
                 let rows = if can_pre_aggregate(&agg.range, agg.op, &plan) {
                     sql::bucket_counts("<tenant>", &[], range, &plan.pushed, 0, 1)
                 } else {
-                    sql::log_rows(
-                        "<tenant>",
-                        &[],
-                        range,
-                        &plan.pushed,
-                        sql::Direction::Forward,
-                        0,
-                    )
+                    sql::log_rows("<tenant>", &[], range, &plan.pushed, None, 0)
                 };
                 section(
                     format!(

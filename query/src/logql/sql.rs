@@ -235,13 +235,14 @@ pub enum Direction {
 }
 
 /// Log rows `(StreamId, ts Int64 ns, Body, LogAttributes)` of the streams `ids` in `range`,
-/// filtered by `filters`, in `direction` order, at most `limit` (0: no limit).
+/// filtered by `filters`, in `direction` order (`None`: any order, for metric queries, which
+/// sort per series themselves), at most `limit` (0: no limit).
 pub fn log_rows(
     tenant: &str,
     ids: &[u64],
     range: TimeRange,
     filters: &[LineFilter],
-    direction: Direction,
+    direction: Option<Direction>,
     limit: u64,
 ) -> Sql {
     let mut sql = Sql::default();
@@ -253,8 +254,9 @@ pub fn log_rows(
     push_line_filters(&mut sql, filters);
     // StreamId and Body break timestamp ties so that pages never overlap or skip rows.
     sql.push(match direction {
-        Direction::Backward => " ORDER BY Timestamp DESC, StreamId DESC, Body DESC",
-        Direction::Forward => " ORDER BY Timestamp ASC, StreamId ASC, Body ASC",
+        Some(Direction::Backward) => " ORDER BY Timestamp DESC, StreamId DESC, Body DESC",
+        Some(Direction::Forward) => " ORDER BY Timestamp ASC, StreamId ASC, Body ASC",
+        None => "",
     });
     if limit > 0 {
         let limit = sql.bind(Param::U64(limit));
@@ -344,7 +346,7 @@ mod tests {
             &[1, 2],
             TimeRange { start: 0, end: 10 },
             &filters,
-            Direction::Backward,
+            Some(Direction::Backward),
             100,
         );
         assert!(!sql.text.contains(evil));
