@@ -70,6 +70,9 @@ pub struct Engine {
     config: QueryConfig,
 }
 
+/// Largest page of log rows read at once while a Rust-side filter keeps only some of them.
+const MAX_PAGE_ROWS: usize = 64 * 1024;
+
 /// Streams a selector resolved to.
 type StreamMap = HashMap<u64, Arc<Labels>>;
 
@@ -149,8 +152,10 @@ impl Engine {
             return Ok(out);
         }
         let ids: Vec<u64> = streams.keys().copied().collect();
-        // With filters left for Rust, a page may keep few of its rows: read ahead more.
-        let page = if pipeline.is_empty() {
+        // With filters left for Rust, a page may keep few of its rows: read ahead more, and
+        // double the page each round, since every page costs ClickHouse a top-N sort of the
+        // rows left in the range.
+        let mut page = if pipeline.is_empty() {
             limit
         } else {
             limit.max(1000)
@@ -228,6 +233,9 @@ impl Engine {
                 at_last
             };
             cursor = Some(last);
+            if !pipeline.is_empty() {
+                page = (page * 2).min(MAX_PAGE_ROWS);
+            }
             match direction {
                 Direction::Backward => window.end = last + 1,
                 Direction::Forward => window.start = last,
