@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (ingest endpoints, /ready, /metrics).
+    /// Run the server (ingest endpoints, the Loki query API, /ready, /metrics).
     Serve {
         /// TOML configuration file (also `SLUICE_CONFIG`).
         #[arg(long)]

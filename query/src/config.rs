@@ -62,9 +62,7 @@ impl QueryConfig {
         ];
         for (name, value) in positive {
             if value == 0 {
-                return Err(Error::BadRequest(format!(
-                    "query.{name} must be at least 1"
-                )));
+                return Err(Error::Config(format!("query.{name} must be at least 1")));
             }
         }
         self.backend()?;
@@ -75,7 +73,7 @@ impl QueryConfig {
     pub fn backend(&self) -> Result<cache::Backend> {
         self.cache_backend
             .parse()
-            .map_err(|e| Error::BadRequest(format!("query.cache_backend: {e}")))
+            .map_err(|e| Error::Config(format!("query.cache_backend: {e}")))
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Error {
     /// ClickHouse failed or could not be reached.
     #[error("clickhouse: {0}")]
     ClickHouse(String),
+    /// An invalid `[query]` setting; the message names it.
+    #[error("{0}")]
+    Config(String),
     /// A bug: the query task panicked. The process stays up; the request gets a 500.
     #[error("internal error: {0}")]
     Internal(String),

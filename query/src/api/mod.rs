@@ -122,7 +122,9 @@ impl Error {
             | Error::BadRequest(_)
             | Error::Execution(_) => StatusCode::BAD_REQUEST,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::ClickHouse(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::ClickHouse(_) | Error::Internal(_) | Error::Config(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -131,7 +133,7 @@ impl Error {
             Error::Parse(_) | Error::BadRequest(_) | Error::Unsupported(_) => "bad_data",
             Error::Execution(_) => "execution",
             Error::Timeout(_) => "timeout",
-            Error::ClickHouse(_) | Error::Internal(_) => "internal",
+            Error::ClickHouse(_) | Error::Internal(_) | Error::Config(_) => "internal",
         }
     }
 }
