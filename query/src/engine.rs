@@ -255,11 +255,17 @@ impl Engine {
         // `range_aggregate` refuses samples that carry a pipeline error, as Loki does, unless
         // the query groups by `__error__` (then the errors are what it asks for).
         let preserve_errors = groups_by_error(expr);
-        for agg in metric::range_aggregations(expr) {
-            leaves.push(
-                self.range_aggregation(tenant, agg, steps, preserve_errors, stats)
-                    .await?,
-            );
+        let projections = planner::label_projections(expr);
+        for (agg, projection) in metric::range_aggregations(expr)
+            .into_iter()
+            .zip(projections)
+        {
+            let leaf = Leaf {
+                agg,
+                projection: projection.as_deref(),
+                preserve_errors,
+            };
+            leaves.push(self.range_aggregation(tenant, &leaf, steps, stats).await?);
         }
         let value = metric::evaluate(expr, steps, leaves)?;
         metric::check_series_limit(&value, self.config.max_series)?;
@@ -269,11 +275,11 @@ impl Engine {
     async fn range_aggregation(
         &self,
         tenant: &str,
-        agg: &RangeAggregation,
+        leaf: &Leaf<'_>,
         steps: &Steps,
-        preserve_errors: bool,
         stats: &QueryStats,
     ) -> Result<Vec<Series>> {
+        let agg = leaf.agg;
         let range = &agg.range;
         // Windows are (t - range, t] shifted back by the offset; SQL ranges are [start, end).
         let window = TimeRange {
@@ -291,7 +297,7 @@ impl Engine {
         let ids: Vec<u64> = streams.keys().copied().collect();
         if planner::can_pre_aggregate(range, agg.op, &plan) {
             return self
-                .pre_aggregated(tenant, agg, steps, &plan, &streams, &ids, window, stats)
+                .pre_aggregated(tenant, leaf, steps, &plan, &streams, &ids, window, stats)
                 .await;
         }
         // The pushed-down line filters already ran in ClickHouse.
@@ -323,8 +329,12 @@ impl Engine {
             let mut metadata = row.attributes;
             metadata.sort();
             if let Some((v, mut labels)) = extractor.extract(row.ts, &row.body, stream, &metadata) {
-                if preserve_errors && labels.iter().any(|(k, _)| k == "__error__") {
-                    mark_preserved(&mut labels);
+                if labels.iter().any(|(k, _)| k == "__error__") {
+                    if leaf.preserve_errors {
+                        mark_preserved(&mut labels);
+                    }
+                } else {
+                    leaf.project(&mut labels);
                 }
                 by_labels
                     .entry(labels)
@@ -348,7 +358,7 @@ impl Engine {
     async fn pre_aggregated(
         &self,
         tenant: &str,
-        agg: &RangeAggregation,
+        leaf: &Leaf<'_>,
         steps: &Steps,
         plan: &LogPlan,
         streams: &StreamMap,
@@ -356,6 +366,7 @@ impl Engine {
         window: TimeRange,
         stats: &QueryStats,
     ) -> Result<Vec<Series>> {
+        let agg = leaf.agg;
         let range = &agg.range;
         let origin = steps.start - range.offset;
         let width = gcd(steps.step.max(1), range.range.max(1));
@@ -369,7 +380,8 @@ impl Engine {
             let Some(stream) = streams.get(&row.stream_id) else {
                 continue;
             };
-            let labels = merge_labels(stream, row.attributes);
+            let mut labels = merge_labels(stream, row.attributes);
+            leaf.project(&mut labels);
             let v = if bytes { row.bytes } else { row.entries } as f64;
             by_labels.entry(labels).or_default().push(Point {
                 t: origin + row.bucket * width,
@@ -398,6 +410,24 @@ impl Engine {
             });
         }
         metric::range_aggregate(&summed, input, steps)
+    }
+}
+
+/// One range aggregation to compute, and what the query around it allows.
+struct Leaf<'a> {
+    agg: &'a RangeAggregation,
+    /// The only labels the samples need (see [`planner::label_projections`]).
+    projection: Option<&'a [String]>,
+    /// The query groups by `__error__`: errored samples are kept, not refused.
+    preserve_errors: bool,
+}
+
+impl Leaf<'_> {
+    /// Drops the labels the enclosing aggregation discards anyway.
+    fn project(&self, labels: &mut Labels) {
+        if let Some(keep) = self.projection {
+            labels.retain(|(k, _)| keep.contains(k));
+        }
     }
 }
 

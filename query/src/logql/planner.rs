@@ -7,8 +7,8 @@
 //! pipeline runs in Rust on the rows ClickHouse returns.
 
 use super::ast::{
-    Expr, LineFilter, LineFilterOp, LogExpr, LogRange, MetricExpr, NamedMatcher, Parser, RangeOp,
-    Stage, VectorOp,
+    Expr, LineFilter, LineFilterOp, LogExpr, LogRange, MetricExpr, NamedMatcher, Parser,
+    RangeAggregation, RangeOp, Stage, VectorAggregation, VectorOp,
 };
 use super::sql;
 use crate::{Error, Result};
@@ -84,6 +84,56 @@ pub fn can_pre_aggregate(range: &LogRange, op: RangeOp, plan: &LogPlan) -> bool 
             op,
             RangeOp::Count | RangeOp::Rate | RangeOp::Bytes | RangeOp::BytesRate | RangeOp::Absent
         )
+}
+
+/// For each range aggregation of `expr` (in [`crate::eval::metric::range_aggregations`] order),
+/// the only labels its samples need, when the aggregation above it makes the rest irrelevant:
+/// `sum by (x)` over `count_over_time`, `rate`, `bytes_*` or `sum_over_time` (all sums of the
+/// samples, so merging series first gives the same totals), `max by (x)` over `max_over_time`
+/// and `min by (x)` over `min_over_time`. This is Loki's parser hint: without it every distinct
+/// label set a parser extracts (a request id, a trace id) becomes a series of its own, only to be
+/// summed away.
+pub fn label_projections(expr: &MetricExpr) -> Vec<Option<Vec<String>>> {
+    fn walk(
+        expr: &MetricExpr,
+        parent: Option<&VectorAggregation>,
+        out: &mut Vec<Option<Vec<String>>>,
+    ) {
+        match expr {
+            MetricExpr::Range(agg) => out.push(parent.and_then(|v| projection(v, agg))),
+            MetricExpr::Vector(v) => walk(&v.inner, Some(v), out),
+            MetricExpr::Binary(b) => {
+                walk(&b.lhs, None, out);
+                walk(&b.rhs, None, out);
+            }
+            MetricExpr::LabelReplace(l) => walk(&l.inner, None, out),
+            MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
+        }
+    }
+    fn projection(parent: &VectorAggregation, agg: &RangeAggregation) -> Option<Vec<String>> {
+        if agg.grouping.is_some() {
+            return None;
+        }
+        let sums = matches!(
+            agg.op,
+            RangeOp::Count | RangeOp::Rate | RangeOp::Bytes | RangeOp::BytesRate | RangeOp::Sum
+        );
+        let fits = match parent.op {
+            VectorOp::Sum => sums,
+            VectorOp::Max => agg.op == RangeOp::Max,
+            VectorOp::Min => agg.op == RangeOp::Min,
+            _ => false,
+        };
+        match &parent.grouping {
+            _ if !fits => None,
+            None => Some(Vec::new()),
+            Some(g) if g.without => None,
+            Some(g) => Some(g.labels.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    walk(expr, None, &mut out);
+    out
 }
 
 /// Refuses valid LogQL that sluice does not run, naming the feature (`sluice logql` exit 3,
@@ -186,6 +236,52 @@ mod tests {
                 ip: false,
             }],
         })
+    }
+
+    #[test]
+    fn projections_follow_the_leaves_and_only_where_merging_is_exact() {
+        let cases: &[(&str, &[Option<&[&str]>])] = &[
+            (
+                r#"sum by (a) (rate({x="y"} | logfmt [1m]))"#,
+                &[Some(&["a"])],
+            ),
+            (r#"sum(count_over_time({x="y"}[1m]))"#, &[Some(&[])]),
+            (
+                r#"max by (a) (max_over_time({x="y"} | unwrap v [1m]))"#,
+                &[Some(&["a"])],
+            ),
+            (
+                r#"max by (a) (sum_over_time({x="y"} | unwrap v [1m]))"#,
+                &[None],
+            ),
+            (r#"sum without (a) (rate({x="y"}[1m]))"#, &[None]),
+            (r#"count by (a) (rate({x="y"}[1m]))"#, &[None]),
+            (
+                r#"sum by (a) (avg_over_time({x="y"} | unwrap v [1m]))"#,
+                &[None],
+            ),
+            (r#"rate({x="y"}[1m])"#, &[None]),
+            (
+                r#"sum by (a) (rate({x="y"}[1m])) / sum by (a) (rate({x="z"}[5m])) + rate({x="w"}[1m])"#,
+                &[Some(&["a"]), Some(&["a"]), None],
+            ),
+        ];
+        for (q, want) in cases {
+            let Expr::Metric(m) = crate::logql::parse(q).unwrap() else {
+                panic!("{q}")
+            };
+            let got = label_projections(&m);
+            assert_eq!(
+                got.len(),
+                crate::eval::metric::range_aggregations(&m).len(),
+                "{q}"
+            );
+            let want: Vec<Option<Vec<String>>> = want
+                .iter()
+                .map(|w| w.map(|l| l.iter().map(|s| s.to_string()).collect()))
+                .collect();
+            assert_eq!(got, want, "{q}");
+        }
     }
 
     #[test]
