@@ -477,6 +477,37 @@ async fn label_series_and_index_endpoints() {
     assert_eq!(result.len(), 2, "{body}");
     assert_eq!(result[0]["metric"], json!({"app": "web"}));
 
+    // Fields Grafana offers for filtering: logfmt fields of the lines, structured metadata.
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/detected_fields",
+        &with(r.clone(), &[("query", r#"{app="web"}"#)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let fields: Vec<(String, String, u64, Value)> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["label"].as_str().unwrap().to_owned(),
+                f["type"].as_str().unwrap().to_owned(),
+                f["cardinality"].as_u64().unwrap(),
+                f["parsers"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("level".into(), "string".into(), 3, json!(["logfmt"])),
+            ("msg".into(), "string".into(), 5, json!(["logfmt"])),
+            ("took".into(), "duration".into(), 5, json!(["logfmt"])),
+            ("trace_id".into(), "string".into(), 1, Value::Null),
+        ],
+        "{body}"
+    );
     let (_, body) = get(&s, "/loki/api/v1/status/buildinfo", &[]).await;
     assert!(body["version"].as_str().unwrap().starts_with('3'));
     let (_, body) = get(

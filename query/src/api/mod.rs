@@ -1,6 +1,7 @@
 //! The Loki HTTP query API under `/loki/api/v1/`, with Loki's response shapes, so Grafana's
 //! Loki data source works against sluice unchanged.
 
+mod detected;
 pub mod params;
 
 use std::collections::BTreeMap;
@@ -105,6 +106,10 @@ pub fn router(state: Arc<QueryState>) -> Router {
         .route(
             "/loki/api/v1/index/volume_range",
             get(index_volume_range).post(index_volume_range),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(detected_fields).post(detected_fields),
         )
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route(
@@ -795,14 +800,7 @@ fn selector_text(query: &str) -> Result<String> {
         }
         .to_string());
     }
-    let expr = parse(query)?;
-    let log = match &expr {
-        Expr::Log(l) => l.clone(),
-        Expr::Metric(m) => crate::eval::metric::range_aggregations(m)
-            .first()
-            .map(|a| a.range.log.clone())
-            .ok_or_else(|| Error::BadRequest("the query selects no streams".into()))?,
-    };
+    let log = detected::log_expr(&parse(query)?)?;
     Ok(crate::logql::ast::LogExpr {
         matchers: log.matchers,
         pipeline: Vec::new(),
@@ -922,6 +920,37 @@ async fn index_volume_range(
             })
             .collect();
         Ok(success(json!({"resultType": "matrix", "result": result})))
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+async fn detected_fields(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(3600 * SECOND, max_range(&state))?;
+        let expr = parse_query(p.required("query")?)?;
+        let max = state.engine.config().max_entries_limit as u64;
+        let line_limit = p.number("line_limit", 1000)?.min(max) as usize;
+        let field_limit = match p.get("limit") {
+            Some(_) => p.number("limit", 1000)?,
+            None => p.number("field_limit", 1000)?,
+        } as usize;
+        detected::detected_fields(
+            &state.engine,
+            &tenant,
+            &expr,
+            range,
+            line_limit,
+            field_limit,
+        )
+        .await
     };
     let result = with_timeout(&state, run).await;
     respond(&state, result)
