@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub(crate) mod goconv;
 pub mod logql;
 
 pub use error::{Error, Result};

@@ -8,7 +8,6 @@
 //! suffix; parser and conversion failures set `__error__` and `__error_details__` and keep the
 //! entry.
 
-mod convert;
 mod filter;
 mod ip;
 mod json;
@@ -25,6 +24,7 @@ use regex::Regex;
 
 use crate::Error;
 use crate::eval::Labels;
+use crate::goconv as convert;
 use crate::logql::ast::{self, Conversion, RangeOp};
 
 use filter::{LabelFilter, LineFilter, StrMatcher};

@@ -847,7 +847,9 @@ impl Lexer<'_> {
         if end == from {
             return None;
         }
-        humanize_parse_bytes(&self.src[start..end]).map(|b| (end, b))
+        crate::goconv::parse_bytes(&self.src[start..end])
+            .ok()
+            .map(|b| (end, b))
     }
 
     fn extend(&self, from: usize, accept: impl Fn(char) -> bool) -> usize {
@@ -1011,70 +1013,11 @@ pub(crate) fn underscore_ok(s: &str) -> bool {
     saw != b'_'
 }
 
-/// Go's `strconv.ParseFloat(s, 64)`, with Go's error text.
-pub(crate) fn go_parse_float(s: &str) -> Result<f64, String> {
-    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", quote(s));
-    let range = || {
-        format!(
-            "strconv.ParseFloat: parsing {}: value out of range",
-            quote(s)
-        )
-    };
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let special = match lower.as_str() {
-        "inf" | "infinity" => Some(f64::INFINITY),
-        "nan" => Some(f64::NAN),
-        _ => None,
-    };
-    if let Some(v) = special {
-        return Ok(if neg { -v } else { v });
-    }
-    if body.contains('_') && !underscore_ok(body) {
-        return Err(syntax());
-    }
-    let clean: String = body.chars().filter(|&c| c != '_').collect();
-    let v = if clean.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x")) && clean.len() > 2 {
-        parse_hex_float(clean.get(2..).unwrap_or("")).ok_or_else(syntax)?
-    } else {
-        // Only what Go accepts: digits, one point, an optional exponent.
-        let ok_chars = clean
-            .bytes()
-            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'));
-        if !ok_chars || clean.starts_with(['+', '-']) {
-            return Err(syntax());
-        }
-        clean.parse::<f64>().map_err(|_| syntax())?
-    };
-    if v.is_infinite() {
-        return Err(range());
-    }
-    Ok(if neg { -v } else { v })
-}
-
-/// The part of a hex float after `0x`: hex digits, an optional fraction, a mandatory `p` exponent.
-fn parse_hex_float(s: &str) -> Option<f64> {
-    let (mant, exp) = s.split_once(['p', 'P'])?;
-    let exp: i32 = exp.parse().ok()?;
-    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let mut v = 0f64;
-    for c in int.chars().chain(frac.chars()) {
-        v = v * 16.0 + f64::from(c.to_digit(16)?);
-    }
-    let shift = i64::from(exp) - 4 * frac.len() as i64;
-    Some(v * 2f64.powi(shift.clamp(-2000, 2000) as i32))
-}
-
 /// Loki's duration rule for `offset` and label filters: Prometheus first, then Go.
 pub(crate) fn parse_loki_duration(s: &str) -> Option<i64> {
-    prom_parse_duration(s).ok().or_else(|| go_parse_duration(s))
+    prom_parse_duration(s)
+        .ok()
+        .or_else(|| crate::goconv::parse_duration(s).ok())
 }
 
 /// Prometheus' `model.ParseDuration` (units `ms s m h d w y`, largest first, non-negative),
@@ -1137,151 +1080,6 @@ pub(crate) fn prom_parse_duration(orig: &str) -> Result<i64, String> {
         }
     }
     i64::try_from(dur).map_err(|_| "duration out of range".to_string())
-}
-
-/// Go's `time.ParseDuration`, in nanoseconds.
-pub(crate) fn go_parse_duration(orig: &str) -> Option<i64> {
-    let mut s = orig;
-    let mut neg = false;
-    if let Some(rest) = s.strip_prefix('-') {
-        neg = true;
-        s = rest;
-    } else if let Some(rest) = s.strip_prefix('+') {
-        s = rest;
-    }
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    const LIMIT: u64 = 1 << 63;
-    let mut d: u64 = 0;
-    while !s.is_empty() {
-        let b = s.as_bytes();
-        if !(b[0] == b'.' || b[0].is_ascii_digit()) {
-            return None;
-        }
-        // Integer part.
-        let i = b
-            .iter()
-            .position(|c| !c.is_ascii_digit())
-            .unwrap_or(b.len());
-        let pre = i > 0;
-        let mut v: u64 = 0;
-        for &c in &b[..i] {
-            if v > LIMIT / 10 {
-                return None;
-            }
-            v = v * 10 + u64::from(c - b'0');
-            if v > LIMIT {
-                return None;
-            }
-        }
-        s = &s[i..];
-        // Fraction.
-        let mut f: u64 = 0;
-        let mut scale = 1f64;
-        let mut post = false;
-        if let Some(rest) = s.strip_prefix('.') {
-            s = rest;
-            let b = s.as_bytes();
-            let n = b
-                .iter()
-                .position(|c| !c.is_ascii_digit())
-                .unwrap_or(b.len());
-            post = n > 0;
-            let mut overflow = false;
-            for &c in &b[..n] {
-                if overflow {
-                    continue;
-                }
-                if f > (LIMIT - 1) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let y = f * 10 + u64::from(c - b'0');
-                if y > LIMIT {
-                    overflow = true;
-                    continue;
-                }
-                f = y;
-                scale *= 10.0;
-            }
-            s = &s[n..];
-        }
-        if !pre && !post {
-            return None;
-        }
-        // Unit.
-        let n = s
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(s.len());
-        if n == 0 {
-            return None;
-        }
-        let unit: u64 = match &s[..n] {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        s = &s[n..];
-        if v > LIMIT / unit {
-            return None;
-        }
-        v *= unit;
-        if f > 0 {
-            v += (f as f64 * (unit as f64 / scale)) as u64;
-            if v > LIMIT {
-                return None;
-            }
-        }
-        d += v;
-        if d > LIMIT {
-            return None;
-        }
-    }
-    if neg {
-        // -(1<<63) is i64::MIN.
-        Some(0i64.wrapping_sub_unsigned(d))
-    } else {
-        i64::try_from(d).ok()
-    }
-}
-
-/// go-humanize's `ParseBytes` (`KB` = 1000, `KiB` = 1024, units case-insensitive).
-pub(crate) fn humanize_parse_bytes(s: &str) -> Option<u64> {
-    let split = s
-        .find(|c: char| !(c.is_numeric() || c == '.' || c == ','))
-        .unwrap_or(s.len());
-    let num: String = s[..split].chars().filter(|&c| c != ',').collect();
-    let f = go_parse_float(&num).ok()?;
-    let mult: u64 = match s[split..].trim().to_lowercase().as_str() {
-        "b" | "" => 1,
-        "kib" | "ki" => 1 << 10,
-        "kb" | "k" => 1_000,
-        "mib" | "mi" => 1 << 20,
-        "mb" | "m" => 1_000_000,
-        "gib" | "gi" => 1 << 30,
-        "gb" | "g" => 1_000_000_000,
-        "tib" | "ti" => 1 << 40,
-        "tb" | "t" => 1_000_000_000_000,
-        "pib" | "pi" => 1 << 50,
-        "pb" | "p" => 1_000_000_000_000_000,
-        "eib" | "ei" => 1 << 60,
-        "eb" | "e" => 1_000_000_000_000_000_000,
-        _ => return None,
-    };
-    let v = f * mult as f64;
-    if v.is_nan() || v >= u64::MAX as f64 {
-        return None;
-    }
-    // Go converts by truncation; negative values cannot occur (no sign is scanned).
-    Some(v.max(0.0) as u64)
 }
 
 #[cfg(test)]
@@ -1364,10 +1162,19 @@ mod tests {
             prom_parse_duration("1m1h"),
             Err(r#"not a valid duration string: "1m1h""#.to_string())
         );
-        assert_eq!(go_parse_duration("1h0m0.5s"), Some(3_600_500_000_000));
-        assert_eq!(go_parse_duration("-9223372036854775808ns"), Some(i64::MIN));
-        assert_eq!(go_parse_duration("9223372036854775808ns"), None);
-        assert_eq!(go_parse_duration("1.5"), None);
+        assert_eq!(
+            crate::goconv::parse_duration("1h0m0.5s").ok(),
+            Some(3_600_500_000_000)
+        );
+        assert_eq!(
+            crate::goconv::parse_duration("-9223372036854775808ns").ok(),
+            Some(i64::MIN)
+        );
+        assert_eq!(
+            crate::goconv::parse_duration("9223372036854775808ns").ok(),
+            None
+        );
+        assert_eq!(crate::goconv::parse_duration("1.5").ok(), None);
     }
 
     #[test]

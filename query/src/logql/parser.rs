@@ -19,8 +19,9 @@ use regex::{Regex, RegexBuilder};
 
 use super::ParseError;
 use super::ast::*;
-use super::lexer::{self, Tok, Token, Value, error_at, go_parse_float, prom_parse_duration};
+use super::lexer::{self, Tok, Token, Value, error_at, prom_parse_duration};
 use super::print::go_float_fixed;
+use crate::goconv::parse_float;
 
 /// Longest query accepted, in bytes (Loki's `maxInputSize`).
 pub const MAX_QUERY_LEN: usize = 131_072;
@@ -65,7 +66,7 @@ pub fn parse_log_selector(query: &str) -> Result<Vec<Matcher>, ParseError> {
 /// `0.5`, as Loki's `step` accepts) or a Prometheus duration (`5m`, `1h30m`, `1d`). A negative
 /// number of seconds is returned as it is, for the caller to refuse with its own message.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    if let Ok(secs) = go_parse_float(s) {
+    if let Ok(secs) = parse_float(s) {
         let ns = secs * 1e9;
         // `as` saturates; refuse what does not fit instead of clamping it.
         return (ns.is_finite() && ns < i64::MAX as f64 && ns > i64::MIN as f64)
@@ -492,7 +493,7 @@ impl State<'_> {
         };
         let (number, _) = self.expect_text(Tok::Number)?;
         let sp = span(start, self.prev_end);
-        let (value, deferred) = match go_parse_float(&number) {
+        let (value, deferred) = match parse_float(&number) {
             Ok(v) => (if negative { -v } else { v }, None),
             Err(e) => (
                 0.0,
@@ -514,7 +515,7 @@ impl State<'_> {
         self.expect(Tok::OpenParen)?;
         let (number, nsp) = self.expect_text(Tok::Number)?;
         self.expect(Tok::CloseParen)?;
-        let (value, deferred) = match go_parse_float(&number) {
+        let (value, deferred) = match parse_float(&number) {
             Ok(v) => (v, None),
             Err(e) => (
                 0.0,
@@ -605,7 +606,7 @@ impl State<'_> {
         let mut value = None;
         let own = (|| {
             match (&param, op) {
-                (Some((t, psp)), RangeOp::Quantile) => match go_parse_float(t) {
+                (Some((t, psp)), RangeOp::Quantile) => match parse_float(t) {
                     Ok(v) => value = Some(v),
                     Err(e) => {
                         return Some(

@@ -674,7 +674,7 @@ fn split_frac(v: u64, prec: u32) -> (u64, String) {
 /// count is printed instead (`2560B`).
 pub fn bytes_string(b: u64) -> String {
     let human = humanize_bytes(b);
-    if super::lexer::humanize_parse_bytes(&human) == Some(b) && reads_as_bytes(&human) {
+    if crate::goconv::parse_bytes(&human).ok() == Some(b) && reads_as_bytes(&human) {
         human
     } else {
         format!("{b}B")

@@ -1,5 +1,6 @@
 //! Go-compatible parsing of numbers, durations and byte sizes, with Go's error texts, because
-//! Loki reports those texts in `__error_details__`.
+//! Loki reports those texts in `__error_details__` and in parse errors. One implementation for
+//! the LogQL lexer and parser (literals) and the pipeline (label values).
 
 use std::fmt::Write as _;
 
