@@ -11,7 +11,7 @@ use crate::config::QueryConfig;
 use crate::eval::metric;
 use crate::eval::pipeline::{Pipeline, SampleExtractor};
 use crate::eval::{Labels, Point, Series, Steps, Value};
-use crate::logql::ast::{Expr, LogExpr, Matcher, MetricExpr, RangeAggregation, RangeOp, Unwrap};
+use crate::logql::ast::{LogExpr, Matcher, MetricExpr, RangeAggregation, RangeOp, Unwrap};
 use crate::logql::planner::{self, LogPlan};
 use crate::logql::sql::{self, Direction, Param, Sql, TimeRange};
 use crate::{Error, Result};
@@ -73,8 +73,8 @@ pub struct Engine {
 /// Largest page of log rows read at once while a Rust-side filter keeps only some of them.
 const MAX_PAGE_ROWS: usize = 64 * 1024;
 
-/// Streams a selector resolved to.
-type StreamMap = HashMap<u64, Arc<Labels>>;
+/// Streams a selector resolved to: stream id to its labels.
+pub type StreamMap = HashMap<u64, Arc<Labels>>;
 
 impl Engine {
     /// An engine reading through `client` (database already selected).
@@ -469,9 +469,4 @@ fn mark_preserved(labels: &mut Labels) {
 
 fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
-}
-
-/// Is `expr` a log query (returns streams) rather than a metric query?
-pub fn is_log_query(expr: &Expr) -> bool {
-    matches!(expr, Expr::Log(_))
 }

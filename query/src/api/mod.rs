@@ -20,7 +20,7 @@ use serde_json::{Value as Json, json};
 use store::time::now_nanos;
 
 use crate::cache::{Cached, ResultsCache, split};
-use crate::engine::{Engine, LogEntry, QueryStats};
+use crate::engine::{Engine, LogEntry, QueryStats, StreamMap};
 use crate::eval::{Labels, Point, Series, Steps, Value};
 use crate::logql::ast::{Expr, Matcher};
 use crate::logql::sql::{self, Direction, TimeRange};
@@ -572,15 +572,6 @@ pub fn format_value(v: f64) -> String {
     }
 }
 
-/// `{a="b", c="d"}` with Go quoting, as Loki prints label sets in messages.
-pub fn format_labels(labels: &[(String, String)]) -> String {
-    let inner: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone())))
-        .collect();
-    format!("{{{}}}", inner.join(", "))
-}
-
 fn stats_json(stats: &QueryStats, started: Instant, returned: usize) -> Json {
     let secs = started.elapsed().as_secs_f64();
     let lines = stats.lines.load(Ordering::Relaxed);
@@ -746,7 +737,7 @@ async fn stream_volumes(
     query: &str,
     range: TimeRange,
     step: Option<i64>,
-) -> Result<(Vec<Matcher>, HashMapStreams, Vec<VolumeRow>)> {
+) -> Result<(Vec<Matcher>, StreamMap, Vec<VolumeRow>)> {
     let matchers = parse_log_selector(query)?;
     let streams = state
         .engine
@@ -760,8 +751,6 @@ async fn stream_volumes(
     let rows = state.engine.fetch(&sql).await?;
     Ok((matchers, streams, rows))
 }
-
-type HashMapStreams = std::collections::HashMap<u64, Arc<Labels>>;
 
 async fn index_stats(
     State(state): State<Arc<QueryState>>,
@@ -813,7 +802,7 @@ fn selector_text(query: &str) -> Result<String> {
 fn volume_groups(
     p: &Params,
     matchers: &[Matcher],
-    streams: &HashMapStreams,
+    streams: &StreamMap,
     rows: &[VolumeRow],
 ) -> BTreeMap<Labels, BTreeMap<i64, u64>> {
     let targets: Vec<String> = match p.get("targetLabels").filter(|t| !t.is_empty()) {

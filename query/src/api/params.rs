@@ -1,7 +1,5 @@
 //! Request parameters of the query API, read as Loki reads them.
 
-use std::collections::HashMap;
-
 use store::time::{now_nanos, parse_rfc3339};
 
 use crate::logql::parse_duration;
@@ -198,9 +196,6 @@ pub fn url_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
-
-/// Headers that matter to the query API, lower-cased.
-pub type HeaderMap = HashMap<String, String>;
 
 #[cfg(test)]
 mod tests {
