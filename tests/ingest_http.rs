@@ -17,8 +17,8 @@ fn entry(ts: i64, line: &str, meta: &[(&str, &str)]) -> EntryAdapter {
         structured_metadata: meta
             .iter()
             .map(|(n, v)| LabelPairAdapter {
-                name: n.to_string(),
-                value: v.to_string(),
+                name: (*n).into(),
+                value: (*v).into(),
             })
             .collect(),
         parsed: vec![],

@@ -76,16 +76,16 @@ fn codecs(c: &mut Criterion) {
     g.bench_function("loki_protobuf_snappy", |b| {
         b.iter(|| {
             let plain = encoding::decode_snappy(&proto, limit).unwrap();
-            let streams = loki::decode_protobuf(&plain).unwrap();
-            pipeline.normalise("fake", streams, T0).unwrap()
+            let decoded = loki::decode_protobuf(&plain).unwrap();
+            pipeline.normalise("fake", decoded.streams, T0).unwrap()
         })
     });
     g.bench_function("jsonline", |b| {
         b.iter_batched_ref(
             || ndjson.clone(),
             |body| {
-                let streams = jsonline::decode(body, &opts, T0).unwrap();
-                pipeline.normalise("fake", streams, T0).unwrap()
+                let decoded = jsonline::decode(body, &opts, T0).unwrap();
+                pipeline.normalise("fake", decoded.streams, T0).unwrap()
             },
             BatchSize::SmallInput,
         )

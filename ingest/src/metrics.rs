@@ -27,6 +27,7 @@ pub const ERROR_REASONS: &[&str] = &[
     "empty_body",
     "bad_gzip",
     "bad_zstd",
+    "bad_deflate",
     "bad_snappy",
     "too_large",
     "unsupported_encoding",
@@ -50,6 +51,7 @@ struct PerEndpoint {
     requests: Counter,
     bytes: Counter,
     entries: Counter,
+    invalid_utf8: Counter,
 }
 
 /// Counters and histograms of the write path. Shared by reference; every update is one relaxed
@@ -96,6 +98,14 @@ impl IngestMetrics {
         m.bytes.add(bytes as u64);
     }
 
+    /// Counts characters of a stored request replaced by U+FFFD (invalid UTF-8 bytes, lone
+    /// surrogate escapes).
+    pub fn invalid_utf8(&self, e: Endpoint, replaced: usize) {
+        if replaced > 0 {
+            self.endpoint(e).invalid_utf8.add(replaced as u64);
+        }
+    }
+
     /// Counts entries accepted (acknowledged) from an endpoint.
     pub fn entries(&self, e: Endpoint, n: usize) {
         self.endpoint(e).entries.add(n as u64);
@@ -119,7 +129,7 @@ impl IngestMetrics {
     /// Appends the Prometheus text of these metrics.
     pub fn render(&self, out: &mut String) {
         type Get = fn(&PerEndpoint) -> u64;
-        let families: [(&str, &str, Get); 3] = [
+        let families: [(&str, &str, Get); 4] = [
             (
                 "sluice_ingest_requests_total",
                 "Ingest requests received.",
@@ -134,6 +144,11 @@ impl IngestMetrics {
                 "sluice_ingest_entries_total",
                 "Log entries acknowledged.",
                 |m| m.entries.get(),
+            ),
+            (
+                "sluice_ingest_invalid_utf8_total",
+                "Invalid UTF-8 bytes and lone surrogate escapes in lines, labels or metadata, stored as U+FFFD.",
+                |m| m.invalid_utf8.get(),
             ),
         ];
         for (name, help, get) in families {

@@ -245,6 +245,83 @@ pub fn snappy(data: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(data).unwrap()
 }
 
+/// Ways a shipper compresses a body, with the `Content-Encoding` each sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coding {
+    None,
+    Gzip,
+    XGzip,
+    /// zlib-wrapped DEFLATE (Vector's `zlib`).
+    DeflateZlib,
+    /// Raw DEFLATE (Go's `compress/flate`).
+    DeflateRaw,
+    Zstd,
+    /// The snappy block format (Vector's `snappy`).
+    SnappyBlock,
+    /// The snappy framed (stream) format.
+    SnappyFramed,
+}
+
+impl Coding {
+    pub const ALL: [Coding; 8] = [
+        Coding::None,
+        Coding::Gzip,
+        Coding::XGzip,
+        Coding::DeflateZlib,
+        Coding::DeflateRaw,
+        Coding::Zstd,
+        Coding::SnappyBlock,
+        Coding::SnappyFramed,
+    ];
+
+    /// The `Content-Encoding` header, if any.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            Coding::None => None,
+            Coding::Gzip => Some("gzip"),
+            Coding::XGzip => Some("x-gzip"),
+            Coding::DeflateZlib | Coding::DeflateRaw => Some("deflate"),
+            Coding::Zstd => Some("zstd"),
+            Coding::SnappyBlock | Coding::SnappyFramed => Some("snappy"),
+        }
+    }
+
+    pub fn encode(self, data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        match self {
+            Coding::None => data.to_vec(),
+            Coding::Gzip | Coding::XGzip => gzip(data),
+            Coding::DeflateZlib => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Coding::DeflateRaw => {
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Coding::Zstd => zstd::encode_all(data, 1).unwrap(),
+            Coding::SnappyBlock => snappy(data),
+            Coding::SnappyFramed => {
+                let mut w = snap::write::FrameEncoder::new(Vec::new());
+                w.write_all(data).unwrap();
+                w.into_inner().unwrap()
+            }
+        }
+    }
+}
+
+/// The value of an unlabelled sample (`name value`) or a labelled one (`name{labels} value`) in
+/// Prometheus text, or 0 when absent.
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A fake ClickHouse on a free port that reports `version`, accepts any other statement with an
 /// empty 200, and, when `fail_select_one`, answers `SELECT 1` with a ClickHouse-style error.
 /// Replies are RowBinaryWithNamesAndTypes, uncompressed: use `SLUICE_CLICKHOUSE_COMPRESSION=none`.

@@ -8,7 +8,8 @@
 use simd_json::{BorrowedValue as Value, StaticNode};
 
 use super::{
-    DecodeError, DecodedStream, Entry, Origin, StreamLabels, loki::json_text, sort_attributes, time,
+    DecodeError, Decoded, DecodedStream, Entry, Origin, StreamLabels, loki::json_text,
+    sort_attributes, time, utf8,
 };
 
 /// Which fields carry the message, the time and the stream labels. The query parameters that set
@@ -39,16 +40,17 @@ impl Default for JsonLineOptions {
 pub const FALLBACK_LABEL: (&str, &str) = ("service_name", "unknown_service");
 
 /// Decodes a JSON-lines or JSON-array body. `now` is the time of receipt in ns, used for events
-/// without a time field.
+/// without a time field. Invalid UTF-8 and lone surrogate escapes in `body` are replaced first.
 pub fn decode(
-    body: &mut [u8],
+    body: &mut Vec<u8>,
     options: &JsonLineOptions,
     now: i64,
-) -> Result<Vec<DecodedStream>, DecodeError> {
+) -> Result<Decoded, DecodeError> {
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else {
         return Err(DecodeError::Empty);
     };
+    let replaced = utf8::repair_json(body);
     let mut builder = Builder {
         options,
         now,
@@ -86,7 +88,10 @@ pub fn decode(
             builder.event(&doc, origin)?;
         }
     }
-    Ok(builder.out)
+    Ok(Decoded {
+        streams: builder.out,
+        invalid_utf8: replaced,
+    })
 }
 
 struct Builder<'o> {
@@ -200,7 +205,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000_000_000;
 
     fn run(body: &str, options: &JsonLineOptions) -> Result<Vec<DecodedStream>, DecodeError> {
-        decode(&mut body.as_bytes().to_vec(), options, NOW)
+        decode(&mut body.as_bytes().to_vec(), options, NOW).map(|d| d.streams)
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -277,6 +282,24 @@ mod tests {
             streams[0].labels,
             StreamLabels::Pairs(pairs(&[FALLBACK_LABEL]))
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_refused() {
+        let o = JsonLineOptions::default();
+        for body in [
+            &b"{\"message\":\"a\xffb\",\"host\":\"h\xfe\",\"k\":\"v\"}\n"[..],
+            b"[{\"message\":\"a\xffb\",\"host\":\"h\xfe\",\"k\":\"v\"}]",
+        ] {
+            let decoded = decode(&mut body.to_vec(), &o, NOW).unwrap();
+            assert_eq!(decoded.invalid_utf8, 2);
+            assert_eq!(
+                decoded[0].labels,
+                StreamLabels::Pairs(pairs(&[("host", "h\u{FFFD}")]))
+            );
+            assert_eq!(decoded[0].entries[0].line, "a\u{FFFD}b");
+            assert_eq!(decoded[0].entries[0].attributes, pairs(&[("k", "v")]));
+        }
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Loki push bodies: protobuf `logproto.PushRequest` (snappy-compressed by the sender) and the
 //! JSON form `{"streams":[{"stream":{...},"values":[["<ns>","line",{metadata}]]}]}`.
 //!
-//! The protobuf messages follow `pkg/push/push.proto` in grafana/loki field for field.
+//! The protobuf messages follow `pkg/push/push.proto` in grafana/loki field for field, except that
+//! its `string` fields are read as bytes (the same wire type): prost refuses invalid UTF-8 in a
+//! `string`, which would cost the shipper its whole batch, so the text is converted here with
+//! U+FFFD replacements as Loki does.
 
 use simd_json::{BorrowedValue as Value, StaticNode};
 
-use super::{DecodeError, DecodedStream, Entry, Origin, StreamLabels, sort_attributes};
+use super::{
+    DecodeError, Decoded, DecodedStream, Entry, Origin, StreamLabels, sort_attributes, utf8,
+};
 
 /// `logproto.PushRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -21,9 +26,9 @@ pub struct PushRequest {
 /// `logproto.StreamAdapter`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamAdapter {
-    /// Label string, `{a="b"}`.
-    #[prost(string, tag = "1")]
-    pub labels: String,
+    /// Label string, `{a="b"}` (UTF-8 text on the wire's `string`).
+    #[prost(bytes = "vec", tag = "1")]
+    pub labels: Vec<u8>,
     /// Entries.
     #[prost(message, repeated, tag = "2")]
     pub entries: Vec<EntryAdapter>,
@@ -35,12 +40,12 @@ pub struct StreamAdapter {
 /// `logproto.LabelPairAdapter`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LabelPairAdapter {
-    /// Name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// Value.
-    #[prost(string, tag = "2")]
-    pub value: String,
+    /// Name (UTF-8 text on the wire's `string`).
+    #[prost(bytes = "vec", tag = "1")]
+    pub name: Vec<u8>,
+    /// Value (UTF-8 text on the wire's `string`).
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
 }
 
 /// `google.protobuf.Timestamp`.
@@ -60,9 +65,9 @@ pub struct EntryAdapter {
     /// Entry time.
     #[prost(message, optional, tag = "1")]
     pub timestamp: Option<Timestamp>,
-    /// The log line.
-    #[prost(string, tag = "2")]
-    pub line: String,
+    /// The log line (UTF-8 text on the wire's `string`).
+    #[prost(bytes = "vec", tag = "2")]
+    pub line: Vec<u8>,
     /// Structured metadata.
     #[prost(message, repeated, tag = "3")]
     pub structured_metadata: Vec<LabelPairAdapter>,
@@ -72,12 +77,18 @@ pub struct EntryAdapter {
 }
 
 /// Decodes an (already snappy-decompressed) protobuf `PushRequest`.
-pub fn decode_protobuf(body: &[u8]) -> Result<Vec<DecodedStream>, DecodeError> {
+pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
     if body.is_empty() {
         return Err(DecodeError::Empty);
     }
     let request = <PushRequest as prost::Message>::decode(body)
         .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    let mut replaced = 0;
+    let mut text = |bytes: Vec<u8>| {
+        let (text, n) = utf8::lossy(bytes);
+        replaced += n;
+        text
+    };
     let mut out = Vec::with_capacity(request.streams.len());
     for (i, stream) in request.streams.into_iter().enumerate() {
         let origin = Origin::Stream(i);
@@ -92,23 +103,26 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Vec<DecodedStream>, DecodeError> {
             let mut attributes: Vec<(String, String)> = entry
                 .structured_metadata
                 .into_iter()
-                .map(|p| (p.name, p.value))
+                .map(|p| (text(p.name), text(p.value)))
                 .collect();
             sort_attributes(&mut attributes);
             entries.push(Entry {
                 timestamp,
-                line: entry.line,
+                line: text(entry.line),
                 attributes,
                 ..Entry::default()
             });
         }
         out.push(DecodedStream {
             origin,
-            labels: StreamLabels::Text(stream.labels),
+            labels: StreamLabels::Text(text(stream.labels)),
             entries,
         });
     }
-    Ok(out)
+    Ok(Decoded {
+        streams: out,
+        invalid_utf8: replaced,
+    })
 }
 
 fn proto_timestamp_nanos(ts: Timestamp) -> Option<i64> {
@@ -121,11 +135,12 @@ fn proto_timestamp_nanos(ts: Timestamp) -> Option<i64> {
 }
 
 /// Decodes a Loki JSON push body. `body` is parsed in place (simd-json), and strings are borrowed
-/// from it until the entries are built.
-pub fn decode_json(body: &mut [u8]) -> Result<Vec<DecodedStream>, DecodeError> {
+/// from it until the entries are built; invalid UTF-8 and lone surrogate escapes in it are replaced first.
+pub fn decode_json(body: &mut Vec<u8>) -> Result<Decoded, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
     }
+    let replaced = utf8::repair_json(body);
     let doc = simd_json::to_borrowed_value(body).map_err(|e| DecodeError::Json {
         location: String::new(),
         msg: e.to_string(),
@@ -177,7 +192,10 @@ pub fn decode_json(body: &mut [u8]) -> Result<Vec<DecodedStream>, DecodeError> {
             entries,
         });
     }
-    Ok(out)
+    Ok(Decoded {
+        streams: out,
+        invalid_utf8: replaced,
+    })
 }
 
 fn json_entry(value: &Value<'_>, origin: Origin, j: usize) -> Result<Entry, DecodeError> {
@@ -438,6 +456,66 @@ mod tests {
             assert_eq!(streams.len(), 1);
             assert!(streams[0].entries.is_empty());
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_refused() {
+        let req = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: b"{job=\"a\xffb\"}".to_vec(),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(Timestamp {
+                        seconds: 1,
+                        nanos: 0,
+                    }),
+                    line: b"bad \xff\xfe line".to_vec(),
+                    structured_metadata: vec![LabelPairAdapter {
+                        name: b"k\xc3".to_vec(),
+                        value: b"\xe2\x82v".to_vec(),
+                    }],
+                    parsed: vec![],
+                }],
+                hash: 0,
+            }],
+            format: String::new(),
+        };
+        let decoded = decode_protobuf(&req.encode_to_vec()).unwrap();
+        assert_eq!(decoded.invalid_utf8, 6);
+        assert_eq!(
+            decoded[0].labels,
+            StreamLabels::Text("{job=\"a\u{FFFD}b\"}".into())
+        );
+        let e = &decoded[0].entries[0];
+        assert_eq!(e.line, "bad \u{FFFD}\u{FFFD} line");
+        assert_eq!(
+            e.attributes,
+            vec![("k\u{FFFD}".into(), "\u{FFFD}\u{FFFD}v".into())]
+        );
+
+        let mut json =
+            b"{\"streams\":[{\"stream\":{\"a\":\"\xff\"},\"values\":[[\"1\",\"x\xfey\",{\"m\":\"\xc3\"}]]}]}"
+                .to_vec();
+        let decoded = decode_json(&mut json).unwrap();
+        assert_eq!(decoded.invalid_utf8, 3);
+        assert_eq!(
+            decoded[0].labels,
+            StreamLabels::Pairs(vec![("a".into(), "\u{FFFD}".into())])
+        );
+        assert_eq!(decoded[0].entries[0].line, "x\u{FFFD}y");
+        assert_eq!(
+            decoded[0].entries[0].attributes,
+            vec![("m".into(), "\u{FFFD}".into())]
+        );
+        // JavaScript's JSON.stringify of a broken string: a lone surrogate escape.
+        let mut js = br#"{"streams":[{"stream":{"a":"b"},"values":[["1","x\ud800y"]]}]}"#.to_vec();
+        let decoded = decode_json(&mut js).unwrap();
+        assert_eq!(decoded.invalid_utf8, 1);
+        assert_eq!(decoded[0].entries[0].line, "x\u{FFFD}y");
+        // Valid input reports nothing replaced.
+        let mut ok = r#"{"streams":[{"stream":{"a":"é"},"values":[["1","✓"]]}]}"#
+            .as_bytes()
+            .to_vec();
+        assert_eq!(decode_json(&mut ok).unwrap().invalid_utf8, 0);
     }
 
     #[test]

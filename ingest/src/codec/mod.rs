@@ -1,7 +1,9 @@
 //! Decoders: request bytes to decoded streams of entries. They know nothing of batching,
 //! tenants or ClickHouse.
 //!
-//! * [`encoding`]: `Content-Encoding` (gzip, zstd) and snappy, bounded by a decompressed-size limit.
+//! * [`encoding`]: `Content-Encoding` (gzip, deflate, zstd, snappy), bounded by a decompressed-size
+//!   limit.
+//! * [`utf8`]: invalid UTF-8 replaced by U+FFFD, as Loki does, instead of refusing a batch.
 //! * [`loki`]: Loki push bodies, protobuf (`logproto.PushRequest`) and JSON.
 //! * [`jsonline`]: newline-delimited JSON objects or a JSON array of them (Vector's `http` sink).
 //! * [`labels`]: Loki label strings `{a="b"}`.
@@ -11,6 +13,7 @@ pub mod encoding;
 pub mod jsonline;
 pub mod labels;
 pub mod loki;
+pub mod utf8;
 pub use store::time;
 
 /// Where a decoded stream came from in the request, for error messages.
@@ -80,6 +83,24 @@ pub struct DecodedStream {
     pub entries: Vec<Entry>,
 }
 
+/// A decoded request body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// Its streams, in request order.
+    pub streams: Vec<DecodedStream>,
+    /// Characters replaced by U+FFFD on the way: bytes of invalid UTF-8, and lone surrogate
+    /// escapes in JSON (see [`utf8`]).
+    pub invalid_utf8: usize,
+}
+
+impl std::ops::Deref for Decoded {
+    type Target = [DecodedStream];
+
+    fn deref(&self) -> &[DecodedStream] {
+        &self.streams
+    }
+}
+
 /// Why a body could not be decoded. Every variant is the client's fault (a 4xx).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -89,7 +110,7 @@ pub enum DecodeError {
     /// A compression layer is corrupt.
     #[error("invalid {codec} data: {msg}")]
     Compression {
-        /// `gzip`, `zstd` or `snappy`.
+        /// `gzip`, `deflate`, `zstd` or `snappy`.
         codec: &'static str,
         /// The decoder's message.
         msg: String,
@@ -101,7 +122,10 @@ pub enum DecodeError {
         limit: usize,
     },
     /// The `Content-Encoding` is not one we read.
-    #[error("unsupported Content-Encoding {0:?}: use gzip, zstd or none")]
+    #[error(
+        "unsupported Content-Encoding {0:?}: accepted are {accepted}",
+        accepted = encoding::ACCEPTED_ENCODINGS
+    )]
     UnsupportedEncoding(String),
     /// Malformed JSON.
     #[error("invalid JSON{location}: {msg}")]
@@ -141,6 +165,9 @@ impl DecodeError {
             DecodeError::Empty => "empty_body",
             DecodeError::Compression { codec: "gzip", .. } => "bad_gzip",
             DecodeError::Compression { codec: "zstd", .. } => "bad_zstd",
+            DecodeError::Compression {
+                codec: "deflate", ..
+            } => "bad_deflate",
             DecodeError::Compression { .. } => "bad_snappy",
             DecodeError::TooLarge { .. } => "too_large",
             DecodeError::UnsupportedEncoding(_) => "unsupported_encoding",

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 
 use crate::batcher::BatcherHandle;
 use crate::codec::time::now_nanos;
-use crate::codec::{self, DecodedStream, encoding, jsonline};
+use crate::codec::{self, Decoded, encoding, jsonline};
 use crate::metrics::{Endpoint, IngestMetrics};
 use crate::pipeline::Pipeline;
 use crate::{Error, IngestConfig, Result};
@@ -95,19 +95,21 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
     Ok(collected.to_bytes().to_vec())
 }
 
-/// Reads the body under `max_body_bytes`, counts it, and undoes its `Content-Encoding` under
-/// `max_decompressed_bytes`.
+/// Reads the body under `max_body_bytes`, counts it, and undoes its `Content-Encoding` (and the
+/// payload's own snappy block) under `max_decompressed_bytes`.
 async fn read_plain_body(
     state: &IngestState,
     endpoint: Endpoint,
     headers: &HeaderMap,
     body: Body,
+    payload: encoding::Payload,
 ) -> Result<Vec<u8>> {
     let raw = read_body(headers, body, state.pipeline.config().max_body_bytes).await?;
     state.metrics.request(endpoint, raw.len());
-    Ok(encoding::decode_content_encoding(
+    Ok(encoding::decode_body(
         header_str(headers, header::CONTENT_ENCODING),
         raw,
+        payload,
         state.pipeline.config().max_decompressed_bytes,
     )?)
 }
@@ -149,10 +151,19 @@ async fn respond(
     }
 }
 
-async fn store(state: &IngestState, tenant: &str, streams: Vec<DecodedStream>) -> Result<usize> {
-    let rows = state.pipeline.normalise(tenant, streams, now_nanos())?;
+async fn store(
+    state: &IngestState,
+    endpoint: Endpoint,
+    tenant: &str,
+    decoded: Decoded,
+) -> Result<usize> {
+    let rows = state
+        .pipeline
+        .normalise(tenant, decoded.streams, now_nanos())?;
     let n = rows.logs.len();
     state.batcher.submit(rows).await?;
+    // Counted once the request is stored, like its entries.
+    state.metrics.invalid_utf8(endpoint, decoded.invalid_utf8);
     Ok(n)
 }
 
@@ -170,17 +181,19 @@ async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: B
                 });
             }
         };
-        let mut plain = read_plain_body(&state, Endpoint::LokiPush, &headers, body).await?;
-        let limit = state.pipeline.config().max_decompressed_bytes;
-        let streams = if json {
+        let payload = if json {
+            encoding::Payload::Plain
+        } else {
+            encoding::Payload::SnappyBlock
+        };
+        let mut plain =
+            read_plain_body(&state, Endpoint::LokiPush, &headers, body, payload).await?;
+        let decoded = if json {
             codec::loki::decode_json(&mut plain)?
         } else {
-            if plain.is_empty() {
-                return Err(codec::DecodeError::Empty.into());
-            }
-            codec::loki::decode_protobuf(&encoding::decode_snappy(&plain, limit)?)?
+            codec::loki::decode_protobuf(&plain)?
         };
-        store(&state, &tenant, streams).await
+        store(&state, Endpoint::LokiPush, &tenant, decoded).await
     };
     respond(&state, Endpoint::LokiPush, work).await
 }
@@ -236,9 +249,16 @@ async fn insert_jsonline(
                 });
             }
         }
-        let mut plain = read_plain_body(&state, Endpoint::JsonLine, &headers, body).await?;
-        let streams = jsonline::decode(&mut plain, &jsonline_options(&params), now_nanos())?;
-        store(&state, &tenant, streams).await
+        let mut plain = read_plain_body(
+            &state,
+            Endpoint::JsonLine,
+            &headers,
+            body,
+            encoding::Payload::Plain,
+        )
+        .await?;
+        let decoded = jsonline::decode(&mut plain, &jsonline_options(&params), now_nanos())?;
+        store(&state, Endpoint::JsonLine, &tenant, decoded).await
     };
     respond(&state, Endpoint::JsonLine, work).await
 }
