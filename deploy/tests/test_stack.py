@@ -801,6 +801,30 @@ class VectorConfigs(unittest.TestCase):
             with self.subTest(config=path.name):
                 self.assertNotIn("$", path.read_text())
 
+    def test_templates_pass_vector_confinement(self):
+        """Vector 0.57 refuses to start a sink whose routing template references an event field
+        without a literal prefix (`"{{ host }}"`) unless the sink sets
+        `dangerously_allow_unconfined_template_resolution = true` (vectordotdev/vector v0.57.0:
+        `ConfinementChecker::for_template` in src/template.rs; the loki sink confines every label
+        key and value, `structured_metadata` and `tenant_id`, the http sink its `uri` and
+        headers)."""
+        for name, (_, path, cfg) in self.configs().items():
+            for sname, sink in cfg.get("sinks", {}).items():
+                templates = []
+                for key in ("labels", "structured_metadata"):
+                    for k, v in sink.get(key, {}).items():
+                        templates += [k, v]
+                templates += [sink[k] for k in ("tenant_id", "uri") if k in sink]
+                templates += list(sink.get("request", {}).get("headers", {}).values())
+                opted_out = sink.get("dangerously_allow_unconfined_template_resolution", False)
+                for t in templates:
+                    if "{{" not in t:
+                        continue
+                    with self.subTest(config=path.name, sink=sname, template=t):
+                        prefix = t.split("{{", 1)[0]
+                        self.assertTrue(opted_out or prefix not in ("", "/"),
+                                        "unconfined template: Vector 0.57 will not start this sink")
+
     def test_docker_logs_source(self):
         for name, (svc, path, cfg) in self.configs().items():
             for sname, src in cfg.get("sources", {}).items():

@@ -1,0 +1,945 @@
+//! The shipper compatibility suite: requests built exactly as each shipper's own code builds them
+//! (headers, encodings, body shape, batching, tenant, labels, structured metadata), pushed to a
+//! live sluice and read back from ClickHouse with every column checked.
+//!
+//! Each fixture builder names the upstream files and version it follows. What a shipper does is
+//! modelled here from its source, and what sluice should store of it is written out separately
+//! (labels, `service_name`, line, metadata, severity), so a decoder change that alters what lands
+//! fails here.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{Coding, Sluice, now_ns, skip, snappy};
+use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
+use prost::Message as _;
+use store::{LabelSet, LogRow};
+
+const PUSH: &str = "/loki/api/v1/push";
+
+/// Name/value pairs: labels, metadata.
+type Pairs = Vec<(String, String)>;
+
+/// One log event as a shipper's source produced it.
+#[derive(Clone, Debug)]
+struct Event {
+    /// Nanoseconds, whole microseconds (Fluent Bit's double dates keep no more).
+    ts: i64,
+    message: String,
+    host: Option<String>,
+    service: Option<String>,
+    pid: u32,
+    level: Option<&'static str>,
+}
+
+/// A request as the shipper sends it.
+struct Request {
+    name: String,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+/// What sluice should store of one event.
+struct Want {
+    tenant: String,
+    ts: i64,
+    /// Stream labels as sent (before sluice's `service_name` rule).
+    labels: Vec<(String, String)>,
+    body: String,
+    attrs: Vec<(String, String)>,
+}
+
+fn pairs<K: ToString, V: ToString>(p: impl IntoIterator<Item = (K, V)>) -> Vec<(String, String)> {
+    p.into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Loki's `discover_service_name` as the README states it.
+fn with_service_name(mut labels: Vec<(String, String)>) -> (Vec<(String, String)>, String) {
+    const SERVICE_LABELS: [&str; 10] = [
+        "service",
+        "app",
+        "application",
+        "name",
+        "app_kubernetes_io_name",
+        "container",
+        "container_name",
+        "component",
+        "workload",
+        "job",
+    ];
+    let get = |n: &str| {
+        labels
+            .iter()
+            .find(|(k, v)| k == n && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(s) = get("service_name") {
+        return (labels, s);
+    }
+    let service = SERVICE_LABELS
+        .iter()
+        .find_map(|n| get(n))
+        .unwrap_or_else(|| "unknown_service".into());
+    labels.push(("service_name".into(), service.clone()));
+    (labels, service)
+}
+
+impl Want {
+    fn row(&self) -> LogRow {
+        let (labels, service) = with_service_name(self.labels.clone());
+        let set = LabelSet::from_pairs(labels);
+        let mut attrs = self.attrs.clone();
+        attrs.sort();
+        let level = attrs
+            .iter()
+            .find(|(k, _)| k == "level")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        LogRow {
+            tenant: self.tenant.as_str().into(),
+            stream_id: set.stream_id().0,
+            timestamp: self.ts,
+            severity_number: match level.as_str() {
+                "info" => 9,
+                "warn" => 13,
+                "error" => 17,
+                "" => 0,
+                other => panic!("no severity number for {other} in this suite"),
+            },
+            severity_text: level,
+            service_name: service.as_str().into(),
+            body: self.body.clone(),
+            resource_attributes: set.pairs().to_vec().into(),
+            log_attributes: attrs,
+            ..LogRow::default()
+        }
+    }
+}
+
+/// Events for one request: `n` of them, tagged so that every line in the suite is distinct.
+fn events(tag: &str, next_ts: &mut i64, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            *next_ts += 1_000;
+            Event {
+                ts: *next_ts,
+                message: format!("GET /api/{tag}/{i} 200 12ms"),
+                host: Some(format!("web-{}", i % 2)),
+                service: Some("checkout".into()),
+                pid: 4000 + i as u32,
+                level: [Some("info"), None, Some("error")][i % 3],
+            }
+        })
+        .collect()
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn proto_entry(ts: i64, line: &str, metadata: &[(String, String)]) -> EntryAdapter {
+    EntryAdapter {
+        timestamp: Some(Timestamp {
+            seconds: ts / 1_000_000_000,
+            nanos: (ts % 1_000_000_000) as i32,
+        }),
+        line: line.into(),
+        structured_metadata: metadata
+            .iter()
+            .map(|(n, v)| LabelPairAdapter {
+                name: n.as_str().into(),
+                value: v.as_str().into(),
+            })
+            .collect(),
+        parsed: vec![],
+    }
+}
+
+/// Go's `strconv.Quote` for the printable text used here: `"` and `\` escaped, control
+/// characters as escapes.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// RFC 3339 in UTC with Chrono's `SecondsFormat::AutoSi`: 0, 3, 6 or 9 fractional digits, the
+/// fewest that keep the value (what Vector writes for event timestamps).
+fn rfc3339_auto_si(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let fraction = if frac == 0 {
+        String::new()
+    } else if frac % 1_000_000 == 0 {
+        format!(".{:03}", frac / 1_000_000)
+    } else if frac % 1_000 == 0 {
+        format!(".{:06}", frac / 1_000)
+    } else {
+        format!(".{frac:09}")
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector's `loki` sink.
+
+/// Vector's `loki` sink (vectordotdev/vector v0.57.0: `src/sinks/loki/{config.rs,sink.rs,
+/// event.rs,service.rs}`, `lib/loki-logproto/src/lib.rs`, `src/sinks/util/{compressor.rs,
+/// snappy.rs}`), configured with `labels.service_name = "{{ service }}"`, `labels.host =
+/// "{{ host }}"` (with `dangerously_allow_unconfined_template_resolution = true`, which 0.57
+/// needs for templates without a literal prefix) and, when `structured_metadata`,
+/// `structured_metadata.pid = "{{ pid }}"`, `structured_metadata.level = "{{ level }}"`.
+#[derive(Clone, Copy, Debug)]
+struct VectorLoki {
+    /// `none`, `gzip`, `snappy` (the default), `zlib` or `zstd`.
+    compression: &'static str,
+    /// `encoding.codec = "json"` (else `"text"`).
+    json_codec: bool,
+    tenant_id: Option<&'static str>,
+    structured_metadata: bool,
+    remove_label_fields: bool,
+}
+
+impl VectorLoki {
+    fn build(self, name: String, events: &[Event]) -> (Request, Vec<Want>) {
+        // Streams keyed by their rendered labels; Vector's own order is a HashMap's.
+        let mut streams: BTreeMap<Pairs, Vec<(i64, String, Pairs)>> = BTreeMap::new();
+        let mut wants = Vec::new();
+        for e in events {
+            let mut labels = Vec::new();
+            if let Some(s) = &e.service {
+                labels.push(("service_name".to_string(), s.clone()));
+            }
+            if let Some(h) = &e.host {
+                labels.push(("host".to_string(), h.clone()));
+            }
+            if labels.is_empty() {
+                // Every label template failed to render (`LokiEventUnlabeledError`).
+                labels.push(("agent".into(), "vector".into()));
+            }
+            labels.sort();
+            // The event's fields, keys sorted (VRL's ObjectMap); `remove_timestamp` defaults to
+            // true, so the timestamp is not in the line.
+            let mut fields: BTreeMap<&str, String> = BTreeMap::new();
+            fields.insert("message", e.message.clone());
+            fields.insert("pid", e.pid.to_string());
+            fields.insert("source_type", "demo_logs".into());
+            if let Some(h) = &e.host {
+                fields.insert("host", h.clone());
+            }
+            if let Some(s) = &e.service {
+                fields.insert("service", s.clone());
+            }
+            if let Some(l) = e.level {
+                fields.insert("level", l.into());
+            }
+            if self.remove_label_fields {
+                fields.remove("host");
+                fields.remove("service");
+            }
+            // Rendered after the label fields are removed; a pair that fails to render is skipped.
+            let mut metadata = Vec::new();
+            if self.structured_metadata {
+                metadata.push(("pid".to_string(), fields["pid"].clone()));
+                if let Some(l) = fields.get("level") {
+                    metadata.push(("level".to_string(), l.clone()));
+                }
+            }
+            let line = if self.json_codec {
+                serde_json::to_string(&fields).unwrap()
+            } else {
+                e.message.clone()
+            };
+            wants.push(Want {
+                tenant: self.tenant_id.unwrap_or("fake").into(),
+                ts: e.ts,
+                labels: labels.clone(),
+                body: line.clone(),
+                attrs: metadata.clone(),
+            });
+            streams
+                .entry(labels)
+                .or_default()
+                .push((e.ts, line, metadata));
+        }
+        for values in streams.values_mut() {
+            values.sort_by_key(|v| v.0);
+        }
+        let protobuf = self.compression == "snappy";
+        let plain = if protobuf {
+            PushRequest {
+                streams: streams
+                    .iter()
+                    .map(|(labels, values)| {
+                        // `encode_labels_map_to_string`: `k="v"` unescaped, sorted as whole strings.
+                        let mut parts: Vec<String> =
+                            labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                        parts.sort();
+                        StreamAdapter {
+                            labels: format!("{{{}}}", parts.join(", ")).into(),
+                            entries: values
+                                .iter()
+                                .map(|(ts, line, meta)| proto_entry(*ts, line, meta))
+                                .collect(),
+                            hash: 0,
+                        }
+                    })
+                    .collect(),
+                format: String::new(),
+            }
+            .encode_to_vec()
+        } else {
+            // `LokiBatchEncoder`: every value is [ns string, line, metadata object], `{}` when empty.
+            let streams: Vec<serde_json::Value> = streams
+                .iter()
+                .map(|(labels, values)| {
+                    let labels: serde_json::Map<String, serde_json::Value> = labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone().into()))
+                        .collect();
+                    let values: Vec<serde_json::Value> = values
+                        .iter()
+                        .map(|(ts, line, meta)| {
+                            let meta: serde_json::Map<String, serde_json::Value> = meta
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone().into()))
+                                .collect();
+                            serde_json::json!([ts.to_string(), line, meta])
+                        })
+                        .collect();
+                    serde_json::json!({"stream": labels, "values": values})
+                })
+                .collect();
+            serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap()
+        };
+        let (coding, content_encoding) = match self.compression {
+            "none" => (Coding::None, None),
+            "gzip" => (Coding::Gzip, Some("gzip")),
+            "zlib" => (Coding::DeflateZlib, Some("deflate")),
+            "zstd" => (Coding::Zstd, Some("zstd")),
+            "snappy" => (Coding::SnappyBlock, Some("snappy")),
+            other => panic!("no Vector compression {other}"),
+        };
+        let mut headers = vec![
+            (
+                "User-Agent",
+                "Vector/0.57.0 (x86_64-unknown-linux-gnu 8832452 2026-07-14)".to_string(),
+            ),
+            ("Accept-Encoding", "identity".to_string()),
+            (
+                "Content-Type",
+                if protobuf {
+                    "application/x-protobuf"
+                } else {
+                    "application/json"
+                }
+                .to_string(),
+            ),
+        ];
+        if let Some(ce) = content_encoding {
+            headers.push(("Content-Encoding", ce.to_string()));
+        }
+        if let Some(t) = self.tenant_id {
+            headers.push(("X-Scope-OrgID", t.to_string()));
+        }
+        let request = Request {
+            name,
+            path: PUSH.into(),
+            headers,
+            body: coding.encode(&plain),
+        };
+        (request, wants)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector's `http` sink.
+
+/// Vector's `http` sink with `encoding.codec = "json"` (vectordotdev/vector v0.57.0:
+/// `src/sinks/http/{config.rs,encoder.rs}`, `src/sinks/util/{compressor.rs,snappy.rs}`) at
+/// `uri = ".../insert/jsonline"`, events of a `demo_logs`-like source.
+#[derive(Clone, Copy, Debug)]
+struct VectorHttp {
+    /// `none` (the default), `gzip`, `zlib`, `zstd` or `snappy` (a raw block).
+    compression: &'static str,
+    /// `framing.method = "newline_delimited"`; else the codec's default, a JSON array.
+    ndjson: bool,
+}
+
+impl VectorHttp {
+    fn build(self, name: String, events: &[Event]) -> (Request, Vec<Want>) {
+        let mut objects = Vec::new();
+        let mut wants = Vec::new();
+        for e in events {
+            let host = e.host.clone().unwrap();
+            let service = e.service.clone().unwrap();
+            let mut fields: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
+            fields.insert("host", host.clone().into());
+            fields.insert("message", e.message.clone().into());
+            fields.insert("pid", e.pid.into());
+            fields.insert("service", service.clone().into());
+            fields.insert("source_type", "demo_logs".into());
+            fields.insert("timestamp", rfc3339_auto_si(e.ts).into());
+            let mut attrs = pairs([("pid", e.pid.to_string())]);
+            if let Some(l) = e.level {
+                fields.insert("level", l.into());
+                attrs.push(("level".into(), l.into()));
+            }
+            objects.push(serde_json::to_string(&fields).unwrap());
+            wants.push(Want {
+                tenant: "fake".into(),
+                ts: e.ts,
+                // sluice's default stream fields: host, source_type, service.
+                labels: pairs([
+                    ("host", host),
+                    ("source_type", "demo_logs".into()),
+                    ("service", service),
+                ]),
+                body: e.message.clone(),
+                attrs,
+            });
+        }
+        // NDJSON without a newline after the last event (kept for Vector 0.20 compatibility).
+        let (plain, content_type) = if self.ndjson {
+            (objects.join("\n"), "application/x-ndjson")
+        } else {
+            (format!("[{}]", objects.join(",")), "application/json")
+        };
+        let (coding, content_encoding) = match self.compression {
+            "none" => (Coding::None, None),
+            "gzip" => (Coding::Gzip, Some("gzip")),
+            "zlib" => (Coding::DeflateZlib, Some("deflate")),
+            "zstd" => (Coding::Zstd, Some("zstd")),
+            "snappy" => (Coding::SnappyBlock, Some("snappy")),
+            other => panic!("no Vector compression {other}"),
+        };
+        let mut headers = vec![
+            (
+                "User-Agent",
+                "Vector/0.57.0 (x86_64-unknown-linux-gnu 8832452 2026-07-14)".to_string(),
+            ),
+            ("Accept-Encoding", "identity".to_string()),
+            ("Content-Type", content_type.to_string()),
+        ];
+        if let Some(ce) = content_encoding {
+            headers.push(("Content-Encoding", ce.to_string()));
+        }
+        let request = Request {
+            name,
+            path: "/insert/jsonline".into(),
+            headers,
+            body: coding.encode(plain.as_bytes()),
+        };
+        (request, wants)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promtail and Grafana Alloy.
+
+/// Promtail (grafana/loki v3.7.6: `clients/pkg/promtail/client/{batch.go,client.go}`) or Grafana
+/// Alloy's `loki.write` (grafana/alloy v1.18.0: `internal/component/common/loki/client/
+/// {batch.go,endpoint.go}`): protobuf in a snappy block; Alloy since 1.13 says so with
+/// `Content-Encoding: snappy`, Promtail sends no encoding. Labels sorted by name with Go-quoted
+/// values; `__tenant_id__` (and for Alloy every `__` label) left out of the string; the tenant
+/// from `__tenant_id__`, else the client's `tenant_id`.
+#[derive(Clone, Copy, Debug)]
+struct GoLokiClient {
+    alloy: bool,
+    tenant_id: Option<&'static str>,
+}
+
+impl GoLokiClient {
+    fn build(self, name: String, events: &[Event]) -> (Request, Vec<Want>) {
+        let mut labels: Vec<(String, String)> = pairs([
+            ("job", "varlogs"),
+            ("filename", "/var/log/app.log"),
+            // A value that needs Go's quoting.
+            ("note", r#"say "hi" \ bye"#),
+        ]);
+        let mut sent_labels = labels.clone();
+        if let Some(t) = self.tenant_id {
+            sent_labels.push(("__tenant_id__".into(), t.into()));
+        }
+        if self.alloy {
+            sent_labels.push(("__path__".into(), "/var/log/*.log".into()));
+        }
+        sent_labels.retain(|(k, _)| {
+            if self.alloy {
+                !k.starts_with("__")
+            } else {
+                k != "__tenant_id__"
+            }
+        });
+        sent_labels.sort();
+        let label_string = format!(
+            "{{{}}}",
+            sent_labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", go_quote(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        labels.sort();
+        let mut wants = Vec::new();
+        let entries = events
+            .iter()
+            .map(|e| {
+                // `stage.structured_metadata` in the pipeline puts `pid` (and `level`) there.
+                let mut meta = pairs([("pid", e.pid.to_string())]);
+                if let Some(l) = e.level {
+                    meta.push(("level".into(), l.into()));
+                }
+                wants.push(Want {
+                    tenant: self.tenant_id.unwrap_or("fake").into(),
+                    ts: e.ts,
+                    labels: labels.clone(),
+                    body: e.message.clone(),
+                    attrs: meta.clone(),
+                });
+                proto_entry(e.ts, &e.message, &meta)
+            })
+            .collect();
+        let plain = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: label_string.into(),
+                entries,
+                hash: 0,
+            }],
+            format: String::new(),
+        }
+        .encode_to_vec();
+        let mut headers = vec![
+            ("Content-Type", "application/x-protobuf".to_string()),
+            ("Accept-Encoding", "gzip".to_string()),
+        ];
+        if self.alloy {
+            headers.push(("User-Agent", "Alloy/v1.18.0 (linux; binary)".into()));
+            headers.push(("Content-Encoding", "snappy".into()));
+        } else {
+            headers.push(("User-Agent", "promtail/3.7.6".into()));
+        }
+        if let Some(t) = self.tenant_id {
+            headers.push(("X-Scope-OrgID", t.into()));
+        }
+        let request = Request {
+            name,
+            path: PUSH.into(),
+            headers,
+            body: snappy(&plain),
+        };
+        (request, wants)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fluent Bit.
+
+/// Fluent Bit's `loki` output (fluent/fluent-bit v5.1.1: `plugins/out_loki/loki.c`) over tail
+/// records `{"log": ..., "host": ..., "pid": ...}`. Always JSON, `Content-Type:
+/// application/json`, gzip only with `compress gzip`. Without `$` record accessors: one stream of
+/// the static labels (`job="fluent-bit"` when none), 2-element values. With `labels job=fluent-bit,
+/// host=$host` and `structured_metadata pid=$pid`: one stream per record (not merged), the
+/// accessed keys removed from the line, 3-element values.
+#[derive(Clone, Copy, Debug)]
+struct FluentBitLoki {
+    accessors: bool,
+    /// `line_format key_value` (else `json`, the default).
+    key_value: bool,
+    gzip: bool,
+    tenant_id: Option<&'static str>,
+}
+
+impl FluentBitLoki {
+    fn build(self, name: String, events: &[Event]) -> (Request, Vec<Want>) {
+        let mut streams = Vec::new();
+        let mut values = Vec::new();
+        let mut wants = Vec::new();
+        for e in events {
+            let host = e.host.clone().unwrap();
+            // The record in its own key order, less what the accessors took.
+            let mut record: Vec<(&str, serde_json::Value)> =
+                vec![("log", e.message.clone().into())];
+            if !self.accessors {
+                record.push(("host", host.clone().into()));
+                record.push(("pid", e.pid.into()));
+            }
+            let line = if self.key_value {
+                // Strings in quotes, unescaped; numbers bare.
+                record
+                    .iter()
+                    .map(|(k, v)| match v {
+                        serde_json::Value::String(s) => format!("{k}=\"{s}\""),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                format!(
+                    "{{{}}}",
+                    record
+                        .iter()
+                        .map(|(k, v)| format!("{}:{v}", json_string(k)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            };
+            let ts = format!("\"{}\"", e.ts);
+            let (labels, attrs) = if self.accessors {
+                let labels = pairs([("job", "fluent-bit".to_string()), ("host", host)]);
+                let attrs = pairs([("pid", e.pid.to_string())]);
+                let stream = labels
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                streams.push(format!(
+                    "{{\"stream\":{{{stream}}},\"values\":[[{ts},{},{{\"pid\":\"{}\"}}]]}}",
+                    json_string(&line),
+                    e.pid
+                ));
+                (labels, attrs)
+            } else {
+                values.push(format!("[{ts},{}]", json_string(&line)));
+                (pairs([("job", "fluent-bit")]), vec![])
+            };
+            wants.push(Want {
+                tenant: self.tenant_id.unwrap_or("fake").into(),
+                ts: e.ts,
+                labels,
+                body: line,
+                attrs,
+            });
+        }
+        if !self.accessors {
+            streams.push(format!(
+                "{{\"stream\":{{\"job\":\"fluent-bit\"}},\"values\":[{}]}}",
+                values.join(",")
+            ));
+        }
+        let plain = format!("{{\"streams\":[{}]}}", streams.join(","));
+        let mut headers = vec![
+            ("User-Agent", "Fluent-Bit".to_string()),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        if self.gzip {
+            headers.push(("Content-Encoding", "gzip".into()));
+        }
+        if let Some(t) = self.tenant_id {
+            headers.push(("X-Scope-OrgID", t.into()));
+        }
+        let coding = if self.gzip {
+            Coding::Gzip
+        } else {
+            Coding::None
+        };
+        let request = Request {
+            name,
+            path: PUSH.into(),
+            headers,
+            body: coding.encode(plain.as_bytes()),
+        };
+        (request, wants)
+    }
+}
+
+/// Fluent Bit's `http` output (fluent/fluent-bit v5.1.1: `plugins/out_http/http.c`,
+/// `src/flb_pack.c`) at `uri /insert/jsonline?_msg_field=log&_time_field=date&_stream_fields=host`
+/// over tail records: the date key first, then the record's keys in order.
+#[derive(Clone, Copy, Debug)]
+struct FluentBitHttp {
+    /// `format json_lines` (every line ends in `\n`, the last too); else `json`, an array.
+    json_lines: bool,
+    /// `compress`: `gzip`, `snappy` (a raw block), `zstd`, or none.
+    compress: Option<&'static str>,
+    /// `json_date_format iso8601` (else `double`, the default: epoch seconds as `%.16g`).
+    iso8601: bool,
+}
+
+impl FluentBitHttp {
+    fn date(self, ts: i64) -> String {
+        let (secs, micros) = (ts / 1_000_000_000, ts % 1_000_000_000 / 1_000);
+        if self.iso8601 {
+            let text = rfc3339_auto_si(secs * 1_000_000_000);
+            return format!("\"{}.{micros:06}Z\"", text.trim_end_matches('Z'));
+        }
+        if micros == 0 {
+            return format!("{secs}.0");
+        }
+        // %.16g: 10 integer digits leave 6 fractional ones, trailing zeros dropped.
+        let fraction = format!("{micros:06}");
+        format!("{secs}.{}", fraction.trim_end_matches('0'))
+    }
+
+    fn build(self, name: String, events: &[Event]) -> (Request, Vec<Want>) {
+        let mut objects = Vec::new();
+        let mut wants = Vec::new();
+        for e in events {
+            let host = e.host.clone().unwrap();
+            let mut object = format!(
+                "{{\"date\":{},\"log\":{},\"host\":{}",
+                self.date(e.ts),
+                json_string(&e.message),
+                json_string(&host)
+            );
+            let mut attrs = vec![];
+            if let Some(l) = e.level {
+                object.push_str(&format!(",\"level\":\"{l}\""));
+                attrs.push(("level".to_string(), l.to_string()));
+            }
+            object.push('}');
+            objects.push(object);
+            wants.push(Want {
+                tenant: "fake".into(),
+                ts: e.ts,
+                labels: pairs([("host", host)]),
+                body: e.message.clone(),
+                attrs,
+            });
+        }
+        let (plain, content_type) = if self.json_lines {
+            (
+                objects.iter().map(|o| format!("{o}\n")).collect::<String>(),
+                "application/x-ndjson",
+            )
+        } else {
+            (format!("[{}]", objects.join(",")), "application/json")
+        };
+        let (coding, content_encoding) = match self.compress {
+            None => (Coding::None, None),
+            Some("gzip") => (Coding::Gzip, Some("gzip")),
+            Some("snappy") => (Coding::SnappyBlock, Some("snappy")),
+            Some("zstd") => (Coding::Zstd, Some("zstd")),
+            Some(other) => panic!("no Fluent Bit compress {other}"),
+        };
+        let mut headers = vec![
+            ("User-Agent", "Fluent-Bit".to_string()),
+            ("Content-Type", content_type.to_string()),
+        ];
+        if let Some(ce) = content_encoding {
+            headers.push(("Content-Encoding", ce.to_string()));
+        }
+        let request = Request {
+            name,
+            path: "/insert/jsonline?_msg_field=log&_time_field=date&_stream_fields=host".into(),
+            headers,
+            body: coding.encode(plain.as_bytes()),
+        };
+        (request, wants)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Every request of the suite, with what sluice should store.
+fn suite(t0: i64) -> (Vec<Request>, Vec<Want>) {
+    let mut next_ts = t0;
+    let mut requests = Vec::new();
+    let mut wants = Vec::new();
+    let mut add = |(request, want): (Request, Vec<Want>)| {
+        requests.push(request);
+        wants.extend(want);
+    };
+    let mut n = 0;
+    for compression in ["snappy", "none", "gzip", "zlib", "zstd"] {
+        for json_codec in [false, true] {
+            for tenant_id in [None, Some("team-a")] {
+                for structured_metadata in [false, true] {
+                    for remove_label_fields in [false, true] {
+                        let sink = VectorLoki {
+                            compression,
+                            json_codec,
+                            tenant_id,
+                            structured_metadata,
+                            remove_label_fields,
+                        };
+                        n += 1;
+                        let mut evs = events(&format!("vector-loki-{n}"), &mut next_ts, 3);
+                        if n % 4 == 0 {
+                            // An event none of whose label fields exist: `agent="vector"`.
+                            evs[1].host = None;
+                            evs[1].service = None;
+                        }
+                        add(sink.build(format!("{sink:?}"), &evs));
+                    }
+                }
+            }
+        }
+    }
+    for compression in ["none", "gzip", "zlib", "zstd", "snappy"] {
+        for ndjson in [false, true] {
+            let sink = VectorHttp {
+                compression,
+                ndjson,
+            };
+            let evs = events(
+                &format!("vector-http-{compression}-{ndjson}"),
+                &mut next_ts,
+                3,
+            );
+            add(sink.build(format!("{sink:?}"), &evs));
+        }
+    }
+    for alloy in [false, true] {
+        for tenant_id in [None, Some("team-b")] {
+            let client = GoLokiClient { alloy, tenant_id };
+            let evs = events(&format!("go-{alloy}-{tenant_id:?}"), &mut next_ts, 3);
+            add(client.build(format!("{client:?}"), &evs));
+        }
+    }
+    for accessors in [false, true] {
+        for key_value in [false, true] {
+            for (gzip, tenant_id) in [(false, None), (true, Some("team-c"))] {
+                let output = FluentBitLoki {
+                    accessors,
+                    key_value,
+                    gzip,
+                    tenant_id,
+                };
+                let evs = events(
+                    &format!("fb-loki-{accessors}-{key_value}-{gzip}"),
+                    &mut next_ts,
+                    3,
+                );
+                add(output.build(format!("{output:?}"), &evs));
+            }
+        }
+    }
+    for json_lines in [true, false] {
+        for compress in [None, Some("gzip"), Some("snappy"), Some("zstd")] {
+            for iso8601 in [false, true] {
+                let output = FluentBitHttp {
+                    json_lines,
+                    compress,
+                    iso8601,
+                };
+                let evs = events(
+                    &format!("fb-http-{json_lines}-{compress:?}-{iso8601}"),
+                    &mut next_ts,
+                    3,
+                );
+                add(output.build(format!("{output:?}"), &evs));
+            }
+        }
+    }
+    (requests, wants)
+}
+
+#[test]
+fn fixture_helpers_match_their_upstream_formats() {
+    assert_eq!(rfc3339_auto_si(0), "1970-01-01T00:00:00Z");
+    assert_eq!(
+        rfc3339_auto_si(1_714_564_800_123_000_000),
+        "2024-05-01T12:00:00.123Z"
+    );
+    assert_eq!(
+        rfc3339_auto_si(1_709_208_000_000_001_000),
+        "2024-02-29T12:00:00.000001Z"
+    );
+    assert_eq!(
+        rfc3339_auto_si(1_767_225_599_999_999_999),
+        "2025-12-31T23:59:59.999999999Z"
+    );
+    assert_eq!(go_quote(r#"a "b" \ c"#), r#""a \"b\" \\ c""#);
+    let double = FluentBitHttp {
+        json_lines: true,
+        compress: None,
+        iso8601: false,
+    };
+    assert_eq!(double.date(1_724_227_200_123_457_000), "1724227200.123457");
+    assert_eq!(double.date(1_724_227_200_120_000_000), "1724227200.12");
+    assert_eq!(double.date(1_724_227_200_000_000_000), "1724227200.0");
+    let iso = FluentBitHttp {
+        iso8601: true,
+        ..double
+    };
+    assert_eq!(
+        iso.date(1_724_227_200_000_001_000),
+        "\"2024-08-21T08:00:00.000001Z\""
+    );
+    // Every line of the suite is distinct, so rows can be matched one to one.
+    let (requests, wants) = suite(1_800_000_000_000_000_000);
+    let lines: BTreeSet<(i64, &str)> = wants.iter().map(|w| (w.ts, w.body.as_str())).collect();
+    assert_eq!(lines.len(), wants.len());
+    assert_eq!(requests.len(), 80 + 10 + 4 + 8 + 16);
+}
+
+#[tokio::test]
+async fn every_shipper_request_is_stored_exactly() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    // Whole microseconds, a minute back.
+    let t0 = (now_ns() - 60_000_000_000) / 1_000 * 1_000;
+    let (requests, wants) = suite(t0);
+    let http = reqwest::Client::new();
+    let mut pushes = tokio::task::JoinSet::new();
+    for r in requests {
+        let mut req = http.post(s.url(&r.path)).body(r.body);
+        for (k, v) in &r.headers {
+            req = req.header(*k, v);
+        }
+        pushes.spawn(async move {
+            let resp = req.send().await.unwrap();
+            (r.name, resp.status().as_u16(), resp.text().await.unwrap())
+        });
+    }
+    let mut refused = Vec::new();
+    while let Some(done) = pushes.join_next().await {
+        let (name, status, text) = done.unwrap();
+        if status != 204 {
+            refused.push(format!("{name}: {status} {text}"));
+        }
+    }
+    refused.sort();
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+
+    let mut want: Vec<LogRow> = wants.iter().map(Want::row).collect();
+    want.sort_by(|a, b| (&a.tenant, a.timestamp, &a.body).cmp(&(&b.tenant, b.timestamp, &b.body)));
+    let got = s.logs().await;
+    assert_eq!(got.len(), want.len(), "row count");
+    let wrong: Vec<String> = got
+        .iter()
+        .zip(&want)
+        .filter(|(g, w)| g != w)
+        .map(|(g, w)| format!("got  {g:?}\nwant {w:?}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} rows differ:\n{}",
+        wrong.len(),
+        want.len(),
+        wrong.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
