@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Sluice, gzip, now_ns, pairs, skip, snappy};
+use common::{Sluice, fake_clickhouse_failing, gzip, now_ns, pairs, skip, snappy};
 use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
 use prost::Message as _;
 use store::{LabelSet, LogRow};
@@ -378,4 +378,57 @@ async fn ready_and_metrics() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
+}
+
+/// Shippers drop a batch on a 4xx and retry a 503: a ClickHouse that fails is the server's
+/// trouble, so every endpoint answers 503 with `Retry-After` (docs/shippers.md).
+#[tokio::test]
+async fn failing_clickhouse_answers_503_with_retry_after() {
+    if skip() {
+        return;
+    }
+    let fake = fake_clickhouse_failing("26.9.1.1", |q| q.contains("INSERT INTO"));
+    let s = Sluice::start(&[
+        ("SLUICE_CLICKHOUSE_URL", fake.as_str()),
+        ("SLUICE_CLICKHOUSE_COMPRESSION", "none"),
+        ("SLUICE_INGEST_INSERT_ATTEMPTS", "1"),
+    ])
+    .await;
+    let ts = now_ns();
+    let http = reqwest::Client::new();
+    for (path, content_type, body) in [
+        (
+            "/loki/api/v1/push",
+            "application/json",
+            format!(r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{ts}","x"]]}}]}}"#),
+        ),
+        (
+            "/insert/jsonline",
+            "application/x-ndjson",
+            format!(r#"{{"message":"x","timestamp":"{ts}"}}"#),
+        ),
+    ] {
+        let resp = http
+            .post(s.url(path))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503, "{path}");
+        assert_eq!(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1"),
+            "{path}"
+        );
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("storing the batch failed"), "{path}: {text}");
+    }
+    let metrics = s.get_text("/metrics").await;
+    assert!(
+        metrics.contains("sluice_ingest_errors_total{reason=\"clickhouse\"} 2"),
+        "{metrics}"
+    );
 }

@@ -322,10 +322,21 @@ pub fn metric(text: &str, series: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A fake ClickHouse on a free port that reports `version`, accepts any other statement with an
-/// empty 200, and, when `fail_select_one`, answers `SELECT 1` with a ClickHouse-style error.
+/// A fake ClickHouse on a free port that reports `version`, answers `SELECT 1` (or, when
+/// `fail_select_one`, fails it with a ClickHouse-style error), and accepts any other statement
+/// with an empty 200.
 /// Replies are RowBinaryWithNamesAndTypes, uncompressed: use `SLUICE_CLICKHOUSE_COMPRESSION=none`.
 pub fn fake_clickhouse(version: &'static str, fail_select_one: bool) -> String {
+    if fail_select_one {
+        fake_clickhouse_failing(version, |q| q.contains("SELECT 1"))
+    } else {
+        fake_clickhouse_failing(version, |_| false)
+    }
+}
+
+/// Like [`fake_clickhouse`], failing with a ClickHouse-style network error every request whose
+/// (URL-decoded) text `fails` picks.
+pub fn fake_clickhouse_failing(version: &'static str, fails: fn(&str) -> bool) -> String {
     use std::io::{Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -353,11 +364,17 @@ pub fn fake_clickhouse(version: &'static str, fail_select_one: bool) -> String {
                 body.push(version.len() as u8);
                 body.extend_from_slice(version.as_bytes());
                 ("200 OK", body)
-            } else if fail_select_one && text.contains("SELECT 1") {
+            } else if fails(&text) {
                 (
                     "500 Internal Server Error",
                     b"Code: 210. DB::Exception: fake network trouble. (NETWORK_ERROR)".to_vec(),
                 )
+            } else if text.contains("SELECT 1") {
+                // One UInt8 column named `1` holding 1.
+                let mut body = vec![1u8, 1, b'1', 5];
+                body.extend_from_slice(b"UInt8");
+                body.push(1);
+                ("200 OK", body)
             } else {
                 ("200 OK", Vec::new())
             };
