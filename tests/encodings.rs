@@ -4,17 +4,18 @@
 mod common;
 
 use common::{Coding, Sluice, metric, now_ns, skip, snappy};
-use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
+use ingest::codec::loki::{Timestamp, raw};
 use prost::Message as _;
 
 const PUSH: &str = "/loki/api/v1/push";
 const JSONLINE: &str = "/insert/jsonline";
 
+/// A protobuf push whose text may be any bytes (Loki's messages with text as bytes).
 fn proto_push(labels: &[u8], ts: i64, line: &[u8], meta: &[(&[u8], &[u8])]) -> Vec<u8> {
-    PushRequest {
-        streams: vec![StreamAdapter {
+    raw::PushRequest {
+        streams: vec![raw::StreamAdapter {
             labels: labels.to_vec(),
-            entries: vec![EntryAdapter {
+            entries: vec![raw::EntryAdapter {
                 timestamp: Some(Timestamp {
                     seconds: ts / 1_000_000_000,
                     nanos: (ts % 1_000_000_000) as i32,
@@ -22,16 +23,13 @@ fn proto_push(labels: &[u8], ts: i64, line: &[u8], meta: &[(&[u8], &[u8])]) -> V
                 line: line.to_vec(),
                 structured_metadata: meta
                     .iter()
-                    .map(|(n, v)| LabelPairAdapter {
+                    .map(|(n, v)| raw::LabelPairAdapter {
                         name: n.to_vec(),
                         value: v.to_vec(),
                     })
                     .collect(),
-                parsed: vec![],
             }],
-            hash: 0,
         }],
-        format: String::new(),
     }
     .encode_to_vec()
 }

@@ -306,7 +306,7 @@ impl VectorLoki {
                             labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
                         parts.sort();
                         StreamAdapter {
-                            labels: format!("{{{}}}", parts.join(", ")).into(),
+                            labels: format!("{{{}}}", parts.join(", ")),
                             entries: values
                                 .iter()
                                 .map(|(ts, line, meta)| proto_entry(*ts, line, meta))
@@ -532,7 +532,7 @@ impl GoLokiClient {
             .collect();
         let plain = PushRequest {
             streams: vec![StreamAdapter {
-                labels: label_string.into(),
+                labels: label_string,
                 entries,
                 hash: 0,
             }],

@@ -78,8 +78,7 @@ pub fn loki_push(streams: usize, per_stream: usize, seed: u64) -> PushRequest {
                     r#"{{service_name="svc-{}", env="prod", host="host-{}", level="info"}}"#,
                     s % 7,
                     s
-                )
-                .into(),
+                ),
                 entries: (0..per_stream)
                     .map(|i| {
                         let ts = T0 + (i as i64) * 1_000_003;
@@ -88,10 +87,10 @@ pub fn loki_push(streams: usize, per_stream: usize, seed: u64) -> PushRequest {
                                 seconds: ts / 1_000_000_000,
                                 nanos: (ts % 1_000_000_000) as i32,
                             }),
-                            line: line(&mut rng).into(),
+                            line: line(&mut rng),
                             structured_metadata: vec![LabelPairAdapter {
                                 name: "trace_id".into(),
-                                value: format!("{:016x}", rng.next_u64()).into(),
+                                value: format!("{:016x}", rng.next_u64()),
                             }],
                             parsed: vec![],
                         }
@@ -111,8 +110,7 @@ pub fn loki_json(req: &PushRequest) -> Vec<u8> {
         if i > 0 {
             out.push(',');
         }
-        let labels =
-            ingest::codec::labels::parse_label_string(text(&s.labels)).expect("valid labels");
+        let labels = ingest::codec::labels::parse_label_string(&s.labels).expect("valid labels");
         out.push_str("{\"stream\":{");
         for (j, (k, v)) in labels.iter().enumerate() {
             if j > 0 {
@@ -130,20 +128,15 @@ pub fn loki_json(req: &PushRequest) -> Vec<u8> {
             let meta = &e.structured_metadata[0];
             out.push_str(&format!(
                 "[\"{ns}\",{},{{{}:{}}}]",
-                json_str(text(&e.line)),
-                json_str(text(&meta.name)),
-                json_str(text(&meta.value))
+                json_str(&e.line),
+                json_str(&meta.name),
+                json_str(&meta.value)
             ));
         }
         out.push_str("]}");
     }
     out.push_str("]}");
     out.into_bytes()
-}
-
-/// A protobuf text field of a generated push, which is always UTF-8.
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).expect("generated text is UTF-8")
 }
 
 /// `n` Vector-style NDJSON events (message, timestamp, host, source_type, service, nested fields).

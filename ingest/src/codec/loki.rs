@@ -1,10 +1,10 @@
 //! Loki push bodies: protobuf `logproto.PushRequest` (snappy-compressed by the sender) and the
 //! JSON form `{"streams":[{"stream":{...},"values":[["<ns>","line",{metadata}]]}]}`.
 //!
-//! The protobuf messages follow `pkg/push/push.proto` in grafana/loki field for field, except that
-//! its `string` fields are read as bytes (the same wire type): prost refuses invalid UTF-8 in a
-//! `string`, which would cost the shipper its whole batch, so the text is converted here with
-//! U+FFFD replacements as Loki does.
+//! The protobuf messages follow `pkg/push/push.proto` in grafana/loki field for field. prost refuses
+//! invalid UTF-8 in a `string`, which would cost the shipper its whole batch, so a body that fails
+//! to decode is tried again as [`raw`] messages (text as bytes, the same wire type) and its text
+//! converted with U+FFFD replacements, as Loki does; valid bodies pay nothing for that.
 
 use simd_json::{BorrowedValue as Value, StaticNode};
 
@@ -26,9 +26,9 @@ pub struct PushRequest {
 /// `logproto.StreamAdapter`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamAdapter {
-    /// Label string, `{a="b"}` (UTF-8 text on the wire's `string`).
-    #[prost(bytes = "vec", tag = "1")]
-    pub labels: Vec<u8>,
+    /// Label string, `{a="b"}`.
+    #[prost(string, tag = "1")]
+    pub labels: String,
     /// Entries.
     #[prost(message, repeated, tag = "2")]
     pub entries: Vec<EntryAdapter>,
@@ -40,12 +40,12 @@ pub struct StreamAdapter {
 /// `logproto.LabelPairAdapter`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LabelPairAdapter {
-    /// Name (UTF-8 text on the wire's `string`).
-    #[prost(bytes = "vec", tag = "1")]
-    pub name: Vec<u8>,
-    /// Value (UTF-8 text on the wire's `string`).
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
+    /// Name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Value.
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 /// `google.protobuf.Timestamp`.
@@ -65,9 +65,9 @@ pub struct EntryAdapter {
     /// Entry time.
     #[prost(message, optional, tag = "1")]
     pub timestamp: Option<Timestamp>,
-    /// The log line (UTF-8 text on the wire's `string`).
-    #[prost(bytes = "vec", tag = "2")]
-    pub line: Vec<u8>,
+    /// The log line.
+    #[prost(string, tag = "2")]
+    pub line: String,
     /// Structured metadata.
     #[prost(message, repeated, tag = "3")]
     pub structured_metadata: Vec<LabelPairAdapter>,
@@ -76,18 +76,113 @@ pub struct EntryAdapter {
     pub parsed: Vec<LabelPairAdapter>,
 }
 
+/// Loki's push messages with their text as bytes (`bytes` and `string` share a wire type), for
+/// bodies whose text is not valid UTF-8: decoded as these, then converted lossily.
+pub mod raw {
+    use super::{Timestamp, utf8};
+
+    /// `logproto.PushRequest`, text as bytes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PushRequest {
+        /// The streams.
+        #[prost(message, repeated, tag = "1")]
+        pub streams: Vec<StreamAdapter>,
+    }
+
+    /// `logproto.StreamAdapter`, text as bytes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct StreamAdapter {
+        /// Label string, `{a="b"}`.
+        #[prost(bytes = "vec", tag = "1")]
+        pub labels: Vec<u8>,
+        /// Entries.
+        #[prost(message, repeated, tag = "2")]
+        pub entries: Vec<EntryAdapter>,
+    }
+
+    /// `logproto.LabelPairAdapter`, text as bytes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LabelPairAdapter {
+        /// Name.
+        #[prost(bytes = "vec", tag = "1")]
+        pub name: Vec<u8>,
+        /// Value.
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+
+    /// `logproto.EntryAdapter`, text as bytes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct EntryAdapter {
+        /// Entry time.
+        #[prost(message, optional, tag = "1")]
+        pub timestamp: Option<Timestamp>,
+        /// The log line.
+        #[prost(bytes = "vec", tag = "2")]
+        pub line: Vec<u8>,
+        /// Structured metadata.
+        #[prost(message, repeated, tag = "3")]
+        pub structured_metadata: Vec<LabelPairAdapter>,
+    }
+
+    impl PushRequest {
+        /// The request with its text as strings, invalid UTF-8 replaced by U+FFFD; and how many
+        /// bytes were replaced.
+        pub fn into_lossy(self) -> (super::PushRequest, usize) {
+            let mut replaced = 0;
+            let mut text = |bytes: Vec<u8>| {
+                let (text, n) = utf8::lossy(bytes);
+                replaced += n;
+                text
+            };
+            let streams = self
+                .streams
+                .into_iter()
+                .map(|s| super::StreamAdapter {
+                    labels: text(s.labels),
+                    entries: s
+                        .entries
+                        .into_iter()
+                        .map(|e| super::EntryAdapter {
+                            timestamp: e.timestamp,
+                            line: text(e.line),
+                            structured_metadata: e
+                                .structured_metadata
+                                .into_iter()
+                                .map(|p| super::LabelPairAdapter {
+                                    name: text(p.name),
+                                    value: text(p.value),
+                                })
+                                .collect(),
+                            parsed: vec![],
+                        })
+                        .collect(),
+                    hash: 0,
+                })
+                .collect();
+            let request = super::PushRequest {
+                streams,
+                format: String::new(),
+            };
+            (request, replaced)
+        }
+    }
+}
+
 /// Decodes an (already snappy-decompressed) protobuf `PushRequest`.
 pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
+    use prost::Message as _;
     if body.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let request = <PushRequest as prost::Message>::decode(body)
-        .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-    let mut replaced = 0;
-    let mut text = |bytes: Vec<u8>| {
-        let (text, n) = utf8::lossy(bytes);
-        replaced += n;
-        text
+    let (request, replaced) = match PushRequest::decode(body) {
+        Ok(request) => (request, 0),
+        // The two schemas differ only in UTF-8 checks: if the raw one reads the body, invalid
+        // text was the trouble.
+        Err(e) => match raw::PushRequest::decode(body) {
+            Ok(raw) => raw.into_lossy(),
+            Err(_) => return Err(DecodeError::Protobuf(e.to_string())),
+        },
     };
     let mut out = Vec::with_capacity(request.streams.len());
     for (i, stream) in request.streams.into_iter().enumerate() {
@@ -103,19 +198,19 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
             let mut attributes: Vec<(String, String)> = entry
                 .structured_metadata
                 .into_iter()
-                .map(|p| (text(p.name), text(p.value)))
+                .map(|p| (p.name, p.value))
                 .collect();
             sort_attributes(&mut attributes);
             entries.push(Entry {
                 timestamp,
-                line: text(entry.line),
+                line: entry.line,
                 attributes,
                 ..Entry::default()
             });
         }
         out.push(DecodedStream {
             origin,
-            labels: StreamLabels::Text(text(stream.labels)),
+            labels: StreamLabels::Text(stream.labels),
             entries,
         });
     }
@@ -460,25 +555,24 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_replaced_not_refused() {
-        let req = PushRequest {
-            streams: vec![StreamAdapter {
+        let req = raw::PushRequest {
+            streams: vec![raw::StreamAdapter {
                 labels: b"{job=\"a\xffb\"}".to_vec(),
-                entries: vec![EntryAdapter {
+                entries: vec![raw::EntryAdapter {
                     timestamp: Some(Timestamp {
                         seconds: 1,
                         nanos: 0,
                     }),
                     line: b"bad \xff\xfe line".to_vec(),
-                    structured_metadata: vec![LabelPairAdapter {
+                    structured_metadata: vec![raw::LabelPairAdapter {
                         name: b"k\xc3".to_vec(),
                         value: b"\xe2\x82v".to_vec(),
                     }],
-                    parsed: vec![],
                 }],
-                hash: 0,
             }],
-            format: String::new(),
         };
+        // prost refuses it as Loki's schema; sluice reads it.
+        assert!(PushRequest::decode(req.encode_to_vec().as_slice()).is_err());
         let decoded = decode_protobuf(&req.encode_to_vec()).unwrap();
         assert_eq!(decoded.invalid_utf8, 6);
         assert_eq!(
@@ -516,6 +610,31 @@ mod tests {
             .as_bytes()
             .to_vec();
         assert_eq!(decode_json(&mut ok).unwrap().invalid_utf8, 0);
+    }
+
+    #[test]
+    fn raw_schema_reads_what_loki_schema_writes() {
+        let req = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: r#"{job="api", note="é"}"#.into(),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(Timestamp {
+                        seconds: 7,
+                        nanos: 9,
+                    }),
+                    line: "line ✓".into(),
+                    structured_metadata: vec![LabelPairAdapter {
+                        name: "k".into(),
+                        value: "v".into(),
+                    }],
+                    parsed: vec![],
+                }],
+                hash: 0,
+            }],
+            format: String::new(),
+        };
+        let raw = raw::PushRequest::decode(req.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(raw.into_lossy(), (req, 0));
     }
 
     #[test]
