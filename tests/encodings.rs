@@ -78,24 +78,28 @@ async fn every_content_encoding_on_every_endpoint_is_stored() {
     let ts = now_ns() - 1_000_000_000;
     let mut want = Vec::new();
     let mut failures = Vec::new();
+    // Posts one line's request: the line is wanted in storage, a refusal is a failure.
+    let mut push = async |path, content_type, encoding, body, line: String| {
+        let got = post(&s, path, content_type, encoding, body).await;
+        if got.0 != 204 {
+            failures.push(format!("{line}: {got:?}"));
+        }
+        want.push(line);
+    };
     for coding in Coding::ALL {
         let name = format!("{coding:?}");
         // Loki JSON.
         let line = format!("loki-json {name}");
         let body =
             format!(r#"{{"streams":[{{"stream":{{"job":"enc"}},"values":[["{ts}","{line}"]]}}]}}"#);
-        let got = post(
-            &s,
+        push(
             PUSH,
             "application/json",
             coding.header(),
             coding.encode(body.as_bytes()),
+            line,
         )
         .await;
-        if got.0 != 204 {
-            failures.push(format!("{line}: {got:?}"));
-        }
-        want.push(line);
         // JSON lines, NDJSON and a JSON array.
         for (shape, content_type) in [
             ("ndjson", "application/x-ndjson"),
@@ -111,18 +115,14 @@ async fn every_content_encoding_on_every_endpoint_is_stored() {
             } else {
                 format!("{event}\n")
             };
-            let got = post(
-                &s,
+            push(
                 JSONLINE,
                 content_type,
                 coding.header(),
                 coding.encode(body.as_bytes()),
+                line,
             )
             .await;
-            if got.0 != 204 {
-                failures.push(format!("{line}: {got:?}"));
-            }
-            want.push(line);
         }
     }
     // Loki protobuf: always a snappy block; `Content-Encoding: snappy` names that block (Vector),
@@ -141,11 +141,7 @@ async fn every_content_encoding_on_every_endpoint_is_stored() {
             line.as_bytes(),
             &[],
         )));
-        let got = post(&s, PUSH, "application/x-protobuf", encoding, body).await;
-        if got.0 != 204 {
-            failures.push(format!("{line}: {got:?}"));
-        }
-        want.push(line);
+        push(PUSH, "application/x-protobuf", encoding, body, line).await;
     }
     assert!(failures.is_empty(), "refused:\n{}", failures.join("\n"));
     let mut stored: Vec<String> = s.logs().await.into_iter().map(|r| r.body).collect();

@@ -41,6 +41,57 @@ struct Request {
     body: Vec<u8>,
 }
 
+impl Request {
+    /// A request to `path` with the shipper's `headers`, its body `plain` compressed as `coding`
+    /// with the matching `Content-Encoding`, and `X-Scope-OrgID` when there is a tenant.
+    fn new(
+        name: String,
+        path: &str,
+        mut headers: Vec<(&'static str, String)>,
+        coding: Coding,
+        tenant: Option<&str>,
+        plain: &[u8],
+    ) -> Request {
+        if let Some(ce) = coding.header() {
+            headers.push(("Content-Encoding", ce.into()));
+        }
+        if let Some(t) = tenant {
+            headers.push(("X-Scope-OrgID", t.into()));
+        }
+        Request {
+            name,
+            path: path.into(),
+            headers,
+            body: coding.encode(plain),
+        }
+    }
+}
+
+/// Vector's `compression` setting as sent (`src/sinks/util/buffer/compression.rs`): `zlib` is
+/// zlib-wrapped DEFLATE labelled `deflate`, `snappy` a raw block.
+fn vector_coding(compression: &str) -> Coding {
+    match compression {
+        "none" => Coding::None,
+        "gzip" => Coding::Gzip,
+        "zlib" => Coding::DeflateZlib,
+        "zstd" => Coding::Zstd,
+        "snappy" => Coding::SnappyBlock,
+        other => panic!("no Vector compression {other}"),
+    }
+}
+
+/// Vector's default request headers (`src/http.rs`), then `Content-Type`.
+fn vector_headers(content_type: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "User-Agent",
+            "Vector/0.57.0 (x86_64-unknown-linux-gnu 8832452 2026-07-14)".into(),
+        ),
+        ("Accept-Encoding", "identity".into()),
+        ("Content-Type", content_type.into()),
+    ]
+}
+
 /// What sluice should store of one event.
 struct Want {
     tenant: String,
@@ -342,42 +393,19 @@ impl VectorLoki {
                 .collect();
             serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap()
         };
-        let (coding, content_encoding) = match self.compression {
-            "none" => (Coding::None, None),
-            "gzip" => (Coding::Gzip, Some("gzip")),
-            "zlib" => (Coding::DeflateZlib, Some("deflate")),
-            "zstd" => (Coding::Zstd, Some("zstd")),
-            "snappy" => (Coding::SnappyBlock, Some("snappy")),
-            other => panic!("no Vector compression {other}"),
+        let content_type = if protobuf {
+            "application/x-protobuf"
+        } else {
+            "application/json"
         };
-        let mut headers = vec![
-            (
-                "User-Agent",
-                "Vector/0.57.0 (x86_64-unknown-linux-gnu 8832452 2026-07-14)".to_string(),
-            ),
-            ("Accept-Encoding", "identity".to_string()),
-            (
-                "Content-Type",
-                if protobuf {
-                    "application/x-protobuf"
-                } else {
-                    "application/json"
-                }
-                .to_string(),
-            ),
-        ];
-        if let Some(ce) = content_encoding {
-            headers.push(("Content-Encoding", ce.to_string()));
-        }
-        if let Some(t) = self.tenant_id {
-            headers.push(("X-Scope-OrgID", t.to_string()));
-        }
-        let request = Request {
+        let request = Request::new(
             name,
-            path: PUSH.into(),
-            headers,
-            body: coding.encode(&plain),
-        };
+            PUSH,
+            vector_headers(content_type),
+            vector_coding(self.compression),
+            self.tenant_id,
+            &plain,
+        );
         (request, wants)
     }
 }
@@ -435,31 +463,14 @@ impl VectorHttp {
         } else {
             (format!("[{}]", objects.join(",")), "application/json")
         };
-        let (coding, content_encoding) = match self.compression {
-            "none" => (Coding::None, None),
-            "gzip" => (Coding::Gzip, Some("gzip")),
-            "zlib" => (Coding::DeflateZlib, Some("deflate")),
-            "zstd" => (Coding::Zstd, Some("zstd")),
-            "snappy" => (Coding::SnappyBlock, Some("snappy")),
-            other => panic!("no Vector compression {other}"),
-        };
-        let mut headers = vec![
-            (
-                "User-Agent",
-                "Vector/0.57.0 (x86_64-unknown-linux-gnu 8832452 2026-07-14)".to_string(),
-            ),
-            ("Accept-Encoding", "identity".to_string()),
-            ("Content-Type", content_type.to_string()),
-        ];
-        if let Some(ce) = content_encoding {
-            headers.push(("Content-Encoding", ce.to_string()));
-        }
-        let request = Request {
+        let request = Request::new(
             name,
-            path: "/insert/jsonline".into(),
-            headers,
-            body: coding.encode(plain.as_bytes()),
-        };
+            "/insert/jsonline",
+            vector_headers(content_type),
+            vector_coding(self.compression),
+            None,
+            plain.as_bytes(),
+        );
         (request, wants)
     }
 }
@@ -539,24 +550,35 @@ impl GoLokiClient {
             format: String::new(),
         }
         .encode_to_vec();
-        let mut headers = vec![
-            ("Content-Type", "application/x-protobuf".to_string()),
-            ("Accept-Encoding", "gzip".to_string()),
-        ];
-        if self.alloy {
-            headers.push(("User-Agent", "Alloy/v1.18.0 (linux; binary)".into()));
-            headers.push(("Content-Encoding", "snappy".into()));
+        let user_agent = if self.alloy {
+            "Alloy/v1.18.0 (linux; binary)"
         } else {
-            headers.push(("User-Agent", "promtail/3.7.6".into()));
-        }
-        if let Some(t) = self.tenant_id {
-            headers.push(("X-Scope-OrgID", t.into()));
-        }
-        let request = Request {
-            name,
-            path: PUSH.into(),
-            headers,
-            body: snappy(&plain),
+            "promtail/3.7.6"
+        };
+        let headers = vec![
+            ("Content-Type", "application/x-protobuf".into()),
+            ("Accept-Encoding", "gzip".into()),
+            ("User-Agent", user_agent.into()),
+        ];
+        // The same snappy block from both; only Alloy names it in `Content-Encoding`.
+        let request = if self.alloy {
+            Request::new(
+                name,
+                PUSH,
+                headers,
+                Coding::SnappyBlock,
+                self.tenant_id,
+                &plain,
+            )
+        } else {
+            Request::new(
+                name,
+                PUSH,
+                headers,
+                Coding::None,
+                self.tenant_id,
+                &snappy(&plain),
+            )
         };
         (request, wants)
     }
@@ -648,27 +670,23 @@ impl FluentBitLoki {
             ));
         }
         let plain = format!("{{\"streams\":[{}]}}", streams.join(","));
-        let mut headers = vec![
-            ("User-Agent", "Fluent-Bit".to_string()),
-            ("Content-Type", "application/json".to_string()),
+        let headers = vec![
+            ("User-Agent", "Fluent-Bit".into()),
+            ("Content-Type", "application/json".into()),
         ];
-        if self.gzip {
-            headers.push(("Content-Encoding", "gzip".into()));
-        }
-        if let Some(t) = self.tenant_id {
-            headers.push(("X-Scope-OrgID", t.into()));
-        }
         let coding = if self.gzip {
             Coding::Gzip
         } else {
             Coding::None
         };
-        let request = Request {
+        let request = Request::new(
             name,
-            path: PUSH.into(),
+            PUSH,
             headers,
-            body: coding.encode(plain.as_bytes()),
-        };
+            coding,
+            self.tenant_id,
+            plain.as_bytes(),
+        );
         (request, wants)
     }
 }
@@ -735,26 +753,25 @@ impl FluentBitHttp {
         } else {
             (format!("[{}]", objects.join(",")), "application/json")
         };
-        let (coding, content_encoding) = match self.compress {
-            None => (Coding::None, None),
-            Some("gzip") => (Coding::Gzip, Some("gzip")),
-            Some("snappy") => (Coding::SnappyBlock, Some("snappy")),
-            Some("zstd") => (Coding::Zstd, Some("zstd")),
+        let coding = match self.compress {
+            None => Coding::None,
+            Some("gzip") => Coding::Gzip,
+            Some("snappy") => Coding::SnappyBlock,
+            Some("zstd") => Coding::Zstd,
             Some(other) => panic!("no Fluent Bit compress {other}"),
         };
-        let mut headers = vec![
-            ("User-Agent", "Fluent-Bit".to_string()),
-            ("Content-Type", content_type.to_string()),
+        let headers = vec![
+            ("User-Agent", "Fluent-Bit".into()),
+            ("Content-Type", content_type.into()),
         ];
-        if let Some(ce) = content_encoding {
-            headers.push(("Content-Encoding", ce.to_string()));
-        }
-        let request = Request {
+        let request = Request::new(
             name,
-            path: "/insert/jsonline?_msg_field=log&_time_field=date&_stream_fields=host".into(),
+            "/insert/jsonline?_msg_field=log&_time_field=date&_stream_fields=host",
             headers,
-            body: coding.encode(plain.as_bytes()),
-        };
+            coding,
+            None,
+            plain.as_bytes(),
+        );
         (request, wants)
     }
 }
