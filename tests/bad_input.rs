@@ -5,8 +5,8 @@ mod common;
 
 use std::io::{Read, Write};
 
-use common::{Sluice, gzip, now_ns, skip, snappy};
-use ingest::codec::loki::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
+use common::{Sluice, gzip, loki_entry, now_ns, skip, snappy};
+use ingest::codec::loki::{PushRequest, StreamAdapter};
 use prost::Message as _;
 
 const PUSH: &str = "/loki/api/v1/push";
@@ -67,15 +67,7 @@ fn push_request(streams: &[(&str, &[(i64, &str)])]) -> Vec<u8> {
                 labels: (*labels).into(),
                 entries: entries
                     .iter()
-                    .map(|(ts, line)| EntryAdapter {
-                        timestamp: Some(Timestamp {
-                            seconds: ts.div_euclid(1_000_000_000),
-                            nanos: ts.rem_euclid(1_000_000_000) as i32,
-                        }),
-                        line: (*line).into(),
-                        structured_metadata: vec![],
-                        parsed: vec![],
-                    })
+                    .map(|(ts, line)| loki_entry::<&str, &str>(*ts, line, &[]))
                     .collect(),
                 hash: 0,
             })

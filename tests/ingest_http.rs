@@ -2,28 +2,10 @@
 
 mod common;
 
-use common::{Sluice, fake_clickhouse_failing, gzip, now_ns, pairs, skip, snappy};
-use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
+use common::{Sluice, fake_clickhouse_failing, gzip, loki_entry, now_ns, pairs, skip, snappy};
+use ingest::codec::loki::{PushRequest, StreamAdapter};
 use prost::Message as _;
 use store::{LabelSet, LogRow};
-
-fn entry(ts: i64, line: &str, meta: &[(&str, &str)]) -> EntryAdapter {
-    EntryAdapter {
-        timestamp: Some(Timestamp {
-            seconds: ts / 1_000_000_000,
-            nanos: (ts % 1_000_000_000) as i32,
-        }),
-        line: line.into(),
-        structured_metadata: meta
-            .iter()
-            .map(|(n, v)| LabelPairAdapter {
-                name: (*n).into(),
-                value: (*v).into(),
-            })
-            .collect(),
-        parsed: vec![],
-    }
-}
 
 fn stream_id(p: &[(&str, &str)]) -> u64 {
     LabelSet::from_pairs(pairs(p)).stream_id().0
@@ -41,14 +23,18 @@ async fn loki_protobuf_push_lands_exactly() {
             StreamAdapter {
                 labels: r#"{job="api", env="prod", note="a, \"quoted\" value"}"#.into(),
                 entries: vec![
-                    entry(t0 + 1, "first line", &[("trace_id", "0af7651916cd43dd")]),
-                    entry(t0 + 2, "second line with ünïcode ✓", &[]),
+                    loki_entry(t0 + 1, "first line", &[("trace_id", "0af7651916cd43dd")]),
+                    loki_entry::<&str, &str>(t0 + 2, "second line with ünïcode ✓", &[]),
                 ],
                 hash: 0,
             },
             StreamAdapter {
                 labels: r#"{app="web"}"#.into(),
-                entries: vec![entry(t0 + 3, "level=error msg=boom", &[("level", "error")])],
+                entries: vec![loki_entry(
+                    t0 + 3,
+                    "level=error msg=boom",
+                    &[("level", "error")],
+                )],
                 hash: 0,
             },
         ],

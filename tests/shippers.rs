@@ -11,8 +11,8 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Coding, Sluice, now_ns, skip, snappy};
-use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
+use common::{Coding, Sluice, loki_entry, now_ns, skip, snappy};
+use ingest::codec::loki::{PushRequest, StreamAdapter};
 use prost::Message as _;
 use store::{LabelSet, LogRow};
 
@@ -192,24 +192,6 @@ fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
-fn proto_entry(ts: i64, line: &str, metadata: &[(String, String)]) -> EntryAdapter {
-    EntryAdapter {
-        timestamp: Some(Timestamp {
-            seconds: ts / 1_000_000_000,
-            nanos: (ts % 1_000_000_000) as i32,
-        }),
-        line: line.into(),
-        structured_metadata: metadata
-            .iter()
-            .map(|(n, v)| LabelPairAdapter {
-                name: n.as_str().into(),
-                value: v.as_str().into(),
-            })
-            .collect(),
-        parsed: vec![],
-    }
-}
-
 /// Go's `strconv.Quote` for the printable text used here: `"` and `\` escaped, control
 /// characters as escapes.
 fn go_quote(s: &str) -> String {
@@ -360,7 +342,7 @@ impl VectorLoki {
                             labels: format!("{{{}}}", parts.join(", ")),
                             entries: values
                                 .iter()
-                                .map(|(ts, line, meta)| proto_entry(*ts, line, meta))
+                                .map(|(ts, line, meta)| loki_entry(*ts, line, meta))
                                 .collect(),
                             hash: 0,
                         }
@@ -538,7 +520,7 @@ impl GoLokiClient {
                     body: e.message.clone(),
                     attrs: meta.clone(),
                 });
-                proto_entry(e.ts, &e.message, &meta)
+                loki_entry(e.ts, &e.message, &meta)
             })
             .collect();
         let plain = PushRequest {

@@ -234,6 +234,30 @@ pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A Loki protobuf entry at `ts` (ns) with structured metadata `meta`.
+pub fn loki_entry<K: AsRef<str>, V: AsRef<str>>(
+    ts: i64,
+    line: &str,
+    meta: &[(K, V)],
+) -> ingest::codec::loki::EntryAdapter {
+    use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, Timestamp};
+    EntryAdapter {
+        timestamp: Some(Timestamp {
+            seconds: ts.div_euclid(1_000_000_000),
+            nanos: ts.rem_euclid(1_000_000_000) as i32,
+        }),
+        line: line.into(),
+        structured_metadata: meta
+            .iter()
+            .map(|(n, v)| LabelPairAdapter {
+                name: n.as_ref().into(),
+                value: v.as_ref().into(),
+            })
+            .collect(),
+        parsed: vec![],
+    }
+}
+
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
