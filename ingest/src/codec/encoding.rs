@@ -64,15 +64,6 @@ pub fn decode_body(
     Ok(data)
 }
 
-/// Undoes `Content-Encoding` of a plain payload: [`decode_body`] with [`Payload::Plain`].
-pub fn decode_content_encoding(
-    encoding: Option<&str>,
-    body: Vec<u8>,
-    limit: usize,
-) -> Result<Vec<u8>, DecodeError> {
-    decode_body(encoding, body, Payload::Plain, limit)
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Coding {
     Gzip,
@@ -188,7 +179,7 @@ mod tests {
     }
 
     fn plain(encoding: &str, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
-        decode_content_encoding(Some(encoding), body, limit)
+        decode_body(Some(encoding), body, Payload::Plain, limit)
     }
 
     #[test]
@@ -219,7 +210,7 @@ mod tests {
             );
         }
         assert_eq!(
-            decode_content_encoding(None, data.clone(), 1 << 20).unwrap(),
+            decode_body(None, data.clone(), Payload::Plain, 1 << 20).unwrap(),
             data
         );
     }
