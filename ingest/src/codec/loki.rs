@@ -177,8 +177,8 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
     }
     let (request, replaced) = match PushRequest::decode(body) {
         Ok(request) => (request, 0),
-        // The two schemas differ only in UTF-8 checks: if the raw one reads the body, invalid
-        // text was the trouble.
+        // The raw schema differs only in not checking UTF-8 and in skipping the fields sluice
+        // ignores (`format`, `hash`, `parsed`): if it reads the body, nothing stored is malformed.
         Err(e) => match raw::PushRequest::decode(body) {
             Ok(raw) => raw.into_lossy(),
             Err(_) => return Err(DecodeError::Protobuf(e.to_string())),
