@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod receiver;
 pub mod registry;
 pub mod sink;
+pub mod wal;
 
 pub use config::IngestConfig;
 pub use receiver::{IngestState, router};
