@@ -42,6 +42,79 @@ pub struct IngestConfig {
     pub stream_registry: String,
     /// Streams the registry remembers before it evicts (evicted streams are only re-parsed).
     pub stream_registry_capacity: u64,
+    /// The write-ahead log (`[ingest.wal]`, `SLUICE_INGEST_WAL_*`).
+    pub wal: WalConfig,
+}
+
+/// When the write-ahead log is fsynced, which decides what an acknowledgement promises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Every group of appends is fsynced before its requests are acknowledged: an acknowledged
+    /// entry survives a crash of the process or of the machine. Requests that arrive during
+    /// one fsync share the next.
+    Group,
+    /// Appends are acknowledged once written to the operating system and fsynced every
+    /// `fsync_interval_ms`: an acknowledged entry survives a crash of the process, but a power
+    /// loss can take the last interval.
+    Interval,
+    /// Never fsynced except when a segment is closed: for measuring what fsync costs. A power
+    /// loss can take anything the operating system had not written yet.
+    Off,
+}
+
+/// Write-ahead log settings. The log lives in `<data_dir>/wal`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// When appends are fsynced: `group` (before acknowledging), `interval` or `off`.
+    pub fsync: FsyncPolicy,
+    /// With `fsync = "interval"`, the longest an acknowledged append waits for its fsync.
+    pub fsync_interval_ms: u64,
+    /// A segment file is closed and a new one started past this many bytes.
+    pub segment_bytes: u64,
+    /// Disk budget of the log: past it (ClickHouse down or slow for long), pushes get 429 with
+    /// `Retry-After` until batches are confirmed and their segments deleted.
+    pub max_bytes: u64,
+    /// Acknowledged rows held in memory for the batcher; beyond, it reads them back from the
+    /// log's files, so memory stays bounded during a long ClickHouse outage.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            fsync: FsyncPolicy::Group,
+            fsync_interval_ms: 100,
+            segment_bytes: 64 << 20,
+            max_bytes: 4 << 30,
+            max_memory_bytes: 256 << 20,
+        }
+    }
+}
+
+impl WalConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("fsync_interval_ms", self.fsync_interval_ms),
+            ("segment_bytes", self.segment_bytes),
+            ("max_bytes", self.max_bytes),
+            ("max_memory_bytes", self.max_memory_bytes),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!(
+                    "ingest.wal.{name} must be at least 1"
+                )));
+            }
+        }
+        if self.max_bytes < self.segment_bytes {
+            return Err(Error::Config(
+                "ingest.wal.max_bytes must be at least ingest.wal.segment_bytes".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for IngestConfig {
@@ -63,6 +136,7 @@ impl Default for IngestConfig {
             insert_attempts: 5,
             stream_registry: "epoch".into(),
             stream_registry_capacity: 1_000_000,
+            wal: WalConfig::default(),
         }
     }
 }
@@ -95,6 +169,7 @@ impl IngestConfig {
                 "ingest.max_decompressed_bytes must be at least ingest.max_body_bytes".into(),
             ));
         }
+        self.wal.validate()?;
         store::tenant::validate(&self.default_tenant)
             .map_err(|e| Error::Config(format!("ingest.default_tenant: {e}")))?;
         if self.stream_registry.parse::<cache::Backend>().is_err() {

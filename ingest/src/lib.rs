@@ -15,7 +15,7 @@ pub mod registry;
 pub mod sink;
 pub mod wal;
 
-pub use config::IngestConfig;
+pub use config::{FsyncPolicy, IngestConfig, WalConfig};
 pub use receiver::{IngestState, router};
 
 use axum::http::StatusCode;
