@@ -142,7 +142,8 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-/// Sets `SLUICE_SECTION_FIELD` (or `SLUICE_FIELD` for top-level fields) in `table`, converting
+/// Sets `SLUICE_SECTION_FIELD` (or `SLUICE_FIELD` for top-level fields, or
+/// `SLUICE_SECTION_SUB_FIELD` for nested tables such as `[ingest.wal]`) in `table`, converting
 /// the text to the field's type as the defaults show it.
 fn apply_env(
     table: &mut toml::Table,
@@ -151,29 +152,33 @@ fn apply_env(
     value: &str,
 ) -> anyhow::Result<()> {
     let name = key["SLUICE_".len()..].to_ascii_lowercase();
-    let (section, field) = match defaults.get(&name) {
-        Some(v) if !v.is_table() => (None, name.as_str()),
-        _ => defaults
+    let unknown = || anyhow::anyhow!("unknown environment variable {key}");
+    // Walk down the tables whose name prefixes what is left of the variable's name.
+    let (mut target, mut default, mut rest) = (table, defaults, name.as_str());
+    loop {
+        match default.get(rest) {
+            Some(v) if !v.is_table() => break,
+            _ => {}
+        }
+        let (section, sub) = default
             .iter()
             .filter(|(_, v)| v.is_table())
-            .find_map(|(s, _)| {
-                name.strip_prefix(&format!("{s}_"))
-                    .map(|f| (Some(s.as_str()), f))
+            .find_map(|(s, v)| {
+                rest.strip_prefix(&format!("{s}_"))
+                    .map(|f| (s.as_str(), (v, f)))
             })
-            .ok_or_else(|| anyhow::anyhow!("unknown environment variable {key}"))?,
-    };
-    let (target, default) = match section {
-        None => (table as &mut toml::Table, defaults.get(field)),
-        Some(s) => {
-            let t = table
-                .entry(s.to_string())
-                .or_insert_with(|| toml::Value::Table(Default::default()))
-                .as_table_mut()
-                .ok_or_else(|| anyhow::anyhow!("config section {s} is not a table"))?;
-            (t, defaults.get(s).and_then(|d| d.get(field)))
-        }
-    };
-    let Some(default) = default else {
+            .ok_or_else(unknown)?;
+        let (sub_default, field) = sub;
+        target = target
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .ok_or_else(|| anyhow::anyhow!("config section {section} is not a table"))?;
+        default = sub_default.as_table().ok_or_else(unknown)?;
+        rest = field;
+    }
+    let field = rest;
+    let Some(default) = default.get(field) else {
         bail!("unknown environment variable {key}");
     };
     let parsed = match default {
@@ -223,7 +228,7 @@ mod tests {
         let file = dir.join("sluice.toml");
         std::fs::write(
             &file,
-            "listen = \"0.0.0.0:1\"\n[clickhouse]\nurl = \"http://file:8123\"\ndatabase = \"fromfile\"\n[ingest]\nbatch_max_rows = 7\n",
+            "listen = \"0.0.0.0:1\"\n[clickhouse]\nurl = \"http://file:8123\"\ndatabase = \"fromfile\"\n[ingest]\nbatch_max_rows = 7\n[ingest.wal]\nsegment_bytes = 1048576\nmax_bytes = 2097152\n",
         )
         .unwrap();
         let c = Config::load(
@@ -232,6 +237,8 @@ mod tests {
                 ("SLUICE_CLICKHOUSE_URL", "http://env:8123"),
                 ("SLUICE_CLICKHOUSE_PASSWORD", "1234"),
                 ("SLUICE_INGEST_BATCH_LINGER_MS", "5"),
+                ("SLUICE_INGEST_WAL_FSYNC", "interval"),
+                ("SLUICE_INGEST_WAL_MAX_BYTES", "4194304"),
                 ("SLUICE_LISTEN", "0.0.0.0:2"),
                 ("OTHER", "ignored"),
             ]),
@@ -250,6 +257,17 @@ mod tests {
         );
         assert_eq!(c.ingest.batch_max_rows, 7);
         assert_eq!(c.ingest.batch_linger_ms, 5);
+        assert_eq!(
+            c.ingest.wal.fsync,
+            ingest::FsyncPolicy::Interval,
+            "nested table from env"
+        );
+        assert_eq!(
+            c.ingest.wal.segment_bytes,
+            1 << 20,
+            "nested table from file"
+        );
+        assert_eq!(c.ingest.wal.max_bytes, 4 << 20, "env beats file, nested");
         assert!(c.to_toml_masked().contains("password = \"********\""));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -278,6 +296,18 @@ mod tests {
                 "invalid configuration",
             ),
             (&[("SLUICE_CLICKHOUSE_URL", "ftp://x")], "clickhouse.url"),
+            (
+                &[("SLUICE_INGEST_WAL_NOPE", "1")],
+                "unknown environment variable SLUICE_INGEST_WAL_NOPE",
+            ),
+            (
+                &[("SLUICE_INGEST_WAL_FSYNC", "sometimes")],
+                "invalid configuration",
+            ),
+            (
+                &[("SLUICE_INGEST_WAL_MAX_BYTES", "10")],
+                "ingest.wal.max_bytes must be at least ingest.wal.segment_bytes",
+            ),
         ];
         for (vars, want) in cases {
             let err = format!(

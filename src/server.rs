@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -14,6 +15,7 @@ use ingest::batcher::{self, BatcherConfig};
 use ingest::metrics::IngestMetrics;
 use ingest::pipeline::Pipeline;
 use ingest::sink::clickhouse::ClickHouseSink;
+use ingest::wal::Wal;
 use query::api::QueryState;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +28,8 @@ pub struct OpsState {
     pub clickhouse: clickhouse::Client,
     /// Write-path metrics.
     pub ingest_metrics: Arc<IngestMetrics>,
+    /// The write-ahead log's metrics.
+    pub wal: ingest::wal::WalStatus,
     /// For the stream registry's metrics.
     pub pipeline: Arc<Pipeline>,
     /// For the query and results cache metrics.
@@ -71,6 +75,7 @@ async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
         env!("CARGO_PKG_VERSION")
     ));
     ops.ingest_metrics.render(&mut out);
+    ops.wal.render(&mut out);
     ops.pipeline.registry().render_metrics(&mut out);
     ops.query.render_metrics(&mut out);
     (
@@ -94,8 +99,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics.clone(),
     ));
     let shutdown = CancellationToken::new();
-    let (batcher, batcher_task) =
-        batcher::spawn(BatcherConfig::from(&config.ingest), sink, shutdown.clone());
+    let wal_dir = config.data_dir.join("wal");
+    let (wal, recovery) = Wal::open(&wal_dir, &config.ingest.wal).with_context(|| {
+        format!(
+            "opening the write-ahead log in {} (SLUICE_DATA_DIR)",
+            wal_dir.display()
+        )
+    })?;
+    tracing::info!(
+        dir = %wal_dir.display(),
+        fsync = ?config.ingest.wal.fsync,
+        segments = recovery.segments,
+        replay_requests = recovery.replay_records,
+        unconfirmed_batches = recovery.unconfirmed_batches.len(),
+        torn_tails = recovery.torn_tails,
+        corrupt_segments = recovery.corrupt_segments.len(),
+        "write-ahead log open"
+    );
+    // Replayed batches are queued ahead of anything new; acknowledgements start as soon as the
+    // log is read, so a restart during a ClickHouse outage still takes pushes.
+    let batcher_task = batcher::spawn(
+        BatcherConfig::new(&config.ingest, &config.data_dir),
+        &wal,
+        &recovery,
+        sink,
+        shutdown.clone(),
+    );
     let pipeline = Arc::new(Pipeline::new(
         config.ingest.clone(),
         config.clickhouse.retention_days,
@@ -103,7 +132,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(backend = %pipeline.registry().backend(), "stream registry");
     let ingest_state = IngestState {
         pipeline: pipeline.clone(),
-        batcher,
+        wal: wal.appender(),
         metrics: metrics.clone(),
     };
     let query = Arc::new(query_state(&config)?);
@@ -111,6 +140,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let ops = OpsState {
         clickhouse: config.clickhouse.client(),
         ingest_metrics: metrics,
+        wal: wal.status(),
         pipeline,
         query,
     };
@@ -125,7 +155,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     shutdown.cancel();
     batcher_task.await?;
-    tracing::info!("stopped: pending batches flushed");
+    let backlog = wal.status().backlog_records();
+    wal.close();
+    tracing::info!(
+        unstored_requests = backlog,
+        "stopped: the write-ahead log is fsynced; what is not in ClickHouse yet is sent at the next start"
+    );
     Ok(())
 }
 

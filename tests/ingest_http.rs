@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{Sluice, fake_clickhouse_failing, gzip, loki_entry, now_ns, pairs, skip, snappy};
+use common::{
+    Sluice, fake_clickhouse_failing, gzip, loki_entry, metric, now_ns, pairs, skip, snappy,
+};
 use ingest::codec::loki::{PushRequest, StreamAdapter};
 use prost::Message as _;
 use store::{LabelSet, LogRow};
@@ -289,50 +291,31 @@ async fn identical_push_is_stored_once() {
 }
 
 #[tokio::test]
-async fn sigterm_flushes_pending_batches() {
+async fn acknowledged_before_the_batch_and_flushed_on_sigterm() {
     if skip() {
         return;
     }
-    // A long linger: the push is still waiting in the batcher when SIGTERM arrives.
+    // A long linger: the rows are still waiting for their batch when SIGTERM arrives.
     let mut s = Sluice::start(&[("SLUICE_INGEST_BATCH_LINGER_MS", "60000")]).await;
     let ts = now_ns();
     let body =
         format!(r#"{{"streams":[{{"stream":{{"job":"bye"}},"values":[["{ts}","last words"]]}}]}}"#);
-    let push = tokio::spawn({
-        let url = s.url("/loki/api/v1/push");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(!push.is_finished(), "push must wait for its batch");
-    let status = tokio::task::spawn_blocking({
-        let pid = s.child.as_ref().unwrap().id();
-        move || {
-            std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(status.success());
-    assert_eq!(
-        push.await.unwrap().unwrap(),
-        204,
-        "acknowledged after the flush"
-    );
+    // The write-ahead log acknowledges: the linger no longer holds the client.
+    assert_eq!(s.push_json(body).await, 204);
+    let backlog = metric(&s.get_text("/metrics").await, "sluice_wal_backlog_records");
+    assert_eq!(backlog, 1, "acknowledged, not yet in ClickHouse");
     let exit = s.terminate();
     assert!(exit.success(), "exit status {exit}; log:\n{}", s.log());
-    assert_eq!(s.count().await, 1);
-    assert!(s.log().contains("pending batches flushed"), "{}", s.log());
+    assert_eq!(
+        s.count().await,
+        1,
+        "the pending batch was flushed on SIGTERM"
+    );
+    assert!(
+        s.log().contains("stopped: the write-ahead log is fsynced"),
+        "{}",
+        s.log()
+    );
 }
 
 #[tokio::test]
@@ -350,6 +333,7 @@ async fn ready_and_metrics() {
     );
     assert_eq!(s.push_json(body).await, 204);
     assert_eq!(s.push_json("{").await, 400);
+    s.settle().await;
     let text = s.get_text("/metrics").await;
     for line in [
         "sluice_ingest_requests_total{endpoint=\"loki_push\"} 2",
@@ -361,15 +345,20 @@ async fn ready_and_metrics() {
         "# TYPE sluice_flush_duration_seconds histogram",
         "sluice_stream_registry_misses_total{backend=\"epoch\"} 1",
         "sluice_stream_registry_entries{backend=\"epoch\"} 1",
+        "sluice_wal_backlog_records 0",
+        "sluice_wal_confirmed_records_total 1",
+        "sluice_wal_failed 0",
+        "# TYPE sluice_wal_fsync_duration_seconds histogram",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
 
-/// Shippers drop a batch on a 4xx and retry a 503: a ClickHouse that fails is the server's
-/// trouble, so every endpoint answers 503 with `Retry-After` (docs/shippers.md).
+/// While ClickHouse fails, pushes are still acknowledged from the write-ahead log (up to its
+/// disk budget) and retried into ClickHouse; past the budget clients get 429 with
+/// `Retry-After`, which every shipper retries (docs/shippers.md).
 #[tokio::test]
-async fn failing_clickhouse_answers_503_with_retry_after() {
+async fn failing_clickhouse_still_acknowledges_until_the_disk_budget() {
     if skip() {
         return;
     }
@@ -378,22 +367,30 @@ async fn failing_clickhouse_answers_503_with_retry_after() {
         ("SLUICE_CLICKHOUSE_URL", fake.as_str()),
         ("SLUICE_CLICKHOUSE_COMPRESSION", "none"),
         ("SLUICE_INGEST_INSERT_ATTEMPTS", "1"),
+        ("SLUICE_INGEST_WAL_SEGMENT_BYTES", "4096"),
+        ("SLUICE_INGEST_WAL_MAX_BYTES", "16384"),
     ])
     .await;
     let ts = now_ns();
     let http = reqwest::Client::new();
-    for (path, content_type, body) in [
-        (
-            "/loki/api/v1/push",
-            "application/json",
-            format!(r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{ts}","x"]]}}]}}"#),
-        ),
-        (
-            "/insert/jsonline",
-            "application/x-ndjson",
-            format!(r#"{{"message":"x","timestamp":"{ts}"}}"#),
-        ),
-    ] {
+    let line = "x".repeat(500);
+    let mut statuses = Vec::new();
+    for i in 0..60 {
+        let (path, content_type, body) = if i % 2 == 0 {
+            (
+                "/loki/api/v1/push",
+                "application/json",
+                format!(
+                    r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["{ts}","{i} {line}"]]}}]}}"#
+                ),
+            )
+        } else {
+            (
+                "/insert/jsonline",
+                "application/x-ndjson",
+                format!(r#"{{"message":"{i} {line}","timestamp":"{ts}"}}"#),
+            )
+        };
         let resp = http
             .post(s.url(path))
             .header("Content-Type", content_type)
@@ -401,20 +398,42 @@ async fn failing_clickhouse_answers_503_with_retry_after() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 503, "{path}");
-        assert_eq!(
-            resp.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-            Some("1"),
-            "{path}"
-        );
-        let text = resp.text().await.unwrap();
-        assert!(text.contains("storing the batch failed"), "{path}: {text}");
+        let status = resp.status().as_u16();
+        if status == 429 {
+            assert_eq!(
+                resp.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some("1"),
+                "{path}"
+            );
+            let text = resp.text().await.unwrap();
+            assert!(text.contains("ingest.wal.max_bytes"), "{path}: {text}");
+        }
+        statuses.push(status);
     }
-    let metrics = s.get_text("/metrics").await;
+    let acked = statuses.iter().filter(|&&c| c == 204).count();
     assert!(
-        metrics.contains("sluice_ingest_errors_total{reason=\"clickhouse\"} 2"),
+        acked >= 10,
+        "acknowledged while ClickHouse fails: {statuses:?}"
+    );
+    assert!(
+        statuses[acked..].iter().all(|&c| c == 429),
+        "then refused with 429 once the log is full: {statuses:?}"
+    );
+    let metrics = s.get_text("/metrics").await;
+    assert_eq!(
+        metric(&metrics, "sluice_wal_backlog_records"),
+        acked as u64,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "sluice_ingest_errors_total{reason=\"wal_full\"}"),
+        (60 - acked) as u64
+    );
+    // Batch records, which free space once confirmed, may go a little past the budget.
+    assert!(
+        metric(&metrics, "sluice_wal_disk_bytes") <= 16384 + 512,
         "{metrics}"
     );
 }

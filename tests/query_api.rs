@@ -59,6 +59,8 @@ async fn push(s: &Sluice, tenant: &str, streams: &[PushStream<'_>]) {
         "{}",
         resp.text().await.unwrap()
     );
+    // Queried at once: wait until the acknowledged rows are in ClickHouse.
+    s.settle().await;
 }
 
 fn range(start: i64, end: i64) -> Vec<(&'static str, String)> {

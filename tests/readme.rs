@@ -28,7 +28,11 @@ fn readme_documents_every_setting() {
         } else {
             (
                 format!("{section}.{key}"),
-                format!("SLUICE_{}_{}", section.to_uppercase(), key.to_uppercase()),
+                format!(
+                    "SLUICE_{}_{}",
+                    section.to_uppercase().replace('.', "_"),
+                    key.to_uppercase()
+                ),
             )
         };
         let default = value.trim_matches('"');

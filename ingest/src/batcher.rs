@@ -1,147 +1,386 @@
-//! The batcher: gathers the rows of many requests into batches and hands them to the sink.
+//! The batcher: cuts batches from the write-ahead log's tail and delivers them to the sink.
 //!
-//! A batch is flushed when it reaches `batch_max_rows` or `batch_max_bytes`, or when its first
-//! rows have waited `batch_linger_ms`. Up to `flush_concurrency` batches are written at once; each
-//! request is acknowledged (its `submit` returns) when the batch holding its rows is committed.
-//! On shutdown the queue is drained and everything pending is flushed before the task ends.
+//! Requests are acknowledged by the log, not here, so the linger delays only delivery. A batch
+//! is cut when it reaches `batch_max_rows` or `batch_max_bytes`, or when its first rows have
+//! waited `batch_linger_ms`. Before it is sent, its sequence range is written to the log (a
+//! `Batch` record), so that after a crash the same batch is sent again under the same
+//! deduplication token; once stored, a `Committed` record says so and segments wholly below
+//! every unconfirmed batch are deleted.
+//!
+//! A batch is retried until stored (the data is acknowledged: it cannot be dropped) with
+//! exponential backoff, or, when ClickHouse refuses it for good, written to the dead-letter
+//! directory with the reason. Up to `flush_concurrency` batches are in flight; while every
+//! flusher is busy the batcher stops cutting and the tail backs up, in memory and then on disk.
+//! On shutdown the pending rows are cut into a last batch and in-flight batches get until the
+//! deadline; what is not stored by then stays in the log for the next start.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Rows, merge_stream_rows};
 use crate::sink::{Batch, BatchSink, SinkError};
-use crate::{Error, Result};
+use crate::wal::segment::Kind;
+use crate::wal::{Recovery, SeqRange, Wal, encode_range};
 
 /// Batching settings.
 #[derive(Clone, Debug)]
 pub struct BatcherConfig {
-    /// Flush at this many rows.
+    /// Cut at this many rows.
     pub max_rows: usize,
-    /// Flush at this many bytes.
+    /// Cut at this many bytes.
     pub max_bytes: usize,
-    /// Flush when the oldest pending rows have waited this long.
+    /// Cut when the oldest pending rows have waited this long.
     pub linger: Duration,
-    /// Requests queued before `submit` refuses with [`Error::Overloaded`].
-    pub queue_capacity: usize,
     /// Batches written at the same time.
     pub flush_concurrency: usize,
+    /// On shutdown, how long in-flight batches may still take.
+    pub shutdown_timeout: Duration,
+    /// Where batches ClickHouse refuses for good are written.
+    pub dead_letter_dir: PathBuf,
 }
 
-impl From<&crate::IngestConfig> for BatcherConfig {
-    fn from(c: &crate::IngestConfig) -> Self {
+impl BatcherConfig {
+    /// The settings of `c`, with dead letters under `data_dir`.
+    pub fn new(c: &crate::IngestConfig, data_dir: &std::path::Path) -> Self {
         BatcherConfig {
             max_rows: c.batch_max_rows,
             max_bytes: c.batch_max_bytes,
             linger: Duration::from_millis(c.batch_linger_ms),
-            queue_capacity: c.queue_capacity,
             flush_concurrency: c.flush_concurrency,
+            shutdown_timeout: Duration::from_secs(c.shutdown_timeout_secs),
+            dead_letter_dir: data_dir.join("dead-letter"),
         }
     }
 }
 
-struct Submission {
-    rows: Rows,
-    ack: oneshot::Sender<Result<(), SinkError>>,
-}
-
-/// Handle for submitting rows; cheap to clone.
-#[derive(Clone)]
-pub struct BatcherHandle {
-    tx: mpsc::Sender<Submission>,
-}
-
-impl BatcherHandle {
-    /// Queues `rows` and waits until they are committed.
-    pub async fn submit(&self, rows: Rows) -> Result<()> {
-        if rows.logs.is_empty() {
-            return Ok(());
-        }
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .try_send(Submission { rows, ack })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Error::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => Error::ShuttingDown,
-            })?;
-        match done.await {
-            Ok(result) => result.map_err(Error::Sink),
-            // The batcher dropped the ack without answering: it is gone.
-            Err(_) => Err(Error::ShuttingDown),
-        }
-    }
-}
-
-/// Starts the batcher task. It ends after `shutdown` is cancelled and everything queued before
-/// has been flushed.
+/// Starts the batcher on `wal`'s tail, first sending again the batches `recovery` found
+/// unconfirmed. The task ends after `shutdown` is cancelled, once the pending rows were cut
+/// and in-flight batches stored or the shutdown deadline passed.
 pub fn spawn<S: BatchSink>(
     config: BatcherConfig,
+    wal: &Wal,
+    recovery: &Recovery,
     sink: Arc<S>,
     shutdown: CancellationToken,
-) -> (BatcherHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(config.queue_capacity);
-    let task = tokio::spawn(run(config, sink, rx, shutdown));
-    (BatcherHandle { tx }, task)
+) -> tokio::task::JoinHandle<()> {
+    let batcher = Batcher {
+        config,
+        writer: wal.writer.clone(),
+        tail: wal.tail.clone(),
+        metrics: wal.metrics.clone(),
+        wal_id: wal.id,
+        sink,
+        in_flight: BTreeSet::new(),
+        permits: Arc::new(Semaphore::new(1)),
+        hard_stop: CancellationToken::new(),
+    };
+    let replay = recovery.unconfirmed_batches.clone();
+    let cursor = recovery.next_unbatched;
+    tokio::spawn(batcher.run(replay, cursor, shutdown))
+}
+
+struct Batcher<S> {
+    config: BatcherConfig,
+    writer: crate::wal::Writer,
+    tail: Arc<crate::wal::Tail>,
+    metrics: Arc<crate::wal::WalMetrics>,
+    wal_id: u64,
+    sink: Arc<S>,
+    /// First sequence numbers of the batches cut and not yet stored.
+    in_flight: BTreeSet<u64>,
+    permits: Arc<Semaphore>,
+    /// Cancelled when the shutdown deadline passes: in-flight deliveries give up.
+    hard_stop: CancellationToken,
 }
 
 #[derive(Default)]
 struct Pending {
-    batch: Batch,
-    bytes: usize,
-    acks: Vec<oneshot::Sender<Result<(), SinkError>>>,
+    rows: Rows,
+    records: u64,
+    first_seq: Option<u64>,
+    last_seq: u64,
     since: Option<Instant>,
 }
 
 impl Pending {
-    fn add(&mut self, s: Submission) {
+    fn add(&mut self, seq: u64, rows: Rows) {
         self.since.get_or_insert_with(Instant::now);
-        self.bytes += s.rows.bytes;
-        self.batch.logs.extend(s.rows.logs);
-        self.batch.streams.extend(s.rows.streams);
-        self.acks.push(s.ack);
+        self.first_seq.get_or_insert(seq);
+        self.last_seq = seq;
+        self.records += 1;
+        self.rows.bytes += rows.bytes;
+        self.rows.logs.extend(rows.logs);
+        self.rows.streams.extend(rows.streams);
     }
 }
 
-async fn run<S: BatchSink>(
-    config: BatcherConfig,
-    sink: Arc<S>,
-    mut rx: mpsc::Receiver<Submission>,
-    shutdown: CancellationToken,
-) {
-    let permits = Arc::new(Semaphore::new(config.flush_concurrency));
-    let mut flushes = JoinSet::new();
-    let mut pending = Pending::default();
-    loop {
-        let deadline = pending.since.map(|t| t + config.linger);
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(s) => {
-                    pending.add(s);
-                    if pending.batch.logs.len() >= config.max_rows || pending.bytes >= config.max_bytes {
-                        flush(&mut pending, &sink, &permits, &mut flushes).await;
+/// What became of a batch.
+enum Outcome {
+    Stored,
+    DeadLettered,
+    /// The shutdown deadline passed first: it stays in the log.
+    Abandoned,
+}
+
+impl<S: BatchSink> Batcher<S> {
+    async fn run(mut self, replay: Vec<SeqRange>, mut cursor: u64, shutdown: CancellationToken) {
+        self.permits = Arc::new(Semaphore::new(self.config.flush_concurrency));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(SeqRange, u64, Outcome)>();
+        // From shutdown on, in-flight batches (and a cut waiting for a flusher) have
+        // `shutdown_timeout`; then they give up and stay in the log.
+        let timer = tokio::spawn({
+            let (shutdown, stop) = (shutdown.clone(), self.hard_stop.clone());
+            let timeout = self.config.shutdown_timeout;
+            async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(timeout).await;
+                stop.cancel();
+            }
+        });
+        let mut flushes = JoinSet::new();
+        for range in replay {
+            match self.tail.read_range(&range) {
+                Ok(records) => {
+                    let mut pending = Pending::default();
+                    for (seq, rows) in records {
+                        pending.add(seq, rows);
                     }
+                    tracing::info!(
+                        first = range.start(),
+                        last = range.end(),
+                        rows = pending.rows.logs.len(),
+                        "replaying an unconfirmed batch"
+                    );
+                    self.dispatch(range, pending, &done_tx, &mut flushes).await;
                 }
-                None => break,
-            },
-            _ = sleep_until(deadline) => flush(&mut pending, &sink, &permits, &mut flushes).await,
-            _ = shutdown.cancelled() => {
-                // Take what was queued before the shutdown, refuse what comes after.
-                rx.close();
-                while let Some(s) = rx.recv().await {
-                    pending.add(s);
+                Err(e) => {
+                    tracing::error!(error = %e, first = range.start(), last = range.end(), "cannot read an unconfirmed batch back from the write-ahead log");
                 }
-                break;
             }
         }
-        // Reap finished flushes so the set does not grow.
-        while flushes.try_join_next().is_some() {}
+        let mut pending = Pending::default();
+        let tail = self.tail.clone();
+        loop {
+            let deadline = pending.since.map(|t| t + self.config.linger);
+            // Rows below `seen` are pending, in flight or stored (the cursor may move on
+            // while a read is cancelled, never back).
+            let seen = cursor;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some((range, records, outcome)) = done_rx.recv() => {
+                    self.finished(range, records, outcome, &pending, seen);
+                }
+                _ = sleep_until(deadline) => {
+                    self.cut(&mut pending, &done_tx, &mut flushes).await;
+                }
+                next = tail.next(&mut cursor) => match next {
+                    Ok(records) => {
+                        for (seq, rows) in records {
+                            pending.add(seq, rows);
+                            if pending.rows.logs.len() >= self.config.max_rows
+                                || pending.rows.bytes >= self.config.max_bytes
+                            {
+                                self.cut(&mut pending, &done_tx, &mut flushes).await;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Nothing is skipped: the cursor did not move; try again shortly.
+                        tracing::error!(error = %e, cursor = seen, "reading the write-ahead log failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+            }
+            while flushes.try_join_next().is_some() {}
+        }
+        // Shutdown: what is pending goes out as a last batch; everything in flight gets until
+        // the deadline (see the timer above), then gives up and stays in the log.
+        self.cut(&mut pending, &done_tx, &mut flushes).await;
+        drop(done_tx);
+        while let Some((range, records, outcome)) = done_rx.recv().await {
+            self.finished(range, records, outcome, &pending, cursor);
+        }
+        timer.abort();
+        if !self.in_flight.is_empty() {
+            tracing::warn!(
+                batches = self.in_flight.len(),
+                "shutdown deadline passed: unstored batches stay in the write-ahead log"
+            );
+        }
+        while flushes.join_next().await.is_some() {}
     }
-    flush(&mut pending, &sink, &permits, &mut flushes).await;
-    while flushes.join_next().await.is_some() {}
+
+    /// Records the outcome of a delivery and deletes the segments nothing needs any more.
+    fn finished(
+        &mut self,
+        range: SeqRange,
+        records: u64,
+        outcome: Outcome,
+        pending: &Pending,
+        cursor: u64,
+    ) {
+        self.in_flight.remove(range.start());
+        match outcome {
+            Outcome::Stored | Outcome::DeadLettered => {
+                self.writer
+                    .append_detached(Kind::Committed, encode_range(&range));
+                self.metrics.confirmed_records.add(records);
+            }
+            Outcome::Abandoned => return,
+        }
+        let watermark = [
+            self.in_flight.first().copied(),
+            pending.first_seq,
+            Some(cursor),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(cursor);
+        match self.writer.delete_below(watermark) {
+            Ok(n) => self.metrics.segments_deleted.add(n as u64),
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting confirmed write-ahead log segments failed")
+            }
+        }
+    }
+
+    /// Cuts the pending rows into a batch: its range goes into the log, then to a flusher.
+    async fn cut(
+        &mut self,
+        pending: &mut Pending,
+        done: &mpsc::UnboundedSender<(SeqRange, u64, Outcome)>,
+        flushes: &mut JoinSet<()>,
+    ) {
+        let Some(first) = pending.first_seq else {
+            return;
+        };
+        let pending = std::mem::take(pending);
+        let range = first..=pending.last_seq;
+        // The range must be durable before the insert is sent: a crash after the insert and
+        // before the record would cut the rows again differently, under another token.
+        if let Err(e) = self.writer.append(Kind::Batch, encode_range(&range)).await {
+            tracing::error!(error = %e, "could not record a batch in the write-ahead log; sending it anyway");
+        }
+        self.dispatch(range, pending, done, flushes).await;
+    }
+
+    async fn dispatch(
+        &mut self,
+        range: SeqRange,
+        pending: Pending,
+        done: &mpsc::UnboundedSender<(SeqRange, u64, Outcome)>,
+        flushes: &mut JoinSet<()>,
+    ) {
+        let Pending { rows, records, .. } = pending;
+        let mut batch = Batch {
+            logs: rows.logs,
+            streams: rows.streams,
+            token: format!(
+                "sluice-{:016x}-{}-{}",
+                self.wal_id,
+                range.start(),
+                range.end()
+            ),
+        };
+        merge_stream_rows(&mut batch.streams);
+        self.in_flight.insert(*range.start());
+        // Waiting for a permit is the back-pressure: the tail backs up meanwhile.
+        let permit = tokio::select! {
+            p = self.permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            // Shutting down and out of time: the batch's range is in the log, it is sent at
+            // the next start.
+            _ = self.hard_stop.cancelled() => return,
+        };
+        let sink = self.sink.clone();
+        let stop = self.hard_stop.clone();
+        let dead_letter_dir = self.config.dead_letter_dir.clone();
+        let metrics = self.metrics.clone();
+        let done = done.clone();
+        flushes.spawn(async move {
+            let outcome = deliver(&*sink, &batch, &stop, &dead_letter_dir, &metrics).await;
+            drop(permit);
+            let _ = done.send((range, records, outcome));
+        });
+    }
+}
+
+/// Sends `batch` until it is stored, refused for good (then dead-lettered) or `stop` fires.
+async fn deliver<S: BatchSink>(
+    sink: &S,
+    batch: &Batch,
+    stop: &CancellationToken,
+    dead_letter_dir: &std::path::Path,
+    metrics: &crate::wal::WalMetrics,
+) -> Outcome {
+    let mut failures = 0u32;
+    loop {
+        let result = tokio::select! {
+            r = sink.write(batch) => r,
+            _ = stop.cancelled() => return Outcome::Abandoned,
+        };
+        match result {
+            Ok(()) => return Outcome::Stored,
+            Err(SinkError::Permanent(reason)) => {
+                match write_dead_letter(dead_letter_dir, batch, &reason) {
+                    Ok(path) => tracing::error!(
+                        rows = batch.logs.len(),
+                        %reason,
+                        file = %path.display(),
+                        "ClickHouse refused a batch for good: written to the dead-letter directory"
+                    ),
+                    Err(e) => tracing::error!(
+                        rows = batch.logs.len(),
+                        %reason,
+                        error = %e,
+                        "ClickHouse refused a batch for good and writing it to the dead-letter directory failed"
+                    ),
+                }
+                metrics.dead_lettered_batches.inc();
+                return Outcome::DeadLettered;
+            }
+            Err(SinkError::Retryable(e)) => {
+                failures += 1;
+                let delay = crate::sink::clickhouse::backoff(failures);
+                tracing::warn!(error = %e, failures, ?delay, token = %batch.token, "batch not stored yet; it stays in the write-ahead log and is retried");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.cancelled() => return Outcome::Abandoned,
+                }
+            }
+        }
+    }
+}
+
+/// Writes a refused batch as `<token>.ndjson` (one row per line, the `logs` table's columns)
+/// and `<token>.reason`.
+fn write_dead_letter(
+    dir: &std::path::Path,
+    batch: &Batch,
+    reason: &str,
+) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}.ndjson", batch.token));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    for row in &batch.logs {
+        serde_json::to_writer(&mut out, row).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::write(
+        dir.join(format!("{}.reason", batch.token)),
+        format!("{reason}\n"),
+    )?;
+    Ok(path)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -151,172 +390,288 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn flush<S: BatchSink>(
-    pending: &mut Pending,
-    sink: &Arc<S>,
-    permits: &Arc<Semaphore>,
-    flushes: &mut JoinSet<()>,
-) {
-    if pending.acks.is_empty() {
-        return;
-    }
-    let Pending {
-        mut batch, acks, ..
-    } = std::mem::take(pending);
-    merge_stream_rows(&mut batch.streams);
-    // Waiting for a permit here is the back-pressure: while every writer is busy the queue fills
-    // and `submit` starts refusing.
-    let permit = permits
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("semaphore never closed");
-    let sink = sink.clone();
-    flushes.spawn(async move {
-        let result = sink.write(&batch).await;
-        drop(permit);
-        for ack in acks {
-            // A client that went away does not care.
-            let _ = ack.send(result.clone());
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use store::{LogRow, StreamRow};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use crate::config::{FsyncPolicy, WalConfig};
+    use crate::wal::record::tests::sample_rows;
+
+    /// Records every batch it is given; fails the first `fail_first` attempts, with `permanent`
+    /// errors if set.
     #[derive(Default)]
     struct Recorder {
-        batches: Mutex<Vec<(usize, usize)>>,
-        fail: bool,
+        batches: Mutex<Vec<(String, Vec<String>)>>,
+        attempts: AtomicUsize,
+        fail_first: usize,
+        permanent: bool,
+        stuck: bool,
     }
 
     impl BatchSink for Recorder {
         async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
+            if self.stuck {
+                std::future::pending::<()>().await;
+            }
+            let n = self.attempts.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail_first {
+                return Err(if self.permanent {
+                    SinkError::Permanent("Code: 53. DB::Exception: Type mismatch".into())
+                } else {
+                    SinkError::Retryable("connection refused".into())
+                });
+            }
+            let bodies = batch.logs.iter().map(|r| r.body.clone()).collect();
             self.batches
                 .lock()
                 .unwrap()
-                .push((batch.logs.len(), batch.streams.len()));
-            if self.fail {
-                Err(SinkError::Permanent("nope".into()))
-            } else {
-                Ok(())
-            }
+                .push((batch.token.clone(), bodies));
+            Ok(())
         }
     }
 
-    fn rows(n: usize, stream: u64) -> Rows {
-        Rows {
-            logs: (0..n)
-                .map(|i| LogRow {
-                    stream_id: stream,
-                    timestamp: i as i64,
-                    ..LogRow::default()
-                })
-                .collect(),
-            streams: vec![StreamRow {
-                stream_id: stream,
-                first_seen: 0,
-                last_seen: n as i64,
-                ..StreamRow::default()
-            }],
-            bytes: n * 10,
-        }
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-batcher-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
     }
 
-    fn config(max_rows: usize, linger_ms: u64) -> BatcherConfig {
+    fn open(dir: &std::path::Path) -> (Wal, Recovery) {
+        let cfg = WalConfig {
+            fsync: FsyncPolicy::Off,
+            segment_bytes: 1500,
+            ..WalConfig::default()
+        };
+        Wal::open(&dir.join("wal"), &cfg).unwrap()
+    }
+
+    fn config(dir: &std::path::Path, max_rows: usize, linger_ms: u64) -> BatcherConfig {
         BatcherConfig {
             max_rows,
             max_bytes: usize::MAX,
             linger: Duration::from_millis(linger_ms),
-            queue_capacity: 16,
             flush_concurrency: 2,
+            shutdown_timeout: Duration::from_millis(300),
+            dead_letter_dir: dir.join("dead-letter"),
+        }
+    }
+
+    /// A batcher with a 10 ms linger that runs until the test ends.
+    fn start(
+        dir: &std::path::Path,
+        max_rows: usize,
+        wal: &Wal,
+        recovery: &Recovery,
+        sink: &Arc<Recorder>,
+    ) -> tokio::task::JoinHandle<()> {
+        spawn(
+            config(dir, max_rows, 10),
+            wal,
+            recovery,
+            sink.clone(),
+            CancellationToken::new(),
+        )
+    }
+
+    async fn push(wal: &Wal, body: &str) {
+        let mut rows = sample_rows();
+        rows.logs.truncate(1);
+        rows.logs[0].body = body.into();
+        wal.appender().append(rows).await.unwrap();
+    }
+
+    async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
     #[tokio::test]
-    async fn flushes_on_rows_and_merges_streams() {
+    async fn batches_are_cut_by_rows_and_linger_and_confirmed() {
+        let dir = temp_dir("cut");
+        let (wal, recovery) = open(&dir);
         let sink = Arc::new(Recorder::default());
-        let (h, task) = spawn(config(10, 60_000), sink.clone(), CancellationToken::new());
-        let (a, b) = tokio::join!(h.submit(rows(5, 1)), h.submit(rows(5, 1)));
-        a.unwrap();
-        b.unwrap();
-        assert_eq!(*sink.batches.lock().unwrap(), vec![(10, 1)]);
-        drop(h);
+        let stop = CancellationToken::new();
+        let task = spawn(
+            config(&dir, 3, 50),
+            &wal,
+            &recovery,
+            sink.clone(),
+            stop.clone(),
+        );
+        for i in 0..30 {
+            push(&wal, &format!("l{i:02}")).await;
+        }
+        wait_for("30 rows stored", || {
+            sink.batches
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|b| b.1.len())
+                .sum::<usize>()
+                == 30
+        })
+        .await;
+        let batches = sink.batches.lock().unwrap().clone();
+        let all: Vec<String> = batches.iter().flat_map(|b| b.1.clone()).collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            (0..30).map(|i| format!("l{i:02}")).collect::<Vec<_>>()
+        );
+        assert!(batches.iter().all(|b| b.1.len() <= 3), "{batches:?}");
+        let prefix = format!("sluice-{:016x}-", wal.id);
+        assert!(
+            batches.iter().all(|b| b.0.starts_with(&prefix)),
+            "{batches:?}"
+        );
+        wait_for("every request confirmed", || {
+            wal.status().backlog_records() == 0
+        })
+        .await;
+        stop.cancel();
         task.await.unwrap();
+        // Confirmed segments were deleted along the way; a restart replays nothing.
+        assert!(wal.metrics.segments_deleted.get() > 0);
+        wal.close();
+        let (_, recovery) = open(&dir);
+        assert_eq!(recovery.replay_records, 0, "{recovery:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
-    async fn flushes_on_linger() {
-        let sink = Arc::new(Recorder::default());
-        let (h, _task) = spawn(config(1_000, 20), sink.clone(), CancellationToken::new());
-        h.submit(rows(3, 1)).await.unwrap();
-        assert_eq!(*sink.batches.lock().unwrap(), vec![(3, 1)]);
-    }
-
-    #[tokio::test]
-    async fn failure_reaches_every_request_of_the_batch() {
+    async fn retryable_failures_are_retried_until_stored() {
+        let dir = temp_dir("retry");
+        let (wal, recovery) = open(&dir);
         let sink = Arc::new(Recorder {
-            fail: true,
+            fail_first: 2,
             ..Recorder::default()
         });
-        let (h, _task) = spawn(config(4, 60_000), sink, CancellationToken::new());
-        let (a, b) = tokio::join!(h.submit(rows(2, 1)), h.submit(rows(2, 2)));
-        assert!(matches!(a, Err(Error::Sink(_))));
-        assert!(matches!(b, Err(Error::Sink(_))));
+        let _task = start(&dir, 100, &wal, &recovery, &sink);
+        // Acknowledged at once, whatever the sink is doing.
+        push(&wal, "kept").await;
+        wait_for("stored after two failures", || {
+            !sink.batches.lock().unwrap().is_empty()
+        })
+        .await;
+        assert_eq!(sink.attempts.load(Ordering::SeqCst), 3);
+        assert_eq!(sink.batches.lock().unwrap()[0].1, vec!["kept"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
-    async fn shutdown_flushes_pending_then_refuses() {
-        let sink = Arc::new(Recorder::default());
-        let token = CancellationToken::new();
-        let (h, task) = spawn(config(1_000, 60_000), sink.clone(), token.clone());
-        let pending = tokio::spawn({
-            let h = h.clone();
-            async move { h.submit(rows(7, 1)).await }
+    async fn a_permanently_refused_batch_is_dead_lettered_with_its_reason() {
+        let dir = temp_dir("dead");
+        let (wal, recovery) = open(&dir);
+        let sink = Arc::new(Recorder {
+            fail_first: 1,
+            permanent: true,
+            ..Recorder::default()
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        token.cancel();
-        pending.await.unwrap().unwrap();
-        task.await.unwrap();
-        assert_eq!(*sink.batches.lock().unwrap(), vec![(7, 1)]);
-        assert!(matches!(
-            h.submit(rows(1, 1)).await,
-            Err(Error::ShuttingDown)
-        ));
+        let _task = start(&dir, 100, &wal, &recovery, &sink);
+        push(&wal, "refused line").await;
+        wait_for("dead letter", || {
+            wal.metrics.dead_lettered_batches.get() == 1
+        })
+        .await;
+        wait_for("confirmed", || wal.status().backlog_records() == 0).await;
+        let files: Vec<PathBuf> = std::fs::read_dir(dir.join("dead-letter"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let rows = files
+            .iter()
+            .find(|p| p.extension().unwrap() == "ndjson")
+            .unwrap();
+        let text = std::fs::read_to_string(rows).unwrap();
+        let row: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(row["Body"], "refused line");
+        let reason = std::fs::read_to_string(rows.with_extension("reason")).unwrap();
+        assert!(reason.contains("Type mismatch"), "{reason}");
+        assert!(sink.batches.lock().unwrap().is_empty(), "not retried");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
-    async fn full_queue_is_refused() {
-        // A sink that never finishes keeps the single permit; the queue then fills.
-        struct Stuck;
-        impl BatchSink for Stuck {
-            async fn write(&self, _: &Batch) -> Result<(), SinkError> {
-                std::future::pending().await
-            }
+    async fn an_unstored_batch_survives_shutdown_and_is_sent_again_under_the_same_token() {
+        let dir = temp_dir("replay");
+        let (wal, recovery) = open(&dir);
+        let stuck = Arc::new(Recorder {
+            stuck: true,
+            ..Recorder::default()
+        });
+        let stop = CancellationToken::new();
+        let task = spawn(config(&dir, 2, 10), &wal, &recovery, stuck, stop.clone());
+        for i in 0..5 {
+            push(&wal, &format!("l{i}")).await;
         }
-        let cfg = BatcherConfig {
-            queue_capacity: 1,
-            flush_concurrency: 1,
-            ..config(1, 60_000)
-        };
-        let (h, _task) = spawn(cfg, Arc::new(Stuck), CancellationToken::new());
-        let mut waiting = Vec::new();
-        let mut refused = false;
-        for _ in 0..10 {
-            let h2 = h.clone();
-            waiting.push(tokio::spawn(async move { h2.submit(rows(1, 1)).await }));
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            if waiting.iter().any(|w| w.is_finished()) {
-                refused = true;
-                break;
-            }
+        // Two batches of two are in flight, the fifth row is pending.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(wal.status().backlog_records(), 5);
+        wal.close();
+
+        let (wal, recovery) = open(&dir);
+        assert_eq!(recovery.replay_records, 5);
+        assert_eq!(recovery.unconfirmed_batches.len(), 3, "{recovery:?}");
+        let tokens: Vec<String> = recovery
+            .unconfirmed_batches
+            .iter()
+            .map(|r| wal.token(r))
+            .collect();
+        let sink = Arc::new(Recorder::default());
+        let _task = start(&dir, 2, &wal, &recovery, &sink);
+        wait_for("replayed", || sink.batches.lock().unwrap().len() == 3).await;
+        let mut sent: Vec<String> = sink
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.0.clone())
+            .collect();
+        sent.sort();
+        let mut expected = tokens;
+        expected.sort();
+        assert_eq!(sent, expected, "the same batches under the same tokens");
+        let mut rows: Vec<String> = sink
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.1.clone())
+            .collect();
+        rows.sort();
+        assert_eq!(rows, vec!["l0", "l1", "l2", "l3", "l4"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_exact_repeat_of_a_request_is_stored_once() {
+        let dir = temp_dir("repeat");
+        let (wal, recovery) = open(&dir);
+        let sink = Arc::new(Recorder::default());
+        let _task = start(&dir, 100, &wal, &recovery, &sink);
+        for _ in 0..3 {
+            push(&wal, "same").await;
         }
-        assert!(refused, "a full queue must refuse");
-        let done = waiting.into_iter().find(|w| w.is_finished()).unwrap();
-        assert!(matches!(done.await.unwrap(), Err(Error::Overloaded)));
+        push(&wal, "other").await;
+        wait_for("stored", || wal.status().backlog_records() == 0).await;
+        let rows: Vec<String> = sink
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.1.clone())
+            .collect();
+        assert_eq!(rows, vec!["same", "other"]);
+        assert_eq!(wal.metrics.duplicate_requests.get(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

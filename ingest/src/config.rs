@@ -32,12 +32,14 @@ pub struct IngestConfig {
     pub batch_max_bytes: usize,
     /// ... or its first row has waited this long, in milliseconds.
     pub batch_linger_ms: u64,
-    /// Requests waiting for the batcher before new ones get 503 with `Retry-After`.
-    pub queue_capacity: usize,
     /// Batches written to ClickHouse at the same time.
     pub flush_concurrency: usize,
-    /// Attempts for a batch insert that fails with a retryable error.
+    /// Attempts for a batch insert that fails with a retryable error before the batch counts
+    /// as failed; it stays in the write-ahead log and is tried again after a backoff.
     pub insert_attempts: u32,
+    /// On SIGTERM, how long batches still being written may take; what is not stored by then
+    /// stays in the write-ahead log for the next start.
+    pub shutdown_timeout_secs: u64,
     /// Cache backend of the stream registry: `epoch`, `moka`, `quick_cache` or `dashmap`.
     pub stream_registry: String,
     /// Streams the registry remembers before it evicts (evicted streams are only re-parsed).
@@ -131,9 +133,9 @@ impl Default for IngestConfig {
             batch_max_rows: 50_000,
             batch_max_bytes: 32 << 20,
             batch_linger_ms: 1000,
-            queue_capacity: 1024,
             flush_concurrency: 2,
             insert_attempts: 5,
+            shutdown_timeout_secs: 10,
             stream_registry: "epoch".into(),
             stream_registry_capacity: 1_000_000,
             wal: WalConfig::default(),
@@ -154,7 +156,7 @@ impl IngestConfig {
             ("batch_max_rows", self.batch_max_rows as u64),
             ("batch_max_bytes", self.batch_max_bytes as u64),
             ("batch_linger_ms", self.batch_linger_ms),
-            ("queue_capacity", self.queue_capacity as u64),
+            ("shutdown_timeout_secs", self.shutdown_timeout_secs),
             ("flush_concurrency", self.flush_concurrency as u64),
             ("insert_attempts", u64::from(self.insert_attempts)),
             ("stream_registry_capacity", self.stream_registry_capacity),

@@ -2,8 +2,7 @@
 //! stream registry, the batcher and the ClickHouse sink.
 //!
 //! A request flows `receiver` → `codec` (bytes to decoded streams) → `pipeline` (labels,
-//! limits, rows) → `batcher` → `sink`, and is acknowledged once the batch holding its rows is
-//! committed.
+//! limits, rows) → `wal` (durable: the request is acknowledged) → `batcher` → `sink`.
 
 pub mod batcher;
 pub mod codec;
@@ -51,18 +50,28 @@ pub enum Error {
         /// Names the problem and where it is.
         msg: String,
     },
-    /// The batcher's queue is full.
-    #[error("ingest queue is full, retry later")]
-    Overloaded,
+    /// The write-ahead log is at its disk budget.
+    #[error("{0}; retry later")]
+    WalFull(wal::AppendError),
+    /// The write-ahead log cannot take appends (a write or fsync failed).
+    #[error("{0}")]
+    WalFailed(wal::AppendError),
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
-    /// ClickHouse did not take the batch.
-    #[error("storing the batch failed: {0}")]
-    Sink(#[from] sink::SinkError),
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+impl From<wal::AppendError> for Error {
+    fn from(e: wal::AppendError) -> Self {
+        match e {
+            wal::AppendError::Full { .. } => Error::WalFull(e),
+            wal::AppendError::Failed(_) => Error::WalFailed(e),
+            wal::AppendError::Closed => Error::ShuttingDown,
+        }
+    }
 }
 
 /// Result alias of the write path.
@@ -80,9 +89,8 @@ impl Error {
             Error::Decode(_) | Error::Invalid { .. } | Error::BodyRead(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Error::Overloaded | Error::ShuttingDown | Error::Sink(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::WalFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::WalFailed(_) | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,9 +103,9 @@ impl Error {
             Error::BodyRead(_) => "body_read",
             Error::UnsupportedMediaType { .. } => "unsupported_media_type",
             Error::Invalid { reason, .. } => reason,
-            Error::Overloaded => "overloaded",
+            Error::WalFull(_) => "wal_full",
+            Error::WalFailed(_) => "wal_failed",
             Error::ShuttingDown => "shutting_down",
-            Error::Sink(_) => "clickhouse",
             Error::Config(_) => "config",
         }
     }

@@ -40,9 +40,9 @@ pub const ERROR_REASONS: &[&str] = &[
     "line_too_long",
     "bad_tenant",
     "body_read",
-    "overloaded",
+    "wal_full",
+    "wal_failed",
     "shutting_down",
-    "clickhouse",
     "config",
 ];
 

@@ -198,6 +198,14 @@ run_case pino-loki-direct node "$HERE/pino-loki.js" direct
 
 # --- 6. What landed in ClickHouse ---------------------------------------------------------------
 kill -0 "$SLUICE_PID" 2>/dev/null || log "sluice is no longer running (see its log below)"
+# A 204 means durable in sluice's write-ahead log; the rows reach ClickHouse a linger later.
+for _ in $(seq 1 300); do  # 60 s
+    backlog=$(curl -s --max-time 2 "$SLUICE_URL/metrics" | awk '$1 == "sluice_wal_backlog_records" {print $2}' || true)
+    [[ $backlog == 0 ]] && break
+    kill -0 "$SLUICE_PID" 2>/dev/null || break
+    sleep 0.2
+done
+[[ ${backlog:-} == 0 ]] || log "acknowledged requests still not in ClickHouse (backlog ${backlog:-unknown})"
 set +e
 "$PY" "$HERE/check.py" --clickhouse "$CLICKHOUSE_URL" --database "$DB" --work "$WORK" \
     "${CASES[@]}" >"$WORK/check.out"

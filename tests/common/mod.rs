@@ -156,8 +156,39 @@ impl Sluice {
             .with_compression(clickhouse::Compression::None)
     }
 
-    /// All log rows, ordered by tenant, timestamp, body.
+    /// Waits until every acknowledged request is confirmed in ClickHouse: a `204` means durable
+    /// in the write-ahead log, and rows reach ClickHouse a linger later. Returns at once when
+    /// the server is no longer running.
+    pub async fn settle(&self) {
+        if self.child.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = match reqwest::get(self.url("/metrics")).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => return,
+            };
+            assert!(
+                text.contains("\nsluice_wal_backlog_records "),
+                "no backlog gauge in /metrics:\n{text}"
+            );
+            if metric(&text, "sluice_wal_backlog_records") == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "acknowledged requests not in ClickHouse after 60 s. Log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// All log rows, ordered by tenant, timestamp, body, once every acknowledged request is
+    /// stored.
     pub async fn logs(&self) -> Vec<LogRow> {
+        self.settle().await;
         self.ch()
             .query("SELECT ?fields FROM logs ORDER BY Tenant, Timestamp, Body")
             .fetch_all::<LogRow>()
@@ -165,8 +196,10 @@ impl Sluice {
             .expect("read logs")
     }
 
-    /// All stream rows, merged, ordered by tenant and stream id.
+    /// All stream rows, merged, ordered by tenant and stream id, once every acknowledged
+    /// request is stored.
     pub async fn streams(&self) -> Vec<StreamRow> {
+        self.settle().await;
         self.ch()
             .query(
                 "SELECT Tenant, StreamId, any(Labels) AS Labels, min(FirstSeen) AS FirstSeen, \
@@ -177,8 +210,9 @@ impl Sluice {
             .expect("read streams")
     }
 
-    /// Number of rows in `logs`.
+    /// Number of rows in `logs`, once every acknowledged request is stored.
     pub async fn count(&self) -> u64 {
+        self.settle().await;
         self.ch()
             .query("SELECT count() FROM logs")
             .fetch_one::<u64>()

@@ -1,8 +1,9 @@
 //! HTTP receivers: `POST /loki/api/v1/push` and `POST /insert/jsonline`.
 //!
 //! Each handler reads the body under the size limits, decodes it, normalises it into rows and
-//! waits for the batch holding them to be committed: `204 No Content` then means stored. Any
-//! refusal is a 4xx with a message naming the problem and nothing of the request is stored.
+//! appends them to the write-ahead log: `204 No Content` means they are durable there (per the
+//! fsync policy) and will reach ClickHouse. Any refusal is a 4xx with a message naming the
+//! problem, and nothing of the request is stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
 
-use crate::batcher::BatcherHandle;
 use crate::codec::time::now_nanos;
 use crate::codec::{self, Decoded, encoding, jsonline};
 use crate::metrics::{Endpoint, IngestMetrics};
@@ -27,8 +27,8 @@ use crate::{Error, IngestConfig, Result};
 pub struct IngestState {
     /// Normalisation and the stream registry.
     pub pipeline: Arc<Pipeline>,
-    /// Where rows go.
-    pub batcher: BatcherHandle,
+    /// Where rows go: the write-ahead log.
+    pub wal: crate::wal::Appender,
     /// Counters.
     pub metrics: Arc<IngestMetrics>,
 }
@@ -161,7 +161,7 @@ async fn store(
         .pipeline
         .normalise(tenant, decoded.streams, now_nanos())?;
     let n = rows.logs.len();
-    state.batcher.submit(rows).await?;
+    state.wal.append(rows).await?;
     // Counted once the request is stored, like its entries.
     state.metrics.invalid_utf8(endpoint, decoded.invalid_utf8);
     Ok(n)

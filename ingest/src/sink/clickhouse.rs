@@ -85,12 +85,12 @@ impl ClickHouseSink {
 impl BatchSink for ClickHouseSink {
     async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
         let started = Instant::now();
-        let token = batch.dedup_token();
+        let token = &batch.token;
         // Streams first: a query that finds a row can always find its labels.
         let result = async {
             self.with_retries::<StreamRow>("streams", &batch.streams, &format!("{token}-s"))
                 .await?;
-            self.with_retries::<LogRow>("logs", &batch.logs, &token)
+            self.with_retries::<LogRow>("logs", &batch.logs, token)
                 .await
         }
         .await;

@@ -205,19 +205,67 @@ impl Wal {
         ))
     }
 
+    /// A handle for the receivers.
+    pub fn appender(&self) -> Appender {
+        Appender {
+            writer: self.writer.clone(),
+            recent: self.recent.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// The deduplication token of a batch: the log's id and the batch's sequence range, so a
     /// batch sent again after a timeout or a crash is stored once.
     pub fn token(&self, range: &SeqRange) -> String {
         format!("sluice-{:016x}-{}-{}", self.id, range.start(), range.end())
     }
 
-    /// Stops the writer after a last fsync; `writer` clones held elsewhere must be gone.
+    /// Stops the writer after a last fsync. Appends through remaining handles fail.
     pub fn close(mut self) {
-        let thread = self.thread.take();
-        drop(self);
-        if let Some(t) = thread {
+        self.writer.close();
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// What `/metrics` needs; holds no writer, so it does not keep the log open.
+    pub fn status(&self) -> WalStatus {
+        WalStatus {
+            shared: self.writer.shared().clone(),
+            tail: self.tail.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// What the receivers hold to make requests durable; cheap to clone.
+#[derive(Clone)]
+pub struct Appender {
+    writer: Writer,
+    recent: Arc<RecentRequests>,
+    metrics: Arc<WalMetrics>,
+}
+
+impl Appender {
+    /// Makes a request's rows durable. An exact repeat of a request still in the log (a client
+    /// retrying after a lost answer) is acknowledged without being appended again.
+    pub async fn append(&self, rows: crate::pipeline::Rows) -> Result<(), AppendError> {
+        if rows.logs.is_empty() {
+            return Ok(());
+        }
+        let mut payload = Vec::with_capacity(rows.bytes + 64);
+        record::encode(&rows, &mut payload);
+        let digest = digest(&payload);
+        if !self.recent.insert(digest) {
+            self.metrics.duplicate_requests.inc();
+            return Ok(());
+        }
+        let result = self.writer.append_rows(payload, rows).await;
+        if result.is_err() {
+            // Not stored: the client's retry must be.
+            self.recent.remove(digest);
+        }
+        result.map(|_| ())
     }
 }
 
@@ -316,6 +364,8 @@ fn log_id(dir: &Path) -> io::Result<u64> {
 pub struct WalMetrics {
     /// Records appended.
     pub appends: Counter,
+    /// `Rows` records appended (acknowledged requests).
+    pub rows_appended: Counter,
     /// Groups written (one write and at most one fsync each).
     pub groups: Counter,
     /// Bytes appended, framing included.
@@ -336,12 +386,17 @@ pub struct WalMetrics {
     pub duplicate_requests: Counter,
     /// Rows records read back from the files because they did not fit in memory.
     pub records_read_back: Counter,
+    /// Rows records whose batch ClickHouse stored (or refused for good).
+    pub confirmed_records: Counter,
+    /// Batches ClickHouse refused for good, written to the dead-letter directory.
+    pub dead_lettered_batches: Counter,
 }
 
 impl Default for WalMetrics {
     fn default() -> Self {
         WalMetrics {
             appends: Counter::new(),
+            rows_appended: Counter::new(),
             groups: Counter::new(),
             bytes_written: Counter::new(),
             segments_created: Counter::new(),
@@ -352,6 +407,8 @@ impl Default for WalMetrics {
             corrupt_segments: Counter::new(),
             duplicate_requests: Counter::new(),
             records_read_back: Counter::new(),
+            confirmed_records: Counter::new(),
+            dead_lettered_batches: Counter::new(),
         }
     }
 }
@@ -571,5 +628,137 @@ mod tests {
         assert_eq!(decode_range(&backwards), None);
         assert_eq!(decode_range(&[0; 15]), None);
         assert_eq!(decode_range(&[0; 17]), None);
+    }
+}
+
+/// The log's gauges and counters for `/metrics`.
+#[derive(Clone)]
+pub struct WalStatus {
+    shared: Arc<writer::Shared>,
+    tail: Arc<Tail>,
+    metrics: Arc<WalMetrics>,
+}
+
+impl WalStatus {
+    /// Acknowledged requests (`Rows` records) not yet confirmed by ClickHouse.
+    pub fn backlog_records(&self) -> u64 {
+        let m = &self.metrics;
+        (m.replayed_records.get() + m.rows_appended.get()).saturating_sub(m.confirmed_records.get())
+    }
+
+    /// Why the log takes no appends, if it does not.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failed.lock().expect("not poisoned").clone()
+    }
+
+    /// Appends the Prometheus text of the log's metrics.
+    pub fn render(&self, out: &mut String) {
+        use store::metrics::{render_header, render_sample};
+        let m = &self.metrics;
+        let segments = self.shared.segments.lock().expect("not poisoned").len() as u64;
+        let gauges: [(&str, &str, u64); 5] = [
+            (
+                "sluice_wal_disk_bytes",
+                "Bytes of write-ahead log segments on disk.",
+                self.shared
+                    .disk_bytes
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "sluice_wal_segments",
+                "Write-ahead log segment files on disk.",
+                segments,
+            ),
+            (
+                "sluice_wal_memory_bytes",
+                "Acknowledged rows held in memory for the batcher.",
+                self.tail.memory_bytes() as u64,
+            ),
+            (
+                "sluice_wal_backlog_records",
+                "Acknowledged requests not yet confirmed by ClickHouse.",
+                self.backlog_records(),
+            ),
+            (
+                "sluice_wal_failed",
+                "1 when the write-ahead log takes no appends (a write or fsync failed).",
+                u64::from(self.failure().is_some()),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            render_header(out, name, "gauge", help);
+            render_sample(out, name, "", value);
+        }
+        let counters: [(&str, &str, &Counter); 12] = [
+            (
+                "sluice_wal_appends_total",
+                "Records appended to the write-ahead log.",
+                &m.appends,
+            ),
+            (
+                "sluice_wal_groups_total",
+                "Append groups written (one write, at most one fsync each).",
+                &m.groups,
+            ),
+            (
+                "sluice_wal_bytes_written_total",
+                "Bytes appended to the write-ahead log.",
+                &m.bytes_written,
+            ),
+            (
+                "sluice_wal_segments_created_total",
+                "Write-ahead log segments started.",
+                &m.segments_created,
+            ),
+            (
+                "sluice_wal_segments_deleted_total",
+                "Write-ahead log segments deleted once confirmed.",
+                &m.segments_deleted,
+            ),
+            (
+                "sluice_wal_replayed_records_total",
+                "Requests replayed from the write-ahead log at start-up.",
+                &m.replayed_records,
+            ),
+            (
+                "sluice_wal_torn_tails_total",
+                "Torn tail records dropped at start-up (never acknowledged).",
+                &m.torn_tails,
+            ),
+            (
+                "sluice_wal_corrupt_segments_total",
+                "Damaged write-ahead log segments moved aside at start-up.",
+                &m.corrupt_segments,
+            ),
+            (
+                "sluice_wal_duplicate_requests_total",
+                "Requests acknowledged as exact repeats of one still in the log.",
+                &m.duplicate_requests,
+            ),
+            (
+                "sluice_wal_records_read_back_total",
+                "Requests read back from disk because they did not fit in memory.",
+                &m.records_read_back,
+            ),
+            (
+                "sluice_wal_confirmed_records_total",
+                "Requests whose batch ClickHouse stored or refused for good.",
+                &m.confirmed_records,
+            ),
+            (
+                "sluice_dead_letter_batches_total",
+                "Batches ClickHouse refused for good, written to the dead-letter directory.",
+                &m.dead_lettered_batches,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            render_header(out, name, "counter", help);
+            render_sample(out, name, "", counter.get());
+        }
+        m.fsync_duration.render(
+            out,
+            "sluice_wal_fsync_duration_seconds",
+            "Time of one write-ahead log fsync.",
+        );
     }
 }

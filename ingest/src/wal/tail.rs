@@ -119,13 +119,7 @@ impl Tail {
                 } else if *cursor < s.written {
                     Some(s.written)
                 } else {
-                    if s.spilled_at.is_some() {
-                        // Caught up with the files: memory is complete again from here.
-                        s.spilled_at = None;
-                        s.complete_from = *cursor;
-                        s.bytes = 0;
-                        s.items.clear();
-                    }
+                    Self::unspill(&mut s, *cursor);
                     None
                 }
             };
@@ -134,12 +128,30 @@ impl Tail {
                     let (rows, next) = self.read_segment_from(*cursor, until)?;
                     *cursor = next;
                     self.metrics.records_read_back.add(rows.len() as u64);
+                    self.unspill_if_caught_up(*cursor);
                     if !rows.is_empty() {
                         return Ok(rows);
                     }
                 }
                 None => notified.await,
             }
+        }
+    }
+
+    fn unspill_if_caught_up(&self, cursor: u64) {
+        let mut s = self.state.lock().expect("not poisoned");
+        if cursor >= s.written {
+            Self::unspill(&mut s, cursor);
+        }
+    }
+
+    /// Caught up with the files: memory is complete again from `cursor` on.
+    fn unspill(s: &mut State, cursor: u64) {
+        if s.spilled_at.is_some() || cursor > s.complete_from {
+            s.spilled_at = None;
+            s.complete_from = cursor;
+            s.bytes = 0;
+            s.items.clear();
         }
     }
 

@@ -41,6 +41,12 @@ pub enum AppendError {
     Closed,
 }
 
+enum Op {
+    Append(Append),
+    /// Fsync and stop, whatever handles remain.
+    Close,
+}
+
 struct Append {
     kind: Kind,
     payload: Vec<u8>,
@@ -67,7 +73,7 @@ pub(crate) struct Shared {
 /// after a last fsync.
 #[derive(Clone)]
 pub struct Writer {
-    tx: Sender<Append>,
+    tx: Sender<Op>,
     shared: Arc<Shared>,
     max_bytes: u64,
 }
@@ -151,12 +157,12 @@ impl Writer {
         }
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Append {
+            .send(Op::Append(Append {
                 kind,
                 payload,
                 rows,
                 done,
-            })
+            }))
             .map_err(|_| AppendError::Closed)?;
         wait.await.unwrap_or(Err(AppendError::Closed))
     }
@@ -164,12 +170,21 @@ impl Writer {
     /// Appends without waiting; for records whose loss a restart repairs (confirmations).
     pub fn append_detached(&self, kind: Kind, payload: Vec<u8>) {
         let (done, _) = oneshot::channel();
-        let _ = self.tx.send(Append {
+        let _ = self.tx.send(Op::Append(Append {
             kind,
             payload,
             rows: None,
             done,
-        });
+        }));
+    }
+
+    /// Asks the thread to fsync and stop; later appends fail with [`AppendError::Closed`].
+    pub(crate) fn close(&self) {
+        let _ = self.tx.send(Op::Close);
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Bytes of the log on disk.
@@ -238,7 +253,7 @@ impl Active {
 }
 
 struct Thread {
-    rx: Receiver<Append>,
+    rx: Receiver<Op>,
     shared: Arc<Shared>,
     active: Active,
     next_seq: u64,
@@ -262,7 +277,7 @@ impl Thread {
                 Some(since) => {
                     let wait = self.interval.saturating_sub(since.elapsed());
                     match self.rx.recv_timeout(wait) {
-                        Ok(a) => a,
+                        Ok(op) => op,
                         Err(RecvTimeoutError::Timeout) => {
                             self.sync_if_due();
                             continue;
@@ -271,24 +286,33 @@ impl Thread {
                     }
                 }
                 None => match self.rx.recv() {
-                    Ok(a) => a,
+                    Ok(op) => op,
                     Err(_) => break,
                 },
             };
+            let Op::Append(first) = first else { break };
             let mut group = vec![first];
             let mut bytes = group[0].payload.len();
+            let mut closing = false;
             while bytes < MAX_GROUP_BYTES {
                 match self.rx.try_recv() {
-                    Ok(a) => {
+                    Ok(Op::Append(a)) => {
                         bytes += a.payload.len();
                         group.push(a);
+                    }
+                    Ok(Op::Close) => {
+                        closing = true;
+                        break;
                     }
                     Err(_) => break,
                 }
             }
             self.write_group(group, &mut buf);
+            if closing {
+                break;
+            }
         }
-        // Every handle is gone: make what was written durable whatever the policy.
+        // Closing: make what was written durable whatever the policy.
         if self.failed().is_none()
             && let Err(e) = self.active.file.sync_data()
         {
@@ -345,6 +369,8 @@ impl Thread {
         }
         match result {
             Ok(()) => {
+                let rows = group.iter().filter(|a| a.kind == Kind::Rows).count();
+                self.metrics.rows_appended.add(rows as u64);
                 self.active.bytes += buf.len() as u64;
                 self.shared
                     .disk_bytes
