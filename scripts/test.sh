@@ -5,7 +5,7 @@
 #
 # Starts the local ClickHouse (chDB) if it is not running and stops it again at the end if this
 # script started it; then: rustfmt check, clippy -D warnings, cargo test for the workspace, the
-# cache crate's loom models, the ClickHouse front's and the deploy files' Python tests, and the
+# write-ahead log's fault tests, the cache crate's loom models, the ClickHouse front's and the deploy files' Python tests, and the
 # real third-party Loki clients. Environment:
 #   CLICKHOUSE_PORT   port of the local ClickHouse (default 8123)
 #   CARGO_BUILD_JOBS  cargo parallelism (default 2)
@@ -46,6 +46,9 @@ step clickhouse scripts/local-clickhouse.sh start
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 step cargo-test cargo test --workspace
+# The write-ahead log's fault tests (SIGKILL under load, ClickHouse stopped under load, the disk
+# budget, torn and damaged segments) stop and start the local ClickHouse: one at a time, alone.
+step faults cargo test --test faults -- --test-threads=1
 if [[ -x scripts/loom.sh ]]; then
     step loom scripts/loom.sh
 fi

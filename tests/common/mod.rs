@@ -46,6 +46,7 @@ pub struct Sluice {
     pub child: Option<Child>,
     pub data_dir: std::path::PathBuf,
     log_path: std::path::PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Sluice {
@@ -64,15 +65,39 @@ impl Sluice {
         let data_dir = std::env::temp_dir().join(format!("sluice-test-{database}"));
         std::fs::create_dir_all(&data_dir).unwrap();
         let log_path = data_dir.join("sluice.log");
-        let log = std::fs::File::create(&log_path).unwrap();
+        let mut s = Sluice {
+            base: format!("http://127.0.0.1:{port}"),
+            database,
+            child: None,
+            data_dir,
+            log_path,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        s.spawn();
+        s.wait_ready().await;
+        s
+    }
+
+    /// Starts the process (again) with the same database, data directory, port and settings;
+    /// its output is appended to the same log.
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
         let mut cmd = clean_sluice_command(&["serve"]);
-        cmd.env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+        cmd.env("SLUICE_LISTEN", self.base.trim_start_matches("http://"))
             .env("SLUICE_CLICKHOUSE_URL", clickhouse_url())
-            .env("SLUICE_CLICKHOUSE_DATABASE", &database)
-            .env("SLUICE_DATA_DIR", &data_dir)
+            .env("SLUICE_CLICKHOUSE_DATABASE", &self.database)
+            .env("SLUICE_DATA_DIR", &self.data_dir)
             .env("SLUICE_INGEST_BATCH_LINGER_MS", "50")
             .env("SLUICE_LOG", "info");
-        for (k, v) in env {
+        for (k, v) in &self.env {
             cmd.env(k, v);
         }
         let child = cmd
@@ -81,15 +106,25 @@ impl Sluice {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn sluice");
-        let mut s = Sluice {
-            base: format!("http://127.0.0.1:{port}"),
-            database,
-            child: Some(child),
-            data_dir,
-            log_path,
-        };
-        s.wait_ready().await;
-        s
+        self.child = Some(child);
+    }
+
+    /// Kills the process with SIGKILL (by its own pid) and waits for it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the process again after [`Sluice::kill9`] or [`Sluice::terminate`], with `env`
+    /// replacing the settings it was started with, and waits until `/ready`.
+    pub async fn restart(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.spawn();
+        self.wait_ready().await;
     }
 
     async fn wait_ready(&mut self) {
