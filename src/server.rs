@@ -14,6 +14,7 @@ use ingest::IngestState;
 use ingest::batcher::{self, BatcherConfig};
 use ingest::metrics::IngestMetrics;
 use ingest::pipeline::Pipeline;
+use ingest::sink::breaker::{Breaker, BreakerState};
 use ingest::sink::clickhouse::ClickHouseSink;
 use ingest::wal::Wal;
 use query::api::QueryState;
@@ -30,6 +31,8 @@ pub struct OpsState {
     pub ingest_metrics: Arc<IngestMetrics>,
     /// The write-ahead log's metrics.
     pub wal: ingest::wal::WalStatus,
+    /// The circuit breaker in front of ClickHouse.
+    pub breaker: Arc<Breaker>,
     /// For the stream registry's metrics.
     pub pipeline: Arc<Pipeline>,
     /// For the query and results cache metrics.
@@ -47,22 +50,43 @@ pub fn app(ingest: IngestState, ops: OpsState) -> Router {
         .merge(query::api::router(query))
 }
 
-/// Ready when ClickHouse answers a trivial query within two seconds.
+/// Ready when pushes are acknowledged: the write-ahead log takes appends and has room. Whether
+/// ClickHouse answers (a trivial query within two seconds) and the breaker's state are reported
+/// in the body; a failing ClickHouse alone does not make the node unready, since its pushes go
+/// into the log and reach ClickHouse once it is back.
 async fn ready(State(ops): State<OpsState>) -> impl IntoResponse {
+    if let Some(e) = ops.wal.failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the write-ahead log takes no appends: {e}\n"),
+        );
+    }
+    if ops.wal.is_full() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the write-ahead log is at its disk budget (ingest.wal.max_bytes); {} acknowledged requests wait for ClickHouse\n",
+                ops.wal.backlog_records()
+            ),
+        );
+    }
     let probe = ops.clickhouse.query("SELECT 1").fetch_one::<u8>();
-    match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(1)) => (StatusCode::OK, "ready\n".to_string()),
-        Ok(Ok(other)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("ClickHouse answered {other} to SELECT 1\n"),
-        ),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("ClickHouse is not ready: {e}\n"),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ClickHouse did not answer within 2s\n".to_string(),
+    let clickhouse = match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(1)) => None,
+        Ok(Ok(other)) => Some(format!("ClickHouse answered {other} to SELECT 1")),
+        Ok(Err(e)) => Some(format!("ClickHouse is not answering: {e}")),
+        Err(_) => Some("ClickHouse did not answer within 2s".to_string()),
+    };
+    let breaker = ops.breaker.state();
+    match (clickhouse, breaker) {
+        (None, BreakerState::Closed) => (StatusCode::OK, "ready\n".to_string()),
+        (trouble, breaker) => (
+            StatusCode::OK,
+            format!(
+                "ready: pushes are acknowledged into the write-ahead log ({} waiting for ClickHouse)\n{}circuit breaker: {breaker:?}\n",
+                ops.wal.backlog_records(),
+                trouble.map(|t| format!("{t}\n")).unwrap_or_default(),
+            ),
         ),
     }
 }
@@ -76,6 +100,30 @@ async fn metrics(State(ops): State<OpsState>) -> impl IntoResponse {
     ));
     ops.ingest_metrics.render(&mut out);
     ops.wal.render(&mut out);
+    store::metrics::render_header(
+        &mut out,
+        "sluice_clickhouse_breaker_state",
+        "gauge",
+        "Circuit breaker in front of ClickHouse: 0 closed, 1 half-open (probing), 2 open.",
+    );
+    store::metrics::render_sample(
+        &mut out,
+        "sluice_clickhouse_breaker_state",
+        "",
+        ops.breaker.state() as u64,
+    );
+    store::metrics::render_header(
+        &mut out,
+        "sluice_clickhouse_breaker_opened_total",
+        "counter",
+        "Times the circuit breaker opened.",
+    );
+    store::metrics::render_sample(
+        &mut out,
+        "sluice_clickhouse_breaker_opened_total",
+        "",
+        ops.breaker.opened.get(),
+    );
     ops.pipeline.registry().render_metrics(&mut out);
     ops.query.render_metrics(&mut out);
     (
@@ -118,11 +166,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // Replayed batches are queued ahead of anything new; acknowledgements start as soon as the
     // log is read, so a restart during a ClickHouse outage still takes pushes.
+    let breaker = Arc::new(Breaker::default());
     let batcher_task = batcher::spawn(
         BatcherConfig::new(&config.ingest, &config.data_dir),
         &wal,
         &recovery,
         sink,
+        breaker.clone(),
         shutdown.clone(),
     );
     let pipeline = Arc::new(Pipeline::new(
@@ -141,6 +191,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         clickhouse: config.clickhouse.client(),
         ingest_metrics: metrics,
         wal: wal.status(),
+        breaker,
         pipeline,
         query,
     };

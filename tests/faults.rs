@@ -273,6 +273,9 @@ async fn disk_budget_during_an_outage_answers_429_and_loses_nothing() {
         full = metric(&metrics, "sluice_ingest_errors_total{reason=\"wal_full\"}") > 0;
     }
     assert!(full, "the disk budget was never reached");
+    let ready = reqwest::get(s.url("/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready while the log is full");
+    assert!(ready.text().await.unwrap().contains("disk budget"));
     let at_budget = load.acks();
     outage.end();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -407,4 +410,239 @@ async fn a_damaged_record_mid_segment_is_reported_and_the_rest_stored() {
         "kept as found for inspection"
     );
     assert!(s.log().contains("segment is damaged"), "{}", s.log());
+}
+
+/// What the fault proxy does with the next connections.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// Forward to ClickHouse.
+    Pass,
+    /// Accept, then reset the connection.
+    Reset,
+    /// Forward, after holding the connection this long.
+    Delay(Duration),
+    /// Read the request, answer `500` with this ClickHouse error code.
+    Error(u32),
+}
+
+/// A TCP proxy on loopback between sluice and ClickHouse that injects faults (plain threads
+/// and blocking sockets). Changing the fault cuts every connection it is forwarding, so pooled
+/// connections see it too.
+struct FaultProxy {
+    url: String,
+    fault: Arc<std::sync::Mutex<Fault>>,
+    open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl FaultProxy {
+    async fn start() -> FaultProxy {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = clickhouse_url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let fault = Arc::new(std::sync::Mutex::new(Fault::Pass));
+        let open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (f, o) = (fault.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let fault = *f.lock().unwrap();
+                let (upstream, open) = (upstream.clone(), o.clone());
+                std::thread::spawn(move || match fault {
+                    Fault::Reset => {
+                        // SO_LINGER 0 is not in std: close after shutting the socket down.
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                    }
+                    Fault::Error(code) => {
+                        let mut buf = Vec::new();
+                        let mut chunk = vec![0u8; 64 << 10];
+                        loop {
+                            match client.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            if request_complete(&buf) {
+                                break;
+                            }
+                        }
+                        let body = format!(
+                            "Code: {code}. DB::Exception: injected by the fault proxy. (INJECTED)\n"
+                        );
+                        let head = format!(
+                            "HTTP/1.1 500 Internal Server Error\r\nX-ClickHouse-Exception-Code: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = client.write_all(head.as_bytes());
+                        let _ = client.write_all(body.as_bytes());
+                    }
+                    Fault::Pass | Fault::Delay(_) => {
+                        if let Fault::Delay(d) = fault {
+                            std::thread::sleep(d);
+                        }
+                        let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                            return;
+                        };
+                        {
+                            let mut open = open.lock().unwrap();
+                            open.push(client.try_clone().unwrap());
+                            open.push(server.try_clone().unwrap());
+                        }
+                        let (mut c2, mut s2) =
+                            (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        let up = std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut c2, &mut s2);
+                            let _ = s2.shutdown(std::net::Shutdown::Write);
+                        });
+                        let (mut server, mut client) = (server, client);
+                        let _ = std::io::copy(&mut server, &mut client);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        let _ = up.join();
+                    }
+                });
+            }
+        });
+        FaultProxy { url, fault, open }
+    }
+
+    fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Whether `buf` holds a whole HTTP request: its head and a `Content-Length` body or a chunked
+/// body's last chunk.
+fn request_complete(buf: &[u8]) -> bool {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let body = &buf[head_end + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= len
+}
+
+async fn metrics_of(s: &Sluice) -> String {
+    s.get_text("/metrics").await
+}
+
+async fn wait_metric(s: &Sluice, series: &str, want: impl Fn(u64) -> bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let value = metric(&metrics_of(s).await, series);
+        if want(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {value} after {within:?}. Log:\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_delays_and_errors_between_sluice_and_clickhouse() {
+    if skip() {
+        return;
+    }
+    let proxy = FaultProxy::start().await;
+    let mut s = Sluice::start(&[
+        ("SLUICE_CLICKHOUSE_URL", proxy.url.as_str()),
+        ("SLUICE_INGEST_INSERT_ATTEMPTS", "2"),
+        ("SLUICE_CLICKHOUSE_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    let load = Load::start(&s, 2, 20, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Connections reset: batches fail in a row and the breaker opens; pushes still get 204.
+    proxy.set(Fault::Reset);
+    wait_metric(
+        &s,
+        "sluice_clickhouse_breaker_opened_total",
+        |v| v >= 1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let ready = reqwest::get(s.url("/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200, "still taking pushes");
+    assert!(ready.text().await.unwrap().contains("circuit breaker"));
+    // A retryable ClickHouse error (NETWORK_ERROR) keeps it failing.
+    proxy.set(Fault::Error(210));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Slow but working: a delay under the timeout lets batches through, and the breaker closes.
+    proxy.set(Fault::Delay(Duration::from_millis(300)));
+    wait_metric(
+        &s,
+        "sluice_clickhouse_breaker_state",
+        |v| v == 0,
+        Duration::from_secs(90),
+    )
+    .await;
+    proxy.set(Fault::Pass);
+    let seen = load.finish().await;
+    let landed = stored(&s).await;
+    assert_exactly_once(&seen, &landed);
+    let m = metrics_of(&s).await;
+    assert!(metric(&m, "sluice_insert_retries_total") > 0, "{m}");
+    assert_eq!(metric(&m, "sluice_dead_letter_batches_total"), 0, "{m}");
+    eprintln!(
+        "proxy: sent {:?}, acknowledged {} lines, stored {} lines, breaker opened {} times, {} insert retries",
+        seen.statuses,
+        seen.acked.len(),
+        landed.len(),
+        metric(&m, "sluice_clickhouse_breaker_opened_total"),
+        metric(&m, "sluice_insert_retries_total")
+    );
+
+    // A permanent error (TYPE_MISMATCH): the batch is not retried but dead-lettered, with the
+    // reason, and nothing else is held up.
+    proxy.set(Fault::Error(53));
+    let ts = now_ns();
+    let body = format!(
+        r#"{{"streams":[{{"stream":{{"job":"dead"}},"values":[["{ts}","refused for good"]]}}]}}"#
+    );
+    assert_eq!(s.push_json(body).await, 204);
+    wait_metric(
+        &s,
+        "sluice_dead_letter_batches_total",
+        |v| v == 1,
+        Duration::from_secs(30),
+    )
+    .await;
+    proxy.set(Fault::Pass);
+    s.settle().await;
+    let dead = s.data_dir.join("dead-letter");
+    let files: Vec<_> = std::fs::read_dir(&dead)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let rows = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .expect("a dead-letter file");
+    assert!(
+        std::fs::read_to_string(rows)
+            .unwrap()
+            .contains("refused for good")
+    );
+    let reason = std::fs::read_to_string(rows.with_extension("reason")).unwrap();
+    assert!(reason.contains("Code: 53"), "{reason}");
+    let after = stored(&s).await;
+    assert!(!after.contains_key("refused for good"));
+    s.kill9();
 }

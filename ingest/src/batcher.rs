@@ -14,7 +14,7 @@
 //! On shutdown the pending rows are cut into a last batch and in-flight batches get until the
 //! deadline; what is not stored by then stays in the log for the next start.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Rows, merge_stream_rows};
+use crate::sink::breaker::Breaker;
 use crate::sink::{Batch, BatchSink, SinkError};
 use crate::wal::segment::Kind;
 use crate::wal::{Recovery, SeqRange, Wal, encode_range};
@@ -68,6 +69,7 @@ pub fn spawn<S: BatchSink>(
     wal: &Wal,
     recovery: &Recovery,
     sink: Arc<S>,
+    breaker: Arc<Breaker>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let batcher = Batcher {
@@ -77,7 +79,8 @@ pub fn spawn<S: BatchSink>(
         metrics: wal.metrics.clone(),
         wal_id: wal.id,
         sink,
-        in_flight: BTreeSet::new(),
+        in_flight: BTreeMap::new(),
+        breaker,
         permits: Arc::new(Semaphore::new(1)),
         hard_stop: CancellationToken::new(),
     };
@@ -93,8 +96,10 @@ struct Batcher<S> {
     metrics: Arc<crate::wal::WalMetrics>,
     wal_id: u64,
     sink: Arc<S>,
-    /// First sequence numbers of the batches cut and not yet stored.
-    in_flight: BTreeSet<u64>,
+    /// First sequence numbers of the batches cut and not yet stored, with when their first
+    /// rows reached the batcher.
+    in_flight: BTreeMap<u64, Instant>,
+    breaker: Arc<Breaker>,
     permits: Arc<Semaphore>,
     /// Cancelled when the shutdown deadline passes: in-flight deliveries give up.
     hard_stop: CancellationToken,
@@ -127,6 +132,35 @@ enum Outcome {
     DeadLettered,
     /// The shutdown deadline passed first: it stays in the log.
     Abandoned,
+    /// Its flush task panicked: it is dead-lettered from the log, the process goes on.
+    Panicked,
+}
+
+/// Reports a flush task's outcome, or, if the task unwinds from a panic before it could, that.
+struct Report {
+    done: mpsc::UnboundedSender<(SeqRange, u64, Outcome)>,
+    batch: Option<(SeqRange, u64)>,
+}
+
+impl Report {
+    fn send(mut self, outcome: Outcome) {
+        if let Some((range, records)) = self.batch.take() {
+            let _ = self.done.send((range, records, outcome));
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if let Some((range, records)) = self.batch.take() {
+            let outcome = if std::thread::panicking() {
+                Outcome::Panicked
+            } else {
+                Outcome::Abandoned
+            };
+            let _ = self.done.send((range, records, outcome));
+        }
+    }
 }
 
 impl<S: BatchSink> Batcher<S> {
@@ -200,6 +234,7 @@ impl<S: BatchSink> Batcher<S> {
                 },
             }
             while flushes.try_join_next().is_some() {}
+            self.publish_backlog_age(&pending);
         }
         // Shutdown: what is pending goes out as a last batch; everything in flight gets until
         // the deadline (see the timer above), then gives up and stays in the log.
@@ -229,6 +264,35 @@ impl<S: BatchSink> Batcher<S> {
     ) {
         self.in_flight.remove(range.start());
         match outcome {
+            Outcome::Panicked => {
+                self.metrics.batch_panics.inc();
+                let reason = "the task writing this batch panicked (a bug in sluice: please report it with the log)";
+                tracing::error!(first = range.start(), last = range.end(), "{reason}");
+                let written = self.tail.read_range(&range).and_then(|records| {
+                    let mut logs = Vec::new();
+                    for (_, rows) in records {
+                        logs.extend(rows.logs);
+                    }
+                    let batch = Batch {
+                        logs,
+                        streams: Vec::new(),
+                        token: self.token(&range),
+                    };
+                    write_dead_letter(&self.config.dead_letter_dir, &batch, reason)
+                });
+                match written {
+                    Ok(path) => {
+                        tracing::error!(file = %path.display(), "batch written to the dead-letter directory")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "writing the batch to the dead-letter directory failed")
+                    }
+                }
+                self.metrics.dead_lettered_batches.inc();
+                self.writer
+                    .append_detached(Kind::Committed, encode_range(&range));
+                self.metrics.confirmed_records.add(records);
+            }
             Outcome::Stored | Outcome::DeadLettered => {
                 self.writer
                     .append_detached(Kind::Committed, encode_range(&range));
@@ -237,7 +301,7 @@ impl<S: BatchSink> Batcher<S> {
             Outcome::Abandoned => return,
         }
         let watermark = [
-            self.in_flight.first().copied(),
+            self.in_flight.keys().next().copied(),
             pending.first_seq,
             Some(cursor),
         ]
@@ -280,19 +344,20 @@ impl<S: BatchSink> Batcher<S> {
         done: &mpsc::UnboundedSender<(SeqRange, u64, Outcome)>,
         flushes: &mut JoinSet<()>,
     ) {
-        let Pending { rows, records, .. } = pending;
+        let Pending {
+            rows,
+            records,
+            since,
+            ..
+        } = pending;
         let mut batch = Batch {
             logs: rows.logs,
             streams: rows.streams,
-            token: format!(
-                "sluice-{:016x}-{}-{}",
-                self.wal_id,
-                range.start(),
-                range.end()
-            ),
+            token: self.token(&range),
         };
         merge_stream_rows(&mut batch.streams);
-        self.in_flight.insert(*range.start());
+        self.in_flight
+            .insert(*range.start(), since.unwrap_or_else(Instant::now));
         // Waiting for a permit is the back-pressure: the tail backs up meanwhile.
         let permit = tokio::select! {
             p = self.permits.clone().acquire_owned() => p.expect("semaphore never closed"),
@@ -304,12 +369,41 @@ impl<S: BatchSink> Batcher<S> {
         let stop = self.hard_stop.clone();
         let dead_letter_dir = self.config.dead_letter_dir.clone();
         let metrics = self.metrics.clone();
-        let done = done.clone();
+        let breaker = self.breaker.clone();
+        let report = Report {
+            done: done.clone(),
+            batch: Some((range, records)),
+        };
         flushes.spawn(async move {
-            let outcome = deliver(&*sink, &batch, &stop, &dead_letter_dir, &metrics).await;
+            let outcome =
+                deliver(&*sink, &batch, &breaker, &stop, &dead_letter_dir, &metrics).await;
             drop(permit);
-            let _ = done.send((range, records, outcome));
+            report.send(outcome);
         });
+    }
+
+    fn token(&self, range: &SeqRange) -> String {
+        format!(
+            "sluice-{:016x}-{}-{}",
+            self.wal_id,
+            range.start(),
+            range.end()
+        )
+    }
+
+    /// When the oldest rows not yet confirmed reached the batcher, for the backlog age gauge.
+    fn publish_backlog_age(&self, pending: &Pending) {
+        let oldest = self.in_flight.values().chain(&pending.since).min();
+        let unix_ms = oldest.map_or(0, |t| {
+            let age = t.elapsed();
+            std::time::SystemTime::now()
+                .checked_sub(age)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64)
+        });
+        self.metrics
+            .oldest_unconfirmed_unix_ms
+            .store(unix_ms, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -317,16 +411,25 @@ impl<S: BatchSink> Batcher<S> {
 async fn deliver<S: BatchSink>(
     sink: &S,
     batch: &Batch,
+    breaker: &Breaker,
     stop: &CancellationToken,
     dead_letter_dir: &std::path::Path,
     metrics: &crate::wal::WalMetrics,
 ) -> Outcome {
     let mut failures = 0u32;
     loop {
+        if !breaker.admit(stop).await {
+            return Outcome::Abandoned;
+        }
         let result = tokio::select! {
             r = sink.write(batch) => r,
             _ = stop.cancelled() => return Outcome::Abandoned,
         };
+        match &result {
+            Err(SinkError::Retryable(_)) => breaker.failure(),
+            // ClickHouse answered, even if to refuse this batch.
+            Ok(()) | Err(SinkError::Permanent(_)) => breaker.success(),
+        }
         match result {
             Ok(()) => return Outcome::Stored,
             Err(SinkError::Permanent(reason)) => {
@@ -408,12 +511,18 @@ mod tests {
         fail_first: usize,
         permanent: bool,
         stuck: bool,
+        panic_on: Option<&'static str>,
     }
 
     impl BatchSink for Recorder {
         async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
             if self.stuck {
                 std::future::pending::<()>().await;
+            }
+            if let Some(line) = self.panic_on
+                && batch.logs.iter().any(|r| r.body == line)
+            {
+                panic!("injected panic on {line:?}");
             }
             let n = self.attempts.fetch_add(1, Ordering::SeqCst);
             if n < self.fail_first {
@@ -472,6 +581,7 @@ mod tests {
             wal,
             recovery,
             sink.clone(),
+            Arc::default(),
             CancellationToken::new(),
         )
     }
@@ -502,6 +612,7 @@ mod tests {
             &wal,
             &recovery,
             sink.clone(),
+            Arc::default(),
             stop.clone(),
         );
         for i in 0..30 {
@@ -607,7 +718,14 @@ mod tests {
             ..Recorder::default()
         });
         let stop = CancellationToken::new();
-        let task = spawn(config(&dir, 2, 10), &wal, &recovery, stuck, stop.clone());
+        let task = spawn(
+            config(&dir, 2, 10),
+            &wal,
+            &recovery,
+            stuck,
+            Arc::default(),
+            stop.clone(),
+        );
         for i in 0..5 {
             push(&wal, &format!("l{i}")).await;
         }
@@ -672,6 +790,43 @@ mod tests {
             .collect();
         assert_eq!(rows, vec!["same", "other"]);
         assert_eq!(wal.metrics.duplicate_requests.get(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_flush_is_dead_lettered_and_the_batcher_goes_on() {
+        let dir = temp_dir("panic");
+        let (wal, recovery) = open(&dir);
+        let sink = Arc::new(Recorder {
+            panic_on: Some("boom"),
+            ..Recorder::default()
+        });
+        let _task = start(&dir, 1, &wal, &recovery, &sink);
+        push(&wal, "boom").await;
+        wait_for("the panic counted", || wal.metrics.batch_panics.get() == 1).await;
+        push(&wal, "after").await;
+        wait_for("confirmed", || wal.status().backlog_records() == 0).await;
+        let rows: Vec<String> = sink
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.1.clone())
+            .collect();
+        assert_eq!(rows, vec!["after"]);
+        let dead: Vec<PathBuf> = std::fs::read_dir(dir.join("dead-letter"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().unwrap() == "ndjson")
+            .collect();
+        assert_eq!(dead.len(), 1);
+        assert!(
+            std::fs::read_to_string(&dead[0])
+                .unwrap()
+                .contains("\"boom\"")
+        );
+        let reason = std::fs::read_to_string(dead[0].with_extension("reason")).unwrap();
+        assert!(reason.contains("panicked"), "{reason}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! Sinks: where batches go. The batcher depends only on [`BatchSink`]; the ClickHouse sink is
 //! the real one. Sinks know nothing of HTTP receivers.
 
+pub mod breaker;
 pub mod clickhouse;
 
 use std::future::Future;

@@ -75,6 +75,7 @@ pub struct Wal {
     pub id: u64,
     /// Metrics.
     pub metrics: Arc<WalMetrics>,
+    max_bytes: u64,
     /// Digests of the `Rows` payloads still in the log, so that a client's retry of an
     /// acknowledged request is acknowledged again without being stored twice.
     pub recent: Arc<RecentRequests>,
@@ -198,6 +199,7 @@ impl Wal {
                 tail,
                 id,
                 metrics,
+                max_bytes: config.max_bytes,
                 recent,
                 thread: Some(thread),
             },
@@ -232,6 +234,7 @@ impl Wal {
     pub fn status(&self) -> WalStatus {
         WalStatus {
             shared: self.writer.shared().clone(),
+            max_bytes: self.max_bytes,
             tail: self.tail.clone(),
             metrics: self.metrics.clone(),
         }
@@ -390,6 +393,10 @@ pub struct WalMetrics {
     pub confirmed_records: Counter,
     /// Batches ClickHouse refused for good, written to the dead-letter directory.
     pub dead_lettered_batches: Counter,
+    /// Flush tasks that panicked (their batch is dead-lettered).
+    pub batch_panics: Counter,
+    /// When the oldest rows not yet confirmed reached the batcher (Unix ms; 0 for none).
+    pub oldest_unconfirmed_unix_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Default for WalMetrics {
@@ -409,6 +416,8 @@ impl Default for WalMetrics {
             records_read_back: Counter::new(),
             confirmed_records: Counter::new(),
             dead_lettered_batches: Counter::new(),
+            batch_panics: Counter::new(),
+            oldest_unconfirmed_unix_ms: Default::default(),
         }
     }
 }
@@ -635,6 +644,7 @@ mod tests {
 #[derive(Clone)]
 pub struct WalStatus {
     shared: Arc<writer::Shared>,
+    max_bytes: u64,
     tail: Arc<Tail>,
     metrics: Arc<WalMetrics>,
 }
@@ -644,6 +654,30 @@ impl WalStatus {
     pub fn backlog_records(&self) -> u64 {
         let m = &self.metrics;
         (m.replayed_records.get() + m.rows_appended.get()).saturating_sub(m.confirmed_records.get())
+    }
+
+    /// How long the oldest acknowledged rows not yet confirmed have waited.
+    pub fn backlog_age(&self) -> std::time::Duration {
+        let since = self
+            .metrics
+            .oldest_unconfirmed_unix_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if since == 0 || self.backlog_records() == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        std::time::Duration::from_millis(now.saturating_sub(since))
+    }
+
+    /// Whether the log is at its disk budget.
+    pub fn is_full(&self) -> bool {
+        self.shared
+            .disk_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + (1 << 16)
+            > self.max_bytes
     }
 
     /// Why the log takes no appends, if it does not.
@@ -689,7 +723,7 @@ impl WalStatus {
             render_header(out, name, "gauge", help);
             render_sample(out, name, "", value);
         }
-        let counters: [(&str, &str, &Counter); 12] = [
+        let counters: [(&str, &str, &Counter); 13] = [
             (
                 "sluice_wal_appends_total",
                 "Records appended to the write-ahead log.",
@@ -750,11 +784,26 @@ impl WalStatus {
                 "Batches ClickHouse refused for good, written to the dead-letter directory.",
                 &m.dead_lettered_batches,
             ),
+            (
+                "sluice_batch_panics_total",
+                "Batch flush tasks that panicked (their batch is dead-lettered).",
+                &m.batch_panics,
+            ),
         ];
         for (name, help, counter) in counters {
             render_header(out, name, "counter", help);
             render_sample(out, name, "", counter.get());
         }
+        render_header(
+            out,
+            "sluice_wal_backlog_age_seconds",
+            "gauge",
+            "How long the oldest acknowledged rows not yet in ClickHouse have waited (0 when none wait).",
+        );
+        out.push_str(&format!(
+            "sluice_wal_backlog_age_seconds {:.3}\n",
+            self.backlog_age().as_secs_f64()
+        ));
         m.fsync_duration.render(
             out,
             "sluice_wal_fsync_duration_seconds",
