@@ -421,6 +421,9 @@ async fn failing_clickhouse_still_acknowledges_until_the_disk_budget() {
         statuses[acked..].iter().all(|&c| c == 429),
         "then refused with 429 once the log is full: {statuses:?}"
     );
+    let ready = http.get(s.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready while the log is full");
+    assert!(ready.text().await.unwrap().contains("disk budget"));
     let metrics = s.get_text("/metrics").await;
     assert_eq!(
         metric(&metrics, "sluice_wal_backlog_records"),

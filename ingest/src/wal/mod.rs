@@ -75,7 +75,6 @@ pub struct Wal {
     pub id: u64,
     /// Metrics.
     pub metrics: Arc<WalMetrics>,
-    max_bytes: u64,
     /// Digests of the `Rows` payloads still in the log, so that a client's retry of an
     /// acknowledged request is acknowledged again without being stored twice.
     pub recent: Arc<RecentRequests>,
@@ -199,7 +198,6 @@ impl Wal {
                 tail,
                 id,
                 metrics,
-                max_bytes: config.max_bytes,
                 recent,
                 thread: Some(thread),
             },
@@ -234,7 +232,6 @@ impl Wal {
     pub fn status(&self) -> WalStatus {
         WalStatus {
             shared: self.writer.shared().clone(),
-            max_bytes: self.max_bytes,
             tail: self.tail.clone(),
             metrics: self.metrics.clone(),
         }
@@ -644,7 +641,6 @@ mod tests {
 #[derive(Clone)]
 pub struct WalStatus {
     shared: Arc<writer::Shared>,
-    max_bytes: u64,
     tail: Arc<Tail>,
     metrics: Arc<WalMetrics>,
 }
@@ -671,13 +667,9 @@ impl WalStatus {
         std::time::Duration::from_millis(now.saturating_sub(since))
     }
 
-    /// Whether the log is at its disk budget.
+    /// Whether the log refused a push for its disk budget and has freed no space since.
     pub fn is_full(&self) -> bool {
-        self.shared
-            .disk_bytes
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + (1 << 16)
-            > self.max_bytes
+        self.shared.full.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Why the log takes no appends, if it does not.

@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) written: AtomicU64,
     /// Set when a write or fsync failed.
     pub(crate) failed: Mutex<Option<String>>,
+    /// Set when an append was refused for the disk budget, cleared when segments are deleted.
+    pub(crate) full: std::sync::atomic::AtomicBool,
 }
 
 /// Appends records; cheap to clone. The writer thread stops when every handle is dropped,
@@ -96,6 +98,7 @@ impl Writer {
             disk_bytes: AtomicU64::new(disk_bytes),
             written: AtomicU64::new(next_seq),
             failed: Mutex::new(None),
+            full: Default::default(),
         });
         let active = Active::create(&shared, next_seq)?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -150,6 +153,7 @@ impl Writer {
         if kind == Kind::Rows
             && bytes + (segment::HEADER_BYTES + payload.len()) as u64 > self.max_bytes
         {
+            self.shared.full.store(true, Ordering::Relaxed);
             return Err(AppendError::Full {
                 bytes,
                 limit: self.max_bytes,
@@ -214,6 +218,9 @@ impl Writer {
                 self.shared.disk_bytes.fetch_sub(bytes, Ordering::Relaxed);
             }
             deleted += 1;
+        }
+        if deleted > 0 {
+            self.shared.full.store(false, Ordering::Relaxed);
         }
         Ok(deleted)
     }
@@ -566,6 +573,7 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("ingest.wal.max_bytes"));
+        assert!(w.shared.full.load(Ordering::Relaxed), "reported full");
         w.append(Kind::Committed, vec![0; 16]).await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
