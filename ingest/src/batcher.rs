@@ -45,6 +45,9 @@ pub struct BatcherConfig {
     pub shutdown_timeout: Duration,
     /// Where batches ClickHouse refuses for good are written.
     pub dead_letter_dir: PathBuf,
+    /// Fail point for tests: the batcher panics at this many cuts.
+    #[cfg(test)]
+    pub panic_at_cut: Option<usize>,
 }
 
 impl BatcherConfig {
@@ -57,6 +60,8 @@ impl BatcherConfig {
             flush_concurrency: c.flush_concurrency,
             shutdown_timeout: Duration::from_secs(c.shutdown_timeout_secs),
             dead_letter_dir: data_dir.join("dead-letter"),
+            #[cfg(test)]
+            panic_at_cut: None,
         }
     }
 }
@@ -64,6 +69,10 @@ impl BatcherConfig {
 /// Starts the batcher on `wal`'s tail, first sending again the batches `recovery` found
 /// unconfirmed. The task ends after `shutdown` is cancelled, once the pending rows were cut
 /// and in-flight batches stored or the shutdown deadline passed.
+///
+/// Should the batcher itself panic (a bug), it is counted in `sluice_batch_panics_total`,
+/// logged, and started again from what the log's files say: unconfirmed batches are sent again
+/// under their tokens, so nothing is lost or stored twice, and the process stays up.
 pub fn spawn<S: BatchSink>(
     config: BatcherConfig,
     wal: &Wal,
@@ -72,21 +81,54 @@ pub fn spawn<S: BatchSink>(
     breaker: Arc<Breaker>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let batcher = Batcher {
-        config,
-        writer: wal.writer.clone(),
-        tail: wal.tail.clone(),
-        metrics: wal.metrics.clone(),
-        wal_id: wal.id,
-        sink,
-        in_flight: BTreeMap::new(),
-        breaker,
-        permits: Arc::new(Semaphore::new(1)),
-        hard_stop: CancellationToken::new(),
-    };
-    let replay = recovery.unconfirmed_batches.clone();
-    let cursor = recovery.next_unbatched;
-    tokio::spawn(batcher.run(replay, cursor, shutdown))
+    let (writer, tail, metrics, wal_id) = (
+        wal.writer.clone(),
+        wal.tail.clone(),
+        wal.metrics.clone(),
+        wal.id,
+    );
+    let mut replay = recovery.unconfirmed_batches.clone();
+    let mut cursor = recovery.next_unbatched;
+    tokio::spawn(async move {
+        loop {
+            let batcher = Batcher {
+                config: config.clone(),
+                writer: writer.clone(),
+                tail: tail.clone(),
+                metrics: metrics.clone(),
+                wal_id,
+                sink: sink.clone(),
+                in_flight: BTreeMap::new(),
+                breaker: breaker.clone(),
+                permits: Arc::new(Semaphore::new(1)),
+                hard_stop: CancellationToken::new(),
+                #[cfg(test)]
+                panic_at_cut: config.panic_at_cut,
+            };
+            let run = tokio::spawn(batcher.run(replay, cursor, shutdown.clone()));
+            match run.await {
+                Err(e) if e.is_panic() && !shutdown.is_cancelled() => {
+                    metrics.batch_panics.inc();
+                    tracing::error!(error = %e, "the batcher panicked (a bug in sluice: please report it with the log); starting it again from the write-ahead log");
+                }
+                _ => return,
+            }
+            // Whatever the dead batcher had in flight is unconfirmed in the log: read the plan
+            // again from the files.
+            let plan = loop {
+                match Recovery::read_in_place(tail.dir()) {
+                    Ok(plan) => break plan,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the write-ahead log failed; trying again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            replay = plan.unconfirmed_batches;
+            cursor = plan.next_unbatched;
+            tail.rewind();
+        }
+    })
 }
 
 struct Batcher<S> {
@@ -103,6 +145,9 @@ struct Batcher<S> {
     permits: Arc<Semaphore>,
     /// Cancelled when the shutdown deadline passes: in-flight deliveries give up.
     hard_stop: CancellationToken,
+    /// Fail point: panic at this many cuts.
+    #[cfg(test)]
+    panic_at_cut: Option<usize>,
 }
 
 #[derive(Default)]
@@ -327,6 +372,13 @@ impl<S: BatchSink> Batcher<S> {
         let Some(first) = pending.first_seq else {
             return;
         };
+        #[cfg(test)]
+        if let Some(n) = self.panic_at_cut.as_mut() {
+            if *n == 0 {
+                panic!("fail point: the batcher panics");
+            }
+            *n -= 1;
+        }
         let pending = std::mem::take(pending);
         let range = first..=pending.last_seq;
         // The range must be durable before the insert is sent: a crash after the insert and
@@ -565,6 +617,7 @@ mod tests {
             flush_concurrency: 2,
             shutdown_timeout: Duration::from_millis(300),
             dead_letter_dir: dir.join("dead-letter"),
+            panic_at_cut: None,
         }
     }
 
@@ -827,6 +880,47 @@ mod tests {
         );
         let reason = std::fs::read_to_string(dead[0].with_extension("reason")).unwrap();
         assert!(reason.contains("panicked"), "{reason}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batcher_restarts_from_the_log_and_loses_nothing() {
+        let dir = temp_dir("batcher-panic");
+        let (wal, recovery) = open(&dir);
+        let sink = Arc::new(Recorder::default());
+        let cfg = BatcherConfig {
+            panic_at_cut: Some(2),
+            ..config(&dir, 2, 10)
+        };
+        let stop = CancellationToken::new();
+        let task = spawn(
+            cfg,
+            &wal,
+            &recovery,
+            sink.clone(),
+            Arc::default(),
+            stop.clone(),
+        );
+        for i in 0..10 {
+            push(&wal, &format!("l{i}")).await;
+        }
+        wait_for("the panic counted", || wal.metrics.batch_panics.get() >= 1).await;
+        wait_for("everything confirmed", || {
+            wal.status().backlog_records() == 0
+        })
+        .await;
+        let mut rows: Vec<String> = sink
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.1.clone())
+            .collect();
+        rows.sort();
+        rows.dedup();
+        assert_eq!(rows, (0..10).map(|i| format!("l{i}")).collect::<Vec<_>>());
+        stop.cancel();
+        task.await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

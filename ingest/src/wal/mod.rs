@@ -64,6 +64,60 @@ pub struct Recovery {
     pub corrupt_segments: Vec<(PathBuf, usize)>,
 }
 
+impl Recovery {
+    /// What to send again and where to go on, from the log's `Batch` ranges, its `Committed`
+    /// ranges and its `Rows` sequence numbers (in order); `next_seq` for an empty log.
+    fn plan(
+        &mut self,
+        intents: &[SeqRange],
+        confirmed: &HashSet<SeqRange>,
+        rows_seqs: &[u64],
+        next_seq: u64,
+    ) {
+        // Batches are cut in order, so those confirmed and those not cover a prefix of the log.
+        self.unconfirmed_batches = intents
+            .iter()
+            .filter(|r| !confirmed.contains(*r))
+            .cloned()
+            .collect();
+        self.next_unbatched = intents
+            .iter()
+            .map(|r| r.end() + 1)
+            .max()
+            .or(rows_seqs.first().copied())
+            .unwrap_or(next_seq);
+        self.replay_records = rows_seqs
+            .iter()
+            .filter(|&&s| {
+                s >= self.next_unbatched || self.unconfirmed_batches.iter().any(|r| r.contains(&s))
+            })
+            .count() as u64;
+    }
+
+    /// The same plan for a log that is open and being written: read from its files without
+    /// changing them, for a batcher that restarts after a panic.
+    pub fn read_in_place(dir: &Path) -> io::Result<Recovery> {
+        let mut recovery = Recovery::default();
+        let (mut intents, mut confirmed, mut rows_seqs) = (Vec::new(), HashSet::new(), Vec::new());
+        let mut next_seq = 0;
+        for (first, path) in segment::list(dir)? {
+            recovery.segments += 1;
+            next_seq = next_seq.max(first);
+            let scan = segment::scan_file(&path)?;
+            for r in &scan.records {
+                next_seq = next_seq.max(r.seq + 1);
+                match r.kind {
+                    Kind::Rows => rows_seqs.push(r.seq),
+                    Kind::Batch => intents.extend(decode_range(scan.payload(r))),
+                    Kind::Committed => confirmed.extend(decode_range(scan.payload(r))),
+                }
+            }
+        }
+        recovery.plan(&intents, &confirmed, &rows_seqs, next_seq);
+        Ok(recovery)
+    }
+}
+
 /// The open log: its writer, its tail, and what it identifies itself by.
 pub struct Wal {
     /// Appends records.
@@ -160,25 +214,7 @@ impl Wal {
                 sizes.insert(first, scan.valid_end() as u64);
             }
         }
-        // Batches are cut in order, so those confirmed and those not cover a prefix of the log.
-        recovery.unconfirmed_batches = intents
-            .iter()
-            .filter(|r| !confirmed.contains(*r))
-            .cloned()
-            .collect();
-        recovery.next_unbatched = intents
-            .iter()
-            .map(|r| r.end() + 1)
-            .max()
-            .or(rows_seqs.first().copied())
-            .unwrap_or(next_seq);
-        recovery.replay_records = rows_seqs
-            .iter()
-            .filter(|&&s| {
-                s >= recovery.next_unbatched
-                    || recovery.unconfirmed_batches.iter().any(|r| r.contains(&s))
-            })
-            .count() as u64;
+        recovery.plan(&intents, &confirmed, &rows_seqs, next_seq);
         metrics
             .corrupt_segments
             .add(recovery.corrupt_segments.len() as u64);
@@ -390,7 +426,8 @@ pub struct WalMetrics {
     pub confirmed_records: Counter,
     /// Batches ClickHouse refused for good, written to the dead-letter directory.
     pub dead_lettered_batches: Counter,
-    /// Flush tasks that panicked (their batch is dead-lettered).
+    /// Panics caught in the batcher (restarted from the log) or a flush task (its batch is
+    /// dead-lettered).
     pub batch_panics: Counter,
     /// When the oldest rows not yet confirmed reached the batcher (Unix ms; 0 for none).
     pub oldest_unconfirmed_unix_ms: std::sync::atomic::AtomicU64,
@@ -778,7 +815,7 @@ impl WalStatus {
             ),
             (
                 "sluice_batch_panics_total",
-                "Batch flush tasks that panicked (their batch is dead-lettered).",
+                "Panics caught in the batcher (restarted from the log) or its flush tasks (the batch is dead-lettered).",
                 &m.batch_panics,
             ),
         ];

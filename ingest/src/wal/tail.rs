@@ -81,6 +81,21 @@ impl Tail {
         self.notify.notify_one();
     }
 
+    /// Forgets what memory holds, so that a new consumer starting behind the old one reads
+    /// everything written so far from the files (the batcher restarting after a panic).
+    pub fn rewind(&self) {
+        let mut s = self.state.lock().expect("not poisoned");
+        s.items.clear();
+        s.bytes = 0;
+        s.spilled_at = None;
+        s.complete_from = s.written;
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Bytes of rows held in memory.
     pub fn memory_bytes(&self) -> usize {
         self.state.lock().expect("not poisoned").bytes
