@@ -313,6 +313,27 @@ async fn metric_queries_answer_as_loki_does() {
             {"metric": {"env": "prod"}, "values": [[t1, "2"], [t2, "2"]]},
         ])
     );
+    // An unaligned range, as every Grafana relative range is: evaluated at step-aligned times,
+    // start rounded down and end up, as Loki's query frontend does; the same answer.
+    let (_, unaligned) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(
+            with(
+                range(t0 + 60 * S + S / 2, t0 + 120 * S - S / 4),
+                &[("step", "60")],
+            ),
+            &[(
+                "query",
+                r#"sum by (env) (count_over_time({app="web"}[1m]))"#,
+            )],
+        ),
+    )
+    .await;
+    assert_eq!(
+        unaligned["data"]["result"], body["data"]["result"],
+        "{unaligned}"
+    );
 
     // rate: entries per second of the window; a parser forces the row path instead of the
     // pre-aggregated one, and both must agree.

@@ -653,6 +653,11 @@ def variants_for(q, ctx):
             out.append({"name": "range", "path": "/loki/api/v1/query_range", "categorized": False,
                         "params": {"query": q.text, "start": str(ctx.metric_start), "end": str(ctx.metric_end),
                                    "step": ctx.step}})
+            # As Grafana's relative ranges are: neither edge on the step grid. Loki's query
+            # frontend rounds start down and end up to the step; so must sluice.
+            out.append({"name": "range/unaligned", "path": "/loki/api/v1/query_range", "categorized": False,
+                        "params": {"query": q.text, "start": str(ctx.metric_start + 17_250_000_000),
+                                   "end": str(ctx.metric_end - 2_500_000_000), "step": ctx.step}})
         if not q.tags.get("range-only"):
             out.append({"name": "instant", "path": "/loki/api/v1/query", "categorized": False, "order": order,
                         "params": {"query": q.text, "time": str(ctx.instant_time)}})

@@ -29,6 +29,22 @@ use crate::{Error, Result};
 use params::{Params, default_step};
 
 const SECOND: i64 = 1_000_000_000;
+
+/// The evaluation times of a metric range query, as Loki's query frontend fixes them (its
+/// metric query splitter, `alignStartEnd` in `pkg/querier/queryrange/splitters.go`): `start`
+/// rounded down and `end` rounded up to a multiple of `step`. Grafana's relative ranges are
+/// never aligned, so without this every panel would show other timestamps than Loki's; aligned
+/// times are also what lets cached pieces of one request serve the next.
+pub fn align_to_step(start: i64, end: i64, step: i64) -> Steps {
+    let step = step.max(1);
+    let start = start - start.rem_euclid(step);
+    let end = match end.rem_euclid(step) {
+        0 => end,
+        r => end + (step - r),
+    };
+    Steps { start, end, step }
+}
+
 /// Loki's cap on points per series of a range query.
 const MAX_POINTS: usize = 11_000;
 
@@ -310,11 +326,7 @@ async fn run_range(
                     "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
                 ));
             }
-            let steps = Steps {
-                start: range.start,
-                end: range.end,
-                step,
-            };
+            let steps = align_to_step(range.start, range.end, step);
             let mut merged: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
             for bucket in split(&steps, horizon(state)) {
                 let key = bucket
@@ -978,6 +990,39 @@ async fn format_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_steps_align_as_lokis_frontend_aligns_them() {
+        const S: i64 = SECOND;
+        // (start, end, step) → (first, last) evaluation time.
+        let cases = [
+            // Grafana's "last 1 hour" at 12:34:56.789, step 60 s.
+            (
+                45_296 * S + 789_000_000 - 3600 * S,
+                45_296 * S + 789_000_000,
+                60 * S,
+                41_640 * S,
+                45_300 * S,
+            ),
+            // Already aligned: unchanged.
+            (600 * S, 1200 * S, 60 * S, 600 * S, 1200 * S),
+            // Start aligned, end not; end not by one nanosecond.
+            (600 * S, 1200 * S + 1, 60 * S, 600 * S, 1260 * S),
+            (600 * S - 1, 1200 * S, 60 * S, 540 * S, 1200 * S),
+            // A step that does not divide a minute.
+            (1000 * S, 1010 * S, 7 * S, 994 * S, 1015 * S),
+        ];
+        for (start, end, step, first, last) in cases {
+            let steps = align_to_step(start, end, step);
+            assert_eq!(
+                (steps.start, steps.end, steps.step),
+                (first, last, step),
+                "{start} {end} {step}"
+            );
+            assert!(steps.start <= start && steps.end >= end);
+            assert_eq!((steps.end - steps.start) % step, 0);
+        }
+    }
 
     #[test]
     fn values_print_as_prometheus_prints_them() {
