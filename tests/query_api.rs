@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Sluice, now_ns, skip};
+use common::{Sluice, metric, now_ns, skip};
 use serde_json::{Value, json};
 
 const S: i64 = 1_000_000_000;
@@ -785,11 +785,50 @@ async fn results_cache_answers_closed_ranges_again() {
     };
     let (_, first) = get(&s, "/loki/api/v1/query_range", &q).await;
     let before = hits(&s.get_text("/metrics").await);
+    // Answered whole from the cache: not one ClickHouse request.
+    let hot = clickhouse_requests(&s, "/loki/api/v1/query_range", &q).await;
+    assert_eq!(hot, Some(0), "a whole hit");
     let (_, second) = get(&s, "/loki/api/v1/query_range", &q).await;
     assert_eq!(first["data"]["result"], second["data"]["result"]);
     assert_eq!(
         first["data"]["result"],
         json!([{"metric": {}, "values": [[(h - 1800 * S) / S, "1"], [(h - 1740 * S) / S, "1"]]}])
     );
-    assert_eq!(hits(&s.get_text("/metrics").await), before + 1);
+    assert_eq!(hits(&s.get_text("/metrics").await), before + 2);
+    let metrics = s.get_text("/metrics").await;
+    assert!(
+        metric(&metrics, "sluice_query_requests_without_clickhouse_total") >= 2,
+        "{metrics}"
+    );
+    // A query not seen before goes to ClickHouse, and says how often.
+    let other = with(
+        range(h - 3600 * S, h - 60 * S),
+        &[
+            ("query", r#"sum(count_over_time({app="other"}[1m]))"#),
+            ("step", "60"),
+        ],
+    );
+    let n = clickhouse_requests(&s, "/loki/api/v1/query_range", &other).await;
+    assert!(n.is_some_and(|n| n >= 1), "{n:?}");
+    assert!(
+        metric(
+            &s.get_text("/metrics").await,
+            "sluice_query_clickhouse_requests_total"
+        ) >= 1
+    );
+}
+
+/// The ClickHouse requests an API request cost, from sluice's response header.
+async fn clickhouse_requests(s: &Sluice, path: &str, params: &[(&str, String)]) -> Option<u64> {
+    let resp = reqwest::Client::new()
+        .get(s.url(path))
+        .query(params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers()
+        .get("x-sluice-clickhouse-requests")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }

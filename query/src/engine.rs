@@ -31,6 +31,12 @@ pub struct LogEntry {
     pub parsed: Labels,
 }
 
+tokio::task_local! {
+    /// ClickHouse requests made on behalf of the API request being answered (set by the query
+    /// router's middleware; see [`crate::api::router`]).
+    pub static CLICKHOUSE_REQUESTS: Arc<AtomicU64>;
+}
+
 /// Work counters of one query, for `stats.summary`.
 #[derive(Debug, Default)]
 pub struct QueryStats {
@@ -92,6 +98,8 @@ impl Engine {
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
+        let _ =
+            CLICKHOUSE_REQUESTS.try_with(|n| n.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let mut q = self.client.query(&sql.text);
         for (name, value) in &sql.params {
             q = match value {

@@ -20,7 +20,7 @@ use serde_json::{Value as Json, json};
 use store::time::now_nanos;
 
 use crate::cache::{Cached, ResultsCache, split};
-use crate::engine::{Engine, LogEntry, QueryStats, StreamMap};
+use crate::engine::{CLICKHOUSE_REQUESTS, Engine, LogEntry, QueryStats, StreamMap};
 use crate::eval::{Labels, Point, Series, Steps, Value};
 use crate::logql::ast::{Expr, Matcher};
 use crate::logql::sql::{self, Direction, TimeRange};
@@ -69,6 +69,11 @@ pub struct QueryMetrics {
     pub client_errors: AtomicU64,
     /// Requests answered with a 5xx.
     pub server_errors: AtomicU64,
+    /// ClickHouse requests made to answer API requests.
+    pub clickhouse_requests: AtomicU64,
+    /// API requests answered without any ClickHouse request (whole from the cache, or needing
+    /// no data).
+    pub without_clickhouse: AtomicU64,
 }
 
 impl QueryState {
@@ -92,6 +97,21 @@ impl QueryState {
                 &format!("outcome=\"{outcome}\""),
                 c.load(Ordering::Relaxed),
             );
+        }
+        for (name, help, c) in [
+            (
+                "sluice_query_clickhouse_requests_total",
+                "ClickHouse requests made to answer query API requests (divide by sluice_query_requests_total for the cost per request).",
+                &self.metrics.clickhouse_requests,
+            ),
+            (
+                "sluice_query_requests_without_clickhouse_total",
+                "Query API requests answered without any ClickHouse request.",
+                &self.metrics.without_clickhouse,
+            ),
+        ] {
+            render_header(out, name, "counter", help);
+            render_sample(out, name, "", c.load(Ordering::Relaxed));
         }
         self.cache.render_metrics(out);
     }
@@ -132,7 +152,43 @@ pub fn router(state: Arc<QueryState>) -> Router {
             "/loki/api/v1/format_query",
             get(format_query).post(format_query),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_clickhouse_requests,
+        ))
         .with_state(state)
+}
+
+/// Response header with the number of ClickHouse requests an API request cost (0 when the
+/// results cache answered it whole).
+pub const CLICKHOUSE_REQUESTS_HEADER: &str = "x-sluice-clickhouse-requests";
+
+/// Counts the ClickHouse requests made while answering: in the metrics, and in
+/// [`CLICKHOUSE_REQUESTS_HEADER`].
+async fn count_clickhouse_requests(
+    State(state): State<Arc<QueryState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut response = CLICKHOUSE_REQUESTS
+        .scope(counter.clone(), next.run(request))
+        .await;
+    let n = counter.load(Ordering::Relaxed);
+    state
+        .metrics
+        .clickhouse_requests
+        .fetch_add(n, Ordering::Relaxed);
+    if n == 0 {
+        state
+            .metrics
+            .without_clickhouse
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    response
+        .headers_mut()
+        .insert(CLICKHOUSE_REQUESTS_HEADER, n.into());
+    response
 }
 
 impl Error {
@@ -257,7 +313,11 @@ fn max_range(state: &QueryState) -> i64 {
 /// Runs a query on its own task, so that a panic in evaluation answers 500 instead of dropping
 /// the connection (the process is never at risk: tokio contains the panic either way).
 async fn guarded(fut: impl Future<Output = Result<Json>> + Send + 'static) -> Result<Json> {
-    match tokio::spawn(fut).await {
+    // The task keeps counting ClickHouse requests for the API request that spawned it.
+    let counter = CLICKHOUSE_REQUESTS
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::new(AtomicU64::new(0)));
+    match tokio::spawn(CLICKHOUSE_REQUESTS.scope(counter, fut)).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => Err(Error::Internal("the query panicked".into())),
         Err(_) => Err(Error::Internal("the query was cancelled".into())),
