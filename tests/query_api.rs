@@ -800,6 +800,66 @@ async fn results_cache_answers_closed_ranges_again() {
         metric(&metrics, "sluice_query_requests_without_clickhouse_total") >= 2,
         "{metrics}"
     );
+    // Unaligned edges across two buckets, as a Grafana relative range has: the partial buckets
+    // are cached as extents, so the repeat costs nothing, and so does a range inside it.
+    let edges = |start: i64, end: i64| {
+        with(
+            range(start, end),
+            &[
+                ("query", r#"sum(count_over_time({app="old"}[1m]))"#),
+                ("step", "60"),
+            ],
+        )
+    };
+    let wide = edges(h - 5400 * S + 7 * S, h - 600 * S - 3 * S);
+    let (_, cold) = get(&s, "/loki/api/v1/query_range", &wide).await;
+    assert_eq!(
+        clickhouse_requests(&s, "/loki/api/v1/query_range", &wide).await,
+        Some(0)
+    );
+    let (_, hot) = get(&s, "/loki/api/v1/query_range", &wide).await;
+    assert_eq!(cold["data"]["result"], hot["data"]["result"]);
+    assert_eq!(cold["data"]["result"], first["data"]["result"]);
+    let inner = edges(h - 2400 * S + 30 * S, h - 1200 * S);
+    assert_eq!(
+        clickhouse_requests(&s, "/loki/api/v1/query_range", &inner).await,
+        Some(0),
+        "inside a cached extent"
+    );
+    let (_, inside) = get(&s, "/loki/api/v1/query_range", &inner).await;
+    assert_eq!(inside["data"]["result"], first["data"]["result"]);
+
+    // A range that extends a cached one within a bucket: the cached steps are reused, the rest
+    // evaluated, and the whole is right (the data lies only in the new part).
+    let per_stream = |start: i64, end: i64| {
+        with(
+            range(start, end),
+            &[
+                ("query", r#"count_over_time({app="old"}[1m])"#),
+                ("step", "60"),
+            ],
+        )
+    };
+    let (_, before_data) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &per_stream(h - 3000 * S, h - 2000 * S),
+    )
+    .await;
+    assert_eq!(before_data["data"]["result"], json!([]), "{before_data}");
+    let (_, extended) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &per_stream(h - 3000 * S, h - 600 * S),
+    )
+    .await;
+    let result = &extended["data"]["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{extended}");
+    assert_eq!(
+        result[0]["values"],
+        json!([[(h - 1800 * S) / S, "1"], [(h - 1740 * S) / S, "1"]])
+    );
+
     // A query not seen before goes to ClickHouse, and says how often.
     let other = with(
         range(h - 3600 * S, h - 60 * S),

@@ -1,10 +1,16 @@
-//! The results cache: metric `query_range` results split into step-aligned buckets, log results
-//! of time ranges that can no longer change, and label/series answers for a few seconds.
+//! The results cache: metric `query_range` results as extents within step-aligned buckets, log
+//! results of time ranges that can no longer change, and label/series answers for a few seconds.
 //!
-//! A bucket (or log range) is cached only when it ends before the freshness horizon, `now`
-//! minus the longest delay with which entries may still arrive; the live edge is always
-//! queried. Keys are the tenant, the canonical query text, the step and the bucket, so two
-//! spellings of one query share entries.
+//! A metric range query is split into pieces on hour-long buckets of evaluation times, and at
+//! the freshness horizon (`now` minus the longest delay with which entries may still arrive).
+//! Every piece before the horizon is immutable and cached as an *extent* of its bucket (any run
+//! of its steps, as Loki's results cache keeps extents): a later piece of the same bucket takes
+//! what a cached extent holds from its first step on and evaluates only the steps after, so the
+//! partial buckets at the edges of a range are reused too, and a sliding dashboard evaluates
+//! only the steps that crossed the horizon since its last refresh, and the live edge.
+//! Evaluating one step never depends on another, so a slice of an extent equals the piece
+//! evaluated alone. Keys are the tenant, the canonical query text, the step and the bucket, so
+//! two spellings of one query share entries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +23,82 @@ use crate::eval::{Series, Steps};
 /// What the cache holds.
 #[derive(Clone, Debug)]
 pub enum Cached {
-    /// The series of one bucket of a metric range query.
-    Matrix(Arc<Vec<Series>>),
     /// The entries of a log query over a closed time range.
     Logs(Arc<Vec<LogEntry>>),
     /// A labels, label-values or series answer, and when it was computed.
     Json(Instant, Arc<serde_json::Value>),
+    /// Evaluated runs of steps of one bucket of a metric range query.
+    Extents(Arc<Vec<Extent>>),
+}
+
+/// The series of a metric query over the steps `start..=end` of one bucket.
+#[derive(Clone, Debug)]
+pub struct Extent {
+    /// First evaluation time held.
+    pub start: i64,
+    /// Last evaluation time held (inclusive).
+    pub end: i64,
+    /// The series over those steps (a series without a point in them is absent).
+    pub series: Arc<Vec<Series>>,
+}
+
+/// Extents kept per bucket; the oldest goes first.
+const MAX_EXTENTS: usize = 8;
+
+/// The longest run of `steps` from its start that one extent holds: the last evaluation time
+/// it covers, and the series over `steps.start..=that`. `None` when no extent holds the first
+/// step.
+pub fn covered_prefix(extents: &[Extent], steps: &Steps) -> Option<(i64, Vec<Series>)> {
+    let e = extents
+        .iter()
+        .filter(|e| e.start <= steps.start && e.end >= steps.start)
+        .max_by_key(|e| e.end)?;
+    let end = e.end.min(steps.end);
+    let series = e
+        .series
+        .iter()
+        .filter_map(|s| {
+            let points: Vec<_> = s
+                .points
+                .iter()
+                .filter(|p| p.t >= steps.start && p.t <= end)
+                .cloned()
+                .collect();
+            (!points.is_empty()).then(|| Series {
+                labels: s.labels.clone(),
+                points,
+            })
+        })
+        .collect();
+    Some((end, series))
+}
+
+/// `a` followed by `b` (later steps), series by series.
+pub fn concat(a: Vec<Series>, b: Vec<Series>) -> Vec<Series> {
+    let mut merged: std::collections::BTreeMap<crate::eval::Labels, Vec<crate::eval::Point>> =
+        std::collections::BTreeMap::new();
+    for s in a.into_iter().chain(b) {
+        merged.entry(s.labels).or_default().extend(s.points);
+    }
+    merged
+        .into_iter()
+        .map(|(labels, points)| Series { labels, points })
+        .collect()
+}
+
+/// `extents` with `new` added: extents it contains are dropped, and at most [`MAX_EXTENTS`]
+/// are kept.
+pub fn with_extent(extents: &[Extent], new: Extent) -> Vec<Extent> {
+    let mut out: Vec<Extent> = extents
+        .iter()
+        .filter(|e| !(e.start >= new.start && e.end <= new.end))
+        .cloned()
+        .collect();
+    out.push(new);
+    if out.len() > MAX_EXTENTS {
+        out.drain(..out.len() - MAX_EXTENTS);
+    }
+    out
 }
 
 /// The results cache; `None` inside when disabled (`query.cache_max_bytes = 0`).
@@ -39,7 +115,7 @@ const BUCKET_SECS: i64 = 3600;
 pub struct Bucket {
     /// The evaluation times of this piece.
     pub steps: Steps,
-    /// The cache key suffix when the piece is a whole, immutable bucket.
+    /// The cache key suffix of its bucket when the piece is immutable (before the horizon).
     pub key: Option<String>,
 }
 
@@ -124,9 +200,9 @@ impl ResultsCache {
     }
 }
 
-/// Splits the evaluation times of a range query into step-aligned buckets of at least an hour.
-/// Whole buckets whose last evaluation time is before `horizon` get a key; the partial buckets
-/// at the edges and those past the horizon are always evaluated.
+/// Splits the evaluation times of a range query on step-aligned buckets of at least an hour,
+/// and at `horizon`. Pieces whose last evaluation time is before `horizon` get their bucket's
+/// key (whole or not); pieces at or after it are always evaluated.
 pub fn split(steps: &Steps, horizon: i64) -> Vec<Bucket> {
     let step = steps.step.max(1);
     let per_bucket = (BUCKET_SECS * 1_000_000_000 / step).max(1);
@@ -140,15 +216,19 @@ pub fn split(steps: &Steps, horizon: i64) -> Vec<Bucket> {
         let index = (t - phase).div_euclid(span);
         let bucket_first = index * span + phase;
         let bucket_last = bucket_first + span - step;
-        let last = bucket_last.min(steps.end);
-        let whole = t == bucket_first && last == bucket_last;
+        let mut last = bucket_last.min(steps.end);
+        let closed = t < horizon;
+        if closed && last >= horizon {
+            // Cut at the horizon: the older part is immutable.
+            last = t + (horizon - 1 - t).div_euclid(step) * step;
+        }
         out.push(Bucket {
             steps: Steps {
                 start: t,
                 end: last,
                 step,
             },
-            key: (whole && last < horizon).then(|| format!("{step}:{phase}:{index}")),
+            key: (last < horizon).then(|| format!("{step}:{phase}:{index}")),
         });
         t = last + step;
     }
@@ -159,15 +239,16 @@ fn weight(value: &Cached) -> u64 {
     let labels =
         |l: &[(String, String)]| -> usize { l.iter().map(|(k, v)| k.len() + v.len() + 48).sum() };
     let bytes: usize = match value {
-        Cached::Matrix(series) => series
-            .iter()
-            .map(|s| labels(&s.labels) + s.points.len() * 16 + 64)
-            .sum(),
         Cached::Logs(entries) => entries
             .iter()
             .map(|e| e.line.len() + labels(&e.metadata) + labels(&e.parsed) + 96)
             .sum(),
         Cached::Json(_, v) => v.to_string().len(),
+        Cached::Extents(extents) => extents
+            .iter()
+            .flat_map(|e| e.series.iter())
+            .map(|s| labels(&s.labels) + s.points.len() * 16 + 64)
+            .sum(),
     };
     bytes as u64
 }
@@ -179,27 +260,115 @@ mod tests {
     const S: i64 = 1_000_000_000;
 
     #[test]
-    fn split_keeps_every_step_once_and_caches_only_whole_old_buckets() {
+    fn split_keeps_every_step_once_and_keys_every_piece_before_the_horizon() {
         let steps = Steps {
             start: 1800 * S,
             end: 4 * 3600 * S + 60 * S,
             step: 60 * S,
         };
-        let buckets = split(&steps, 3 * 3600 * S);
+        let horizon = 3 * 3600 * S + 600 * S;
+        let buckets = split(&steps, horizon);
         let times: Vec<i64> = buckets.iter().flat_map(|b| b.steps.times()).collect();
         assert_eq!(times, steps.times().collect::<Vec<_>>());
-        let keyed: Vec<bool> = buckets.iter().map(|b| b.key.is_some()).collect();
-        // partial first bucket, two whole old buckets, one whole past the horizon, partial last.
-        assert_eq!(keyed, vec![false, true, true, false, false]);
+        let pieces: Vec<(i64, i64, bool)> = buckets
+            .iter()
+            .map(|b| (b.steps.start / S, b.steps.end / S, b.key.is_some()))
+            .collect();
+        assert_eq!(
+            pieces,
+            vec![
+                (1800, 3540, true), // partial first bucket: an extent
+                (3600, 7140, true), // whole buckets
+                (7200, 10740, true),
+                (10800, 11340, true), // cut at the horizon: the older part is cached ...
+                (11400, 14340, false), // ... the newer is not
+                (14400, 14460, false),
+            ]
+        );
         // A query shifted by whole steps reuses the same keys.
-        let shifted = split(&Steps { start: 0, ..steps }, 3 * 3600 * S);
+        let shifted = split(&Steps { start: 0, ..steps }, horizon);
         assert_eq!(shifted[1].key, buckets[1].key);
+        assert_eq!(
+            shifted[0].key, buckets[0].key,
+            "same bucket, another extent"
+        );
+    }
+
+    fn series(labels: &str, times: &[i64]) -> Series {
+        Series {
+            labels: vec![("l".into(), labels.into())],
+            points: times
+                .iter()
+                .map(|&t| crate::eval::Point { t, v: t as f64 })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_covering_extent_answers_a_slice_and_contained_ones_are_replaced() {
+        let wide = Extent {
+            start: 10,
+            end: 50,
+            series: Arc::new(vec![series("a", &[10, 20, 30, 40, 50]), series("b", &[50])]),
+        };
+        let steps = |start, end| Steps {
+            start,
+            end,
+            step: 10,
+        };
+        let (end, got) = covered_prefix(std::slice::from_ref(&wide), &steps(20, 40)).unwrap();
+        assert_eq!(end, 40);
+        assert_eq!(
+            got,
+            vec![series("a", &[20, 30, 40])],
+            "b has no point there"
+        );
+        assert!(covered_prefix(std::slice::from_ref(&wide), &steps(0, 20)).is_none());
+        // Only a prefix is held: the rest is to be evaluated and appended.
+        let (end, got) = covered_prefix(std::slice::from_ref(&wide), &steps(40, 70)).unwrap();
+        assert_eq!(end, 50);
+        assert_eq!(got, vec![series("a", &[40, 50]), series("b", &[50])]);
+        let joined = concat(got, vec![series("b", &[60]), series("c", &[70])]);
+        assert_eq!(
+            joined,
+            vec![
+                series("a", &[40, 50]),
+                series("b", &[50, 60]),
+                series("c", &[70])
+            ]
+        );
+        let narrow = Extent {
+            start: 20,
+            end: 30,
+            series: Arc::new(vec![]),
+        };
+        let other = Extent {
+            start: 60,
+            end: 70,
+            series: Arc::new(vec![]),
+        };
+        let list = with_extent(&[narrow, other], wide);
+        let spans: Vec<(i64, i64)> = list.iter().map(|e| (e.start, e.end)).collect();
+        assert_eq!(spans, vec![(60, 70), (10, 50)]);
+        let mut many = Vec::new();
+        for i in 0..20 {
+            many = with_extent(
+                &many,
+                Extent {
+                    start: i * 100,
+                    end: i * 100 + 10,
+                    series: Arc::new(vec![]),
+                },
+            );
+        }
+        assert_eq!(many.len(), MAX_EXTENTS);
+        assert_eq!(many.last().unwrap().start, 1900);
     }
 
     #[test]
     fn disabled_cache_stores_nothing() {
         let c = ResultsCache::new(Backend::Moka, 0, Duration::from_secs(1));
-        c.insert("k".into(), Cached::Matrix(Arc::new(vec![])));
+        c.insert("k".into(), Cached::Extents(Arc::new(vec![])));
         assert!(c.get("k").is_none());
         assert_eq!(c.backend_name(), "disabled");
     }

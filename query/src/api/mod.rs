@@ -393,31 +393,48 @@ async fn run_range(
                     .key
                     .as_ref()
                     .map(|k| format!("metric:{tenant}:{expr}:{k}"));
-                let cached = key.as_ref().and_then(|k| match state.cache.get(k) {
-                    Some(Cached::Matrix(series)) => Some(series),
+                let extents = key.as_ref().and_then(|k| match state.cache.get(k) {
+                    Some(Cached::Extents(extents)) => Some(extents),
                     _ => None,
                 });
-                let series = match cached {
-                    Some(series) => series,
-                    None => {
-                        let value = state
-                            .engine
-                            .metric_query(&tenant, m, &bucket.steps, &stats)
-                            .await?;
-                        let series = Arc::new(match value {
-                            Value::Matrix(series) => series,
-                            Value::Scalar(points) => {
-                                vec![Series {
-                                    labels: Vec::new(),
-                                    points,
-                                }]
-                            }
-                        });
-                        if let Some(k) = key {
-                            state.cache.insert(k, Cached::Matrix(series.clone()));
-                        }
-                        series
+                // What a cached extent holds from the piece's first step on; only the steps
+                // after it are evaluated.
+                let (held_until, held) = extents
+                    .as_ref()
+                    .and_then(|e| crate::cache::covered_prefix(e, &bucket.steps))
+                    .map_or((bucket.steps.start - bucket.steps.step, Vec::new()), |h| h);
+                let series = if held_until >= bucket.steps.end {
+                    held
+                } else {
+                    let missing = Steps {
+                        start: held_until + bucket.steps.step,
+                        ..bucket.steps
+                    };
+                    let value = state
+                        .engine
+                        .metric_query(&tenant, m, &missing, &stats)
+                        .await?;
+                    let fresh = match value {
+                        Value::Matrix(series) => series,
+                        Value::Scalar(points) => vec![Series {
+                            labels: Vec::new(),
+                            points,
+                        }],
+                    };
+                    let series = crate::cache::concat(held, fresh);
+                    if let Some(k) = key {
+                        let extent = crate::cache::Extent {
+                            start: bucket.steps.start,
+                            end: bucket.steps.end,
+                            series: Arc::new(series.clone()),
+                        };
+                        let list = crate::cache::with_extent(
+                            extents.as_deref().map_or(&[][..], |e| &e[..]),
+                            extent,
+                        );
+                        state.cache.insert(k, Cached::Extents(Arc::new(list)));
                     }
+                    series
                 };
                 for s in series.iter() {
                     merged
