@@ -892,3 +892,75 @@ async fn clickhouse_requests(s: &Sluice, path: &str, params: &[(&str, String)]) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
 }
+
+/// A cached answer equals a cold one: random closed ranges (edges off the step grid), steps and
+/// queries asked of a sluice with the results cache (twice, so that hits and extents answer) and
+/// of one without it, over the same database. Seeded, so a failure can be replayed.
+#[tokio::test]
+async fn cached_answers_equal_cold_ones() {
+    if skip() {
+        return;
+    }
+    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "1")]).await;
+    let cold = Sluice::start(&[
+        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
+        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
+    ])
+    .await;
+    let now = now_ns() / S * S;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let streams: Vec<PushStream<'static>> = ["a", "b", "c"]
+        .iter()
+        .map(|app| {
+            let mut entries: Vec<(i64, &'static str, Value)> = (0..300)
+                .map(|_| {
+                    let ts = now - 170 * 60 * S + next(140 * 60) as i64 * S + next(1000) as i64;
+                    let line = ["level=info", "level=error", "level=warn"][next(3) as usize];
+                    (ts, line, Value::Null)
+                })
+                .collect();
+            entries.sort_by_key(|e| e.0);
+            (json!({"app": app, "marker": "prop"}), entries)
+        })
+        .collect();
+    push(&cached, "fake", &streams).await;
+    let queries = [
+        r#"sum by (app) (count_over_time({marker="prop"}[5m]))"#,
+        r#"sum(rate({marker="prop"} |= "error" [2m]))"#,
+        r#"count_over_time({app="b"} | logfmt | level="warn" [10m])"#,
+        r#"topk(2, sum by (app) (bytes_over_time({marker="prop"}[3m])))"#,
+    ];
+    for _ in 0..24 {
+        let q = queries[next(queries.len() as u64) as usize];
+        let step = [15, 60, 90, 300][next(4) as usize];
+        let start = now - 180 * 60 * S + next(100 * 60) as i64 * S + next(S as u64) as i64;
+        let end = start + (1 + next(90)) as i64 * 60 * S + next(S as u64) as i64;
+        let want = matrix(&cold, q, start, end, step).await;
+        for _ in 0..2 {
+            let got = matrix(&cached, q, start, end, step).await;
+            assert_eq!(got, want, "{q} from {start} to {end} step {step}");
+        }
+    }
+    let metrics = cached.get_text("/metrics").await;
+    assert!(
+        metric(&metrics, "sluice_query_requests_without_clickhouse_total") >= 12,
+        "the repeats were answered from the cache: {metrics}"
+    );
+}
+
+/// The `result` of a metric `query_range`.
+async fn matrix(s: &Sluice, q: &str, start: i64, end: i64, step: i64) -> Value {
+    let params = with(
+        range(start, end),
+        &[("query", q), ("step", step.to_string().as_str())],
+    );
+    let (status, body) = get(s, "/loki/api/v1/query_range", &params).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["result"].clone()
+}
