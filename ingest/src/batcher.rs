@@ -566,6 +566,18 @@ mod tests {
         panic_on: Option<&'static str>,
     }
 
+    impl Recorder {
+        /// Every line of every batch stored, in order.
+        fn rows(&self) -> Vec<String> {
+            self.batches
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|b| b.1.clone())
+                .collect()
+        }
+    }
+
     impl BatchSink for Recorder {
         async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
             if self.stuck {
@@ -811,13 +823,7 @@ mod tests {
         let mut expected = tokens;
         expected.sort();
         assert_eq!(sent, expected, "the same batches under the same tokens");
-        let mut rows: Vec<String> = sink
-            .batches
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b.1.clone())
-            .collect();
+        let mut rows = sink.rows();
         rows.sort();
         assert_eq!(rows, vec!["l0", "l1", "l2", "l3", "l4"]);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -834,13 +840,7 @@ mod tests {
         }
         push(&wal, "other").await;
         wait_for("stored", || wal.status().backlog_records() == 0).await;
-        let rows: Vec<String> = sink
-            .batches
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b.1.clone())
-            .collect();
+        let rows = sink.rows();
         assert_eq!(rows, vec!["same", "other"]);
         assert_eq!(wal.metrics.duplicate_requests.get(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -859,13 +859,7 @@ mod tests {
         wait_for("the panic counted", || wal.metrics.batch_panics.get() == 1).await;
         push(&wal, "after").await;
         wait_for("confirmed", || wal.status().backlog_records() == 0).await;
-        let rows: Vec<String> = sink
-            .batches
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b.1.clone())
-            .collect();
+        let rows = sink.rows();
         assert_eq!(rows, vec!["after"]);
         let dead: Vec<PathBuf> = std::fs::read_dir(dir.join("dead-letter"))
             .unwrap()
@@ -909,13 +903,7 @@ mod tests {
             wal.status().backlog_records() == 0
         })
         .await;
-        let mut rows: Vec<String> = sink
-            .batches
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| b.1.clone())
-            .collect();
+        let mut rows = sink.rows();
         rows.sort();
         rows.dedup();
         assert_eq!(rows, (0..10).map(|i| format!("l{i}")).collect::<Vec<_>>());

@@ -64,29 +64,54 @@ pub struct Recovery {
     pub corrupt_segments: Vec<(PathBuf, usize)>,
 }
 
+/// What the records of a log say about its batches, gathered segment by segment.
+#[derive(Debug, Default)]
+struct LogIndex {
+    /// `Batch` ranges, in log order.
+    intents: Vec<SeqRange>,
+    /// `Committed` ranges.
+    confirmed: HashSet<SeqRange>,
+    /// Sequence numbers of `Rows` records, in order.
+    rows_seqs: Vec<u64>,
+    /// The next sequence number to give out: past every record and every segment's name.
+    next_seq: u64,
+}
+
+impl LogIndex {
+    /// Adds the records of the segment named `first`.
+    fn add(&mut self, first: u64, scan: &segment::Scan) {
+        // A segment's name is the sequence number it started at: never reuse one.
+        self.next_seq = self.next_seq.max(first);
+        for r in &scan.records {
+            self.next_seq = self.next_seq.max(r.seq + 1);
+            match r.kind {
+                Kind::Rows => self.rows_seqs.push(r.seq),
+                Kind::Batch => self.intents.extend(decode_range(scan.payload(r))),
+                Kind::Committed => self.confirmed.extend(decode_range(scan.payload(r))),
+            }
+        }
+    }
+}
+
 impl Recovery {
-    /// What to send again and where to go on, from the log's `Batch` ranges, its `Committed`
-    /// ranges and its `Rows` sequence numbers (in order); `next_seq` for an empty log.
-    fn plan(
-        &mut self,
-        intents: &[SeqRange],
-        confirmed: &HashSet<SeqRange>,
-        rows_seqs: &[u64],
-        next_seq: u64,
-    ) {
+    /// What to send again and where to go on, from what the log's records say.
+    fn plan(&mut self, index: &LogIndex) {
         // Batches are cut in order, so those confirmed and those not cover a prefix of the log.
-        self.unconfirmed_batches = intents
+        self.unconfirmed_batches = index
+            .intents
             .iter()
-            .filter(|r| !confirmed.contains(*r))
+            .filter(|r| !index.confirmed.contains(*r))
             .cloned()
             .collect();
-        self.next_unbatched = intents
+        self.next_unbatched = index
+            .intents
             .iter()
             .map(|r| r.end() + 1)
             .max()
-            .or(rows_seqs.first().copied())
-            .unwrap_or(next_seq);
-        self.replay_records = rows_seqs
+            .or(index.rows_seqs.first().copied())
+            .unwrap_or(index.next_seq);
+        self.replay_records = index
+            .rows_seqs
             .iter()
             .filter(|&&s| {
                 s >= self.next_unbatched || self.unconfirmed_batches.iter().any(|r| r.contains(&s))
@@ -98,22 +123,12 @@ impl Recovery {
     /// changing them, for a batcher that restarts after a panic.
     pub fn read_in_place(dir: &Path) -> io::Result<Recovery> {
         let mut recovery = Recovery::default();
-        let (mut intents, mut confirmed, mut rows_seqs) = (Vec::new(), HashSet::new(), Vec::new());
-        let mut next_seq = 0;
+        let mut index = LogIndex::default();
         for (first, path) in segment::list(dir)? {
             recovery.segments += 1;
-            next_seq = next_seq.max(first);
-            let scan = segment::scan_file(&path)?;
-            for r in &scan.records {
-                next_seq = next_seq.max(r.seq + 1);
-                match r.kind {
-                    Kind::Rows => rows_seqs.push(r.seq),
-                    Kind::Batch => intents.extend(decode_range(scan.payload(r))),
-                    Kind::Committed => confirmed.extend(decode_range(scan.payload(r))),
-                }
-            }
+            index.add(first, &segment::scan_file(&path)?);
         }
-        recovery.plan(&intents, &confirmed, &rows_seqs, next_seq);
+        recovery.plan(&index);
         Ok(recovery)
     }
 }
@@ -146,26 +161,13 @@ impl Wal {
         let recent = Arc::new(RecentRequests::new(RECENT_REQUESTS));
         let mut recovery = Recovery::default();
         let mut sizes = BTreeMap::new();
-        let mut next_seq = 0u64;
-        let mut intents = Vec::new();
-        let mut confirmed = HashSet::new();
-        let mut rows_seqs = Vec::new();
+        let mut index = LogIndex::default();
         for (first, path) in segment::list(dir)? {
             recovery.segments += 1;
-            // A segment's name is the sequence number it started at: never reuse one.
-            next_seq = next_seq.max(first);
             let scan = segment::scan_file(&path)?;
-            for r in &scan.records {
-                next_seq = next_seq.max(r.seq + 1);
-                let payload = scan.payload(r);
-                match r.kind {
-                    Kind::Rows => {
-                        rows_seqs.push(r.seq);
-                        recent.insert(digest(payload));
-                    }
-                    Kind::Batch => intents.extend(decode_range(payload)),
-                    Kind::Committed => confirmed.extend(decode_range(payload)),
-                }
+            index.add(first, &scan);
+            for r in scan.records.iter().filter(|r| r.kind == Kind::Rows) {
+                recent.insert(digest(scan.payload(r)));
             }
             if scan.records.is_empty() {
                 // Nothing was ever acknowledged from it (a crash right after it was created).
@@ -214,7 +216,8 @@ impl Wal {
                 sizes.insert(first, scan.valid_end() as u64);
             }
         }
-        recovery.plan(&intents, &confirmed, &rows_seqs, next_seq);
+        recovery.plan(&index);
+        let next_seq = index.next_seq;
         metrics
             .corrupt_segments
             .add(recovery.corrupt_segments.len() as u64);
