@@ -100,7 +100,7 @@ pub fn spawn<S: BatchSink>(
                 sink: sink.clone(),
                 in_flight: BTreeMap::new(),
                 breaker: breaker.clone(),
-                permits: Arc::new(Semaphore::new(1)),
+                permits: Arc::new(Semaphore::new(config.flush_concurrency)),
                 hard_stop: CancellationToken::new(),
                 #[cfg(test)]
                 panic_at_cut: config.panic_at_cut,
@@ -210,7 +210,6 @@ impl Drop for Report {
 
 impl<S: BatchSink> Batcher<S> {
     async fn run(mut self, replay: Vec<SeqRange>, mut cursor: u64, shutdown: CancellationToken) {
-        self.permits = Arc::new(Semaphore::new(self.config.flush_concurrency));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(SeqRange, u64, Outcome)>();
         // From shutdown on, in-flight batches (and a cut waiting for a flusher) have
         // `shutdown_timeout`; then they give up and stay in the log.
@@ -312,37 +311,29 @@ impl<S: BatchSink> Batcher<S> {
             Outcome::Panicked => {
                 self.metrics.batch_panics.inc();
                 let reason = "the task writing this batch panicked (a bug in sluice: please report it with the log)";
-                tracing::error!(first = range.start(), last = range.end(), "{reason}");
-                let written = self.tail.read_range(&range).and_then(|records| {
-                    let mut logs = Vec::new();
-                    for (_, rows) in records {
-                        logs.extend(rows.logs);
-                    }
-                    let batch = Batch {
-                        logs,
-                        streams: Vec::new(),
-                        token: self.token(&range),
-                    };
-                    write_dead_letter(&self.config.dead_letter_dir, &batch, reason)
-                });
-                match written {
-                    Ok(path) => {
-                        tracing::error!(file = %path.display(), "batch written to the dead-letter directory")
+                match self.tail.read_range(&range) {
+                    Ok(records) => {
+                        let batch = Batch {
+                            logs: records.into_iter().flat_map(|(_, r)| r.logs).collect(),
+                            streams: Vec::new(),
+                            token: self.token(&range),
+                        };
+                        dead_letter(
+                            &self.config.dead_letter_dir,
+                            &batch,
+                            "a batch's flush task panicked",
+                            reason,
+                            &self.metrics,
+                        );
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "writing the batch to the dead-letter directory failed")
+                        self.metrics.dead_lettered_batches.inc();
+                        tracing::error!(error = %e, %reason, "reading a batch back from the write-ahead log for the dead-letter directory failed");
                     }
                 }
-                self.metrics.dead_lettered_batches.inc();
-                self.writer
-                    .append_detached(Kind::Committed, encode_range(&range));
-                self.metrics.confirmed_records.add(records);
+                self.confirm(&range, records);
             }
-            Outcome::Stored | Outcome::DeadLettered => {
-                self.writer
-                    .append_detached(Kind::Committed, encode_range(&range));
-                self.metrics.confirmed_records.add(records);
-            }
+            Outcome::Stored | Outcome::DeadLettered => self.confirm(&range, records),
             Outcome::Abandoned => return,
         }
         let watermark = [
@@ -360,6 +351,13 @@ impl<S: BatchSink> Batcher<S> {
                 tracing::warn!(error = %e, "deleting confirmed write-ahead log segments failed")
             }
         }
+    }
+
+    /// Records that `range` needs no sending again.
+    fn confirm(&self, range: &SeqRange, records: u64) {
+        self.writer
+            .append_detached(Kind::Committed, encode_range(range));
+        self.metrics.confirmed_records.add(records);
     }
 
     /// Cuts the pending rows into a batch: its range goes into the log, then to a flusher.
@@ -435,12 +433,7 @@ impl<S: BatchSink> Batcher<S> {
     }
 
     fn token(&self, range: &SeqRange) -> String {
-        format!(
-            "sluice-{:016x}-{}-{}",
-            self.wal_id,
-            range.start(),
-            range.end()
-        )
+        crate::wal::token(self.wal_id, range)
     }
 
     /// When the oldest rows not yet confirmed reached the batcher, for the backlog age gauge.
@@ -485,21 +478,13 @@ async fn deliver<S: BatchSink>(
         match result {
             Ok(()) => return Outcome::Stored,
             Err(SinkError::Permanent(reason)) => {
-                match write_dead_letter(dead_letter_dir, batch, &reason) {
-                    Ok(path) => tracing::error!(
-                        rows = batch.logs.len(),
-                        %reason,
-                        file = %path.display(),
-                        "ClickHouse refused a batch for good: written to the dead-letter directory"
-                    ),
-                    Err(e) => tracing::error!(
-                        rows = batch.logs.len(),
-                        %reason,
-                        error = %e,
-                        "ClickHouse refused a batch for good and writing it to the dead-letter directory failed"
-                    ),
-                }
-                metrics.dead_lettered_batches.inc();
+                dead_letter(
+                    dead_letter_dir,
+                    batch,
+                    "ClickHouse refused a batch for good",
+                    &reason,
+                    metrics,
+                );
                 return Outcome::DeadLettered;
             }
             Err(SinkError::Retryable(e)) => {
@@ -513,6 +498,32 @@ async fn deliver<S: BatchSink>(
             }
         }
     }
+}
+
+/// Writes `batch` to the dead-letter directory with `reason`, logs why (`what`) and where, and
+/// counts it.
+fn dead_letter(
+    dir: &std::path::Path,
+    batch: &Batch,
+    what: &str,
+    reason: &str,
+    metrics: &crate::wal::WalMetrics,
+) {
+    match write_dead_letter(dir, batch, reason) {
+        Ok(path) => tracing::error!(
+            rows = batch.logs.len(),
+            %reason,
+            file = %path.display(),
+            "{what}: written to the dead-letter directory"
+        ),
+        Err(e) => tracing::error!(
+            rows = batch.logs.len(),
+            %reason,
+            error = %e,
+            "{what}, and writing it to the dead-letter directory failed"
+        ),
+    }
+    metrics.dead_lettered_batches.inc();
 }
 
 /// Writes a refused batch as `<token>.ndjson` (one row per line, the `logs` table's columns)

@@ -256,7 +256,7 @@ impl Wal {
     /// The deduplication token of a batch: the log's id and the batch's sequence range, so a
     /// batch sent again after a timeout or a crash is stored once.
     pub fn token(&self, range: &SeqRange) -> String {
-        format!("sluice-{:016x}-{}-{}", self.id, range.start(), range.end())
+        token(self.id, range)
     }
 
     /// Stops the writer after a last fsync. Appends through remaining handles fail.
@@ -306,6 +306,11 @@ impl Appender {
         }
         result.map(|_| ())
     }
+}
+
+/// The `insert_deduplication_token` of the batch `range` of the log with id `log_id`.
+pub fn token(log_id: u64, range: &SeqRange) -> String {
+    format!("sluice-{log_id:016x}-{}-{}", range.start(), range.end())
 }
 
 /// Digest of a `Rows` payload, for [`RecentRequests`].

@@ -63,8 +63,6 @@ pub(crate) struct Shared {
     pub(crate) segments: Mutex<BTreeMap<u64, u64>>,
     /// Bytes of every segment on disk.
     pub(crate) disk_bytes: AtomicU64,
-    /// One past the sequence number of the last record written (readable from the files).
-    pub(crate) written: AtomicU64,
     /// Set when a write or fsync failed.
     pub(crate) failed: Mutex<Option<String>>,
     /// Set when an append was refused for the disk budget, cleared when segments are deleted.
@@ -96,7 +94,6 @@ impl Writer {
             dir: dir.to_path_buf(),
             segments: Mutex::new(segments),
             disk_bytes: AtomicU64::new(disk_bytes),
-            written: AtomicU64::new(next_seq),
             failed: Mutex::new(None),
             full: Default::default(),
         });
@@ -194,11 +191,6 @@ impl Writer {
     /// Bytes of the log on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.shared.disk_bytes.load(Ordering::Relaxed)
-    }
-
-    /// One past the sequence number of the last record written.
-    pub fn written(&self) -> u64 {
-        self.shared.written.load(Ordering::Acquire)
     }
 
     /// Deletes every segment whose records all have sequence numbers below `seq`; never the
@@ -391,20 +383,24 @@ impl Thread {
                 {
                     *b = self.active.bytes;
                 }
-                // Release: a reader that sees `written` finds the bytes in the file.
-                self.shared.written.store(self.next_seq, Ordering::Release);
                 self.metrics.appends.add(group.len() as u64);
                 self.metrics.groups.inc();
                 self.metrics.bytes_written.add(buf.len() as u64);
+                // The rows reach the tail before their requests are answered, so whoever
+                // sees an acknowledgement finds the rows there.
                 let mut rows = Vec::new();
+                let mut answers = Vec::with_capacity(group.len());
                 for (i, a) in group.into_iter().enumerate() {
                     let seq = first_seq + i as u64;
                     if let Some(r) = a.rows {
                         rows.push((seq, r));
                     }
-                    let _ = a.done.send(Ok(seq));
+                    answers.push((a.done, seq));
                 }
                 self.tail.publish(rows, self.next_seq);
+                for (done, seq) in answers {
+                    let _ = done.send(Ok(seq));
+                }
             }
             Err(e) => {
                 // The file's state after a failed write or fsync is unknown: stop appending
@@ -464,14 +460,23 @@ mod tests {
         config: &WalConfig,
         next_seq: u64,
         metrics: Arc<WalMetrics>,
-    ) -> (Writer, std::thread::JoinHandle<()>) {
+    ) -> (Writer, std::thread::JoinHandle<()>, Arc<Tail>) {
         let tail = Arc::new(Tail::new(
             dir.to_path_buf(),
             1 << 20,
             next_seq,
             metrics.clone(),
         ));
-        Writer::start(dir, config, next_seq, BTreeMap::new(), metrics, tail).unwrap()
+        let (w, thread) = Writer::start(
+            dir,
+            config,
+            next_seq,
+            BTreeMap::new(),
+            metrics,
+            tail.clone(),
+        )
+        .unwrap();
+        (w, thread, tail)
     }
 
     fn config(policy: FsyncPolicy, segment_bytes: u64) -> WalConfig {
@@ -488,7 +493,7 @@ mod tests {
     async fn concurrent_appends_share_fsyncs_and_read_back_in_order() {
         let dir = temp_dir("group");
         let metrics = Arc::new(WalMetrics::default());
-        let (w, thread) = start(
+        let (w, thread, tail) = start(
             &dir,
             &config(FsyncPolicy::Group, 1 << 20),
             7,
@@ -506,7 +511,7 @@ mod tests {
         }
         seqs.sort_unstable();
         assert_eq!(seqs, (7..71).collect::<Vec<_>>());
-        assert_eq!(w.written(), 71);
+        assert_eq!(tail.written(), 71);
         assert_eq!(metrics.appends.get(), 64);
         assert!(metrics.groups.get() <= 64 && metrics.groups.get() >= 1);
         assert_eq!(metrics.fsync_duration.count(), metrics.groups.get());
@@ -527,7 +532,7 @@ mod tests {
     #[tokio::test]
     async fn segments_rotate_and_are_deleted_below_a_sequence_number() {
         let dir = temp_dir("rotate");
-        let (w, _thread) = start(&dir, &config(FsyncPolicy::Off, 300), 0, Arc::default());
+        let (w, _thread, _) = start(&dir, &config(FsyncPolicy::Off, 300), 0, Arc::default());
         for i in 0..10u8 {
             w.append(Kind::Rows, vec![i; 200]).await.unwrap();
         }
@@ -559,7 +564,7 @@ mod tests {
             max_bytes: 1000,
             ..config(FsyncPolicy::Group, 1000)
         };
-        let (w, _thread) = start(&dir, &cfg, 0, Arc::default());
+        let (w, _thread, _) = start(&dir, &cfg, 0, Arc::default());
         let mut taken = 0;
         let err = loop {
             match w.append(Kind::Rows, vec![1; 100]).await {
@@ -586,7 +591,7 @@ mod tests {
             fsync_interval_ms: 300,
             ..config(FsyncPolicy::Interval, 1 << 20)
         };
-        let (w, _thread) = start(&dir, &cfg, 0, metrics.clone());
+        let (w, _thread, _) = start(&dir, &cfg, 0, metrics.clone());
         w.append(Kind::Rows, vec![1; 10]).await.unwrap();
         assert_eq!(
             metrics.fsync_duration.count(),
