@@ -954,6 +954,86 @@ async fn cached_answers_equal_cold_ones() {
     );
 }
 
+/// Ten identical requests arriving together (a dashboard opened by ten people) cost the
+/// ClickHouse requests of one: one evaluation, shared; every answer equals the cold one.
+#[tokio::test]
+async fn identical_concurrent_requests_share_one_evaluation() {
+    if skip() {
+        return;
+    }
+    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "1")]).await;
+    let cold = Sluice::start(&[
+        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
+        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
+    ])
+    .await;
+    let h = now_ns() / (3600 * S) * 3600 * S;
+    let streams: Vec<PushStream<'static>> = ["a", "b"]
+        .iter()
+        .map(|app| {
+            let entries = (0..120)
+                .map(|i| (h - 3 * 3600 * S + i * 90 * S, "x", Value::Null))
+                .collect();
+            (json!({"app": app, "marker": "flight"}), entries)
+        })
+        .collect();
+    push(&cached, "fake", &streams).await;
+    let params = with(
+        range(h - 3 * 3600 * S + 17 * S, h - 1800 * S - 5 * S),
+        &[
+            (
+                "query",
+                r#"sum by (app) (count_over_time({marker="flight"}[5m]))"#,
+            ),
+            ("step", "60"),
+        ],
+    );
+    let one = clickhouse_requests(&cold, "/loki/api/v1/query_range", &params)
+        .await
+        .unwrap();
+    assert!(one >= 1);
+    let want = matrix_of(&cold, &params).await;
+    let base = cached.base.clone();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, params) = (format!("{base}/loki/api/v1/query_range"), params.clone());
+            tokio::spawn(async move {
+                let resp = reqwest::Client::new()
+                    .get(url)
+                    .query(&params)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                let n: u64 = resp.headers()["x-sluice-clickhouse-requests"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let body: Value = resp.json().await.unwrap();
+                (n, body["data"]["result"].clone())
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        let (n, result) = t.await.unwrap();
+        assert_eq!(result, want);
+        total += n;
+    }
+    assert_eq!(
+        total, one,
+        "ten identical requests cost the ClickHouse requests of one"
+    );
+}
+
+/// The `result` of a `query_range` with `params`.
+async fn matrix_of(s: &Sluice, params: &[(&str, String)]) -> Value {
+    let (status, body) = get(s, "/loki/api/v1/query_range", params).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["result"].clone()
+}
+
 /// The `result` of a metric `query_range`.
 async fn matrix(s: &Sluice, q: &str, start: i64, end: i64, step: i64) -> Value {
     let params = with(

@@ -11,8 +11,16 @@
 //! Evaluating one step never depends on another, so a slice of an extent equals the piece
 //! evaluated alone. Keys are the tenant, the canonical query text, the step and the bucket, so
 //! two spellings of one query share entries.
+//!
+//! A metric range that lies wholly before the horizon is also kept whole, as the rendered JSON
+//! of its `result` array ([`RenderedMatrix`]): a repeated request (a dashboard reload, ten
+//! people opening one dashboard) is then one look-up and one copy, with no evaluation and no
+//! serialisation. Identical requests that miss at the same time share one computation
+//! ([`Flights`]); the hit path takes no lock of ours, only the backend's own read path.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cache::{Backend, Cache, CacheStats};
@@ -29,6 +37,68 @@ pub enum Cached {
     Json(Instant, Arc<serde_json::Value>),
     /// Evaluated runs of steps of one bucket of a metric range query.
     Extents(Arc<Vec<Extent>>),
+    /// The whole answer of a metric range query over a closed range.
+    Matrix(RenderedMatrix),
+}
+
+/// A metric range answer as sent: the JSON of Loki's `result` array, and the work it cost (for
+/// `stats.summary`).
+#[derive(Clone, Debug)]
+pub struct RenderedMatrix {
+    /// `[{"metric":{..},"values":[..]},..]`.
+    pub result: Arc<str>,
+    /// Lines ClickHouse read for it.
+    pub lines: u64,
+    /// Bytes of those lines.
+    pub bytes: u64,
+}
+
+/// Single-flight: callers that ask for the same key while a computation of it runs wait for
+/// that computation and share its output instead of starting their own.
+///
+/// If the running computation is cancelled (its request timed out), one of the waiters runs
+/// its own in its place, so nobody waits on work that no longer happens. The map is only
+/// touched on a cache miss.
+pub struct Flights<T> {
+    running: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>,
+}
+
+impl<T> Default for Flights<T> {
+    fn default() -> Self {
+        Flights {
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> Flights<T> {
+    /// The output of `compute` for `key`: run here, or shared with a concurrent caller of the
+    /// same key.
+    pub async fn run<F: Future<Output = T>>(&self, key: &str, compute: F) -> T {
+        let cell = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let out = cell.get_or_init(|| compute).await.clone();
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            running.remove(key);
+        }
+        out
+    }
+
+    /// Keys being computed now.
+    pub fn len(&self) -> usize {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is being computed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The series of a metric query over the steps `start..=end` of one bucket.
@@ -105,6 +175,8 @@ pub fn with_extent(extents: &[Extent], new: Extent) -> Vec<Extent> {
 pub struct ResultsCache {
     inner: Option<Arc<dyn Cache<String, Cached>>>,
     labels_ttl: Duration,
+    /// Metric range answers being computed, shared by identical concurrent requests.
+    pub matrix_flights: Flights<crate::Result<RenderedMatrix>>,
 }
 
 /// Evaluation times per cached bucket: at least an hour of steps.
@@ -125,6 +197,7 @@ impl ResultsCache {
         ResultsCache {
             inner: (max_bytes > 0).then(|| cache::build(backend, max_bytes)),
             labels_ttl,
+            matrix_flights: Flights::default(),
         }
     }
 
@@ -249,6 +322,7 @@ fn weight(value: &Cached) -> u64 {
             .flat_map(|e| e.series.iter())
             .map(|s| labels(&s.labels) + s.points.len() * 16 + 64)
             .sum(),
+        Cached::Matrix(m) => m.result.len() + 64,
     };
     bytes as u64
 }
@@ -363,6 +437,60 @@ mod tests {
         }
         assert_eq!(many.len(), MAX_EXTENTS);
         assert_eq!(many.last().unwrap().start, 1900);
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_of_one_key_share_one_computation() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (flights, runs, gate) = (flights.clone(), runs.clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                flights
+                    .run("k", async {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        gate.notified().await;
+                        7
+                    })
+                    .await
+            }));
+        }
+        // Let every task reach the flight, then release the one computation.
+        while runs.load(std::sync::atomic::Ordering::SeqCst) == 0 || flights.len() != 1 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 7);
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(flights.is_empty(), "a finished flight is forgotten");
+        // The next caller computes afresh.
+        assert_eq!(flights.run("k", async { 8 }).await, 8);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_computation_is_taken_over_by_a_waiter() {
+        let flights: Arc<Flights<u32>> = Arc::default();
+        let leader = {
+            let flights = flights.clone();
+            tokio::spawn(async move { flights.run("k", std::future::pending()).await })
+        };
+        while flights.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let follower = {
+            let flights = flights.clone();
+            tokio::spawn(async move { flights.run("k", async { 5 }).await })
+        };
+        tokio::task::yield_now().await;
+        leader.abort();
+        assert_eq!(follower.await.unwrap(), 5);
     }
 
     #[test]

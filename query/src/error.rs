@@ -3,7 +3,7 @@
 use crate::logql::ParseError;
 
 /// Everything that can go wrong answering a query.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// The query is not valid LogQL; carries the byte span.
     #[error(transparent)]

@@ -3,6 +3,7 @@
 
 mod detected;
 pub mod params;
+pub mod render;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use store::time::now_nanos;
 
-use crate::cache::{Cached, ResultsCache, split};
+use crate::cache::{Cached, RenderedMatrix, ResultsCache, split};
 use crate::engine::{CLICKHOUSE_REQUESTS, Engine, LogEntry, QueryStats, StreamMap};
 use crate::eval::{Labels, Point, Series, Steps, Value};
 use crate::logql::ast::{Expr, Matcher};
@@ -234,12 +235,17 @@ fn error_response(state: &QueryState, e: &Error) -> Response {
 }
 
 fn respond(state: &QueryState, result: Result<Json>) -> Response {
+    respond_text(state, result.map(|body| body.to_string()))
+}
+
+/// [`respond`] for a body already rendered as JSON text.
+fn respond_text(state: &QueryState, result: Result<String>) -> Response {
     match result {
         Ok(body) => {
             state.metrics.requests.fetch_add(1, Ordering::Relaxed);
             (
                 [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-                body.to_string(),
+                body,
             )
                 .into_response()
         }
@@ -312,7 +318,9 @@ fn max_range(state: &QueryState) -> i64 {
 
 /// Runs a query on its own task, so that a panic in evaluation answers 500 instead of dropping
 /// the connection (the process is never at risk: tokio contains the panic either way).
-async fn guarded(fut: impl Future<Output = Result<Json>> + Send + 'static) -> Result<Json> {
+async fn guarded<T: Send + 'static>(
+    fut: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
     // The task keeps counting ClickHouse requests for the API request that spawned it.
     let counter = CLICKHOUSE_REQUESTS
         .try_with(Arc::clone)
@@ -336,7 +344,7 @@ async fn query_range(
     let result =
         guarded(async move { with_timeout(&task, run_range(&task, &p, &headers, started)).await })
             .await;
-    respond(&state, result)
+    respond_text(&state, result)
 }
 
 async fn run_range(
@@ -344,7 +352,7 @@ async fn run_range(
     p: &Params,
     headers: &HeaderMap,
     started: Instant,
-) -> Result<Json> {
+) -> Result<String> {
     let tenant = tenant(state, headers)?;
     let expr = parse_query(p.required("query")?)?;
     let range = p.range(3600 * SECOND, max_range(state))?;
@@ -376,7 +384,7 @@ async fn run_range(
                 Some(i) => thin_by_interval(&entries, range, i, direction),
                 None => entries.to_vec(),
             };
-            Ok(streams_body(&entries, categorize(headers), &stats, started))
+            Ok(streams_body(&entries, categorize(headers), &stats, started).to_string())
         }
         Expr::Metric(m) => {
             let step = p.duration("step")?.unwrap_or_else(|| default_step(range));
@@ -387,88 +395,115 @@ async fn run_range(
                 ));
             }
             let steps = align_to_step(range.start, range.end, step);
-            let mut merged: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
-            for bucket in split(&steps, horizon(state)) {
-                let key = bucket
-                    .key
-                    .as_ref()
-                    .map(|k| format!("metric:{tenant}:{expr}:{k}"));
-                let extents = key.as_ref().and_then(|k| match state.cache.get(k) {
-                    Some(Cached::Extents(extents)) => Some(extents),
-                    _ => None,
-                });
-                // What a cached extent holds from the piece's first step on; only the steps
-                // after it are evaluated.
-                let (held_until, held) = extents
-                    .as_ref()
-                    .and_then(|e| crate::cache::covered_prefix(e, &bucket.steps))
-                    .map_or((bucket.steps.start - bucket.steps.step, Vec::new()), |h| h);
-                let series = if held_until >= bucket.steps.end {
-                    held
-                } else {
-                    let missing = Steps {
-                        start: held_until + bucket.steps.step,
-                        ..bucket.steps
+            let key = format!(
+                "matrix:{tenant}:{expr}:{}:{}:{}",
+                steps.start, steps.end, steps.step
+            );
+            // A range wholly before the horizon cannot change: its rendered answer is kept.
+            let closed = steps.end < horizon(state);
+            let matrix = match state.cache.get(&key) {
+                Some(Cached::Matrix(matrix)) if closed => matrix,
+                _ => {
+                    let compute = async {
+                        let matrix = metric_range(state, &tenant, &expr, m, &steps).await?;
+                        if closed {
+                            state
+                                .cache
+                                .insert(key.clone(), Cached::Matrix(matrix.clone()));
+                        }
+                        Result::<RenderedMatrix>::Ok(matrix)
                     };
-                    let value = state
-                        .engine
-                        .metric_query(&tenant, m, &missing, &stats)
-                        .await?;
-                    let fresh = match value {
-                        Value::Matrix(series) => series,
-                        Value::Scalar(points) => vec![Series {
-                            labels: Vec::new(),
-                            points,
-                        }],
-                    };
-                    let series = crate::cache::concat(held, fresh);
-                    if let Some(k) = key {
-                        let extent = crate::cache::Extent {
-                            start: bucket.steps.start,
-                            end: bucket.steps.end,
-                            series: Arc::new(series.clone()),
-                        };
-                        let list = crate::cache::with_extent(
-                            extents.as_deref().map_or(&[][..], |e| &e[..]),
-                            extent,
-                        );
-                        state.cache.insert(k, Cached::Extents(Arc::new(list)));
-                    }
-                    series
-                };
-                for s in series.iter() {
-                    merged
-                        .entry(s.labels.clone())
-                        .or_default()
-                        .extend_from_slice(&s.points);
+                    state.cache.matrix_flights.run(&key, compute).await?
                 }
-            }
-            let series: Vec<Series> = merged
-                .into_iter()
-                .filter(|(_, points)| !points.is_empty())
-                .map(|(labels, points)| Series { labels, points })
-                .collect();
-            let value = Value::Matrix(series);
-            crate::eval::metric::check_series_limit(&value, state.engine.config().max_series)?;
-            let Value::Matrix(series) = value else {
-                unreachable!("built as a matrix above")
             };
-            let result: Vec<Json> = series
-                .iter()
-                .map(|s| {
-                    json!({
-                        "metric": labels_json(&s.labels),
-                        "values": s.points.iter().map(point_json).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            Ok(success(json!({
-                "resultType": "matrix",
-                "result": result,
-                "stats": stats_json(&stats, started, 0),
-            })))
+            stats.lines.fetch_add(matrix.lines, Ordering::Relaxed);
+            stats.bytes.fetch_add(matrix.bytes, Ordering::Relaxed);
+            Ok(render::matrix_answer(
+                &matrix.result,
+                &stats_json(&stats, started, 0),
+            ))
         }
     }
+}
+
+/// Evaluates a metric range query piece by piece through the extents of the results cache
+/// (see [`crate::cache`]) and renders its `result` array.
+async fn metric_range(
+    state: &QueryState,
+    tenant: &str,
+    expr: &Expr,
+    m: &crate::logql::ast::MetricExpr,
+    steps: &Steps,
+) -> Result<RenderedMatrix> {
+    let stats = QueryStats::default();
+    let mut merged: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
+    for bucket in split(steps, horizon(state)) {
+        let key = bucket
+            .key
+            .as_ref()
+            .map(|k| format!("metric:{tenant}:{expr}:{k}"));
+        let extents = key.as_ref().and_then(|k| match state.cache.get(k) {
+            Some(Cached::Extents(extents)) => Some(extents),
+            _ => None,
+        });
+        // What a cached extent holds from the piece's first step on; only the steps after it
+        // are evaluated.
+        let (held_until, held) = extents
+            .as_ref()
+            .and_then(|e| crate::cache::covered_prefix(e, &bucket.steps))
+            .map_or((bucket.steps.start - bucket.steps.step, Vec::new()), |h| h);
+        let series = if held_until >= bucket.steps.end {
+            held
+        } else {
+            let missing = Steps {
+                start: held_until + bucket.steps.step,
+                ..bucket.steps
+            };
+            let value = state
+                .engine
+                .metric_query(tenant, m, &missing, &stats)
+                .await?;
+            let fresh = match value {
+                Value::Matrix(series) => series,
+                Value::Scalar(points) => vec![Series {
+                    labels: Vec::new(),
+                    points,
+                }],
+            };
+            let series = crate::cache::concat(held, fresh);
+            if let Some(k) = key {
+                let extent = crate::cache::Extent {
+                    start: bucket.steps.start,
+                    end: bucket.steps.end,
+                    series: Arc::new(series.clone()),
+                };
+                let list = crate::cache::with_extent(
+                    extents.as_deref().map_or(&[][..], |e| &e[..]),
+                    extent,
+                );
+                state.cache.insert(k, Cached::Extents(Arc::new(list)));
+            }
+            series
+        };
+        for s in series {
+            merged.entry(s.labels).or_default().extend(s.points);
+        }
+    }
+    let series: Vec<Series> = merged
+        .into_iter()
+        .filter(|(_, points)| !points.is_empty())
+        .map(|(labels, points)| Series { labels, points })
+        .collect();
+    let value = Value::Matrix(series);
+    crate::eval::metric::check_series_limit(&value, state.engine.config().max_series)?;
+    let Value::Matrix(series) = value else {
+        unreachable!("built as a matrix above")
+    };
+    Ok(RenderedMatrix {
+        result: render::matrix_result(&series).into(),
+        lines: stats.lines.load(Ordering::Relaxed),
+        bytes: stats.bytes.load(Ordering::Relaxed),
+    })
 }
 
 async fn query_instant(
@@ -1126,7 +1161,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_query_is_an_internal_error() {
-        let r = guarded(async { panic!("evaluation bug") }).await;
+        let r: Result<Json> = guarded(async { panic!("evaluation bug") }).await;
         assert!(
             matches!(r, Err(Error::Internal(ref m)) if m.contains("panicked")),
             "{r:?}"
