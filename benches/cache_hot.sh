@@ -6,6 +6,7 @@
 #
 #   benches/cache_hot.sh BIN NAME PORT      e.g. benches/cache_hot.sh target/release/sluice after 3302
 #
+# The cache backend is the default unless SLUICE_QUERY_CACHE_BACKEND says otherwise.
 # Needs wrk (Debian package) and python3.
 set -euo pipefail
 BIN=$1 NAME=$2 PORT=$3
@@ -43,3 +44,6 @@ curl -s -o ${OUT:-/tmp}/cache_hot_$NAME.json -D ${OUT:-/tmp}/cache_hot_$NAME.hea
 curl -s -o /dev/null -D - -w "second: %{time_total}s\n" "$URL" | grep -i "x-sluice-clickhouse\|second"
 python3 -c "import json;d=json.load(open('${OUT:-/tmp}/cache_hot_$NAME.json'));r=d['data']['result'];print('series',len(r),'points',sum(len(s['values']) for s in r),'total',sum(float(v[1]) for s in r for v in s['values']))"
 wrk -t2 -c8 -d10s --latency "$URL" | grep -E "Requests/sec|Latency|50%|99%"
+# The results cache's own counters over the whole run (the backend is SLUICE_QUERY_CACHE_BACKEND).
+curl -s http://127.0.0.1:$PORT/metrics | awk '/^sluice_cache_(hits|misses)_total/ {print}
+  $1=="sluice_query_requests_without_clickhouse_total" {print}' 
