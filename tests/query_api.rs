@@ -404,6 +404,39 @@ async fn metric_queries_answer_as_loki_does() {
         body["data"]["result"],
         json!([{"metric": {"__error__": "JSONParserErr"}, "values": [[t1, "3"], [t2, "2"]]}])
     );
+    // ... or when a label filter names __error__ under a grouping (a plain `sum` included): the
+    // lines that failed parsing are what is counted (Loki's parser hint).
+    for (q, want) in [
+        (
+            r#"sum(count_over_time({app="web"} | json | __error__!="" [1m]))"#,
+            json!([{"metric": {}, "values": [[t1, "3"], [t2, "2"]]}]),
+        ),
+        (
+            r#"sum by (env) (count_over_time({app="web"} | json | __error__!="" [1m]))"#,
+            json!([
+                {"metric": {"env": "dev"}, "values": [[t1, "1"]]},
+                {"metric": {"env": "prod"}, "values": [[t1, "2"], [t2, "2"]]},
+            ]),
+        ),
+    ] {
+        let (status, body) = get(
+            &s,
+            "/loki/api/v1/query_range",
+            &with(r.clone(), &[("query", q)]),
+        )
+        .await;
+        assert_eq!(status, 200, "{q}: {body}");
+        assert_eq!(body["data"]["result"], want, "{q}");
+    }
+    // Without a grouping Loki's parser gets no hint, and the same filter is still refused.
+    let q = r#"count_over_time({app="web"} | json | __error__!="" [1m])"#;
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r.clone(), &[("query", q)]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
     // A scalar instant answer carries its time in milliseconds, as Loki's does.
     let (_, body) = get(
         &s,

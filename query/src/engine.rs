@@ -11,7 +11,9 @@ use crate::config::QueryConfig;
 use crate::eval::metric;
 use crate::eval::pipeline::{Pipeline, SampleExtractor};
 use crate::eval::{Labels, Point, Series, Steps, Value};
-use crate::logql::ast::{LogExpr, Matcher, MetricExpr, RangeAggregation, RangeOp, Unwrap};
+use crate::logql::ast::{
+    LabelFilter, LogExpr, Matcher, MetricExpr, RangeAggregation, RangeOp, Stage, Unwrap,
+};
 use crate::logql::planner::{self, LogPlan};
 use crate::logql::sql::{self, Direction, Param, Sql, TimeRange};
 use crate::{Error, Result};
@@ -262,16 +264,17 @@ impl Engine {
         let mut leaves = Vec::new();
         // `range_aggregate` refuses samples that carry a pipeline error, as Loki does, unless
         // the query groups by `__error__` (then the errors are what it asks for).
-        let preserve_errors = groups_by_error(expr);
+        let grouped_by_error = groups_by_error(expr);
         let projections = planner::label_projections(expr);
-        for (agg, projection) in metric::range_aggregations(expr)
+        for ((agg, projection), asks_for_errors) in metric::range_aggregations(expr)
             .into_iter()
             .zip(projections)
+            .zip(asks_for_errors(expr))
         {
             let leaf = Leaf {
                 agg,
                 projection: projection.as_deref(),
-                preserve_errors,
+                preserve_errors: grouped_by_error || asks_for_errors,
             };
             leaves.push(self.range_aggregation(tenant, &leaf, steps, stats).await?);
         }
@@ -465,6 +468,82 @@ fn groups_by_error(expr: &MetricExpr) -> bool {
         MetricExpr::LabelReplace(l) => groups_by_error(&l.inner),
         MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => false,
     }
+}
+
+/// Per range aggregation (in [`metric::range_aggregations`] order), Loki's other parser hint:
+/// errored samples are kept when the aggregation's grouping (its own, or that of a `sum`
+/// directly above a count, rate, bytes or `sum_over_time` without one, which Loki pushes down)
+/// is a `by` (possibly empty, as a plain `sum (...)`) and `__error__` is among the labels the
+/// grouping or the pipeline's label filters name: `sum(count_over_time({..} | json |
+/// __error__!="" [5m]))` counts the lines that failed parsing instead of failing.
+fn asks_for_errors(expr: &MetricExpr) -> Vec<bool> {
+    use crate::logql::ast::{Grouping, VectorOp};
+    fn filter_names<'a>(f: &'a LabelFilter, out: &mut Vec<&'a str>) {
+        match f {
+            LabelFilter::Matcher(m) => out.push(&m.name),
+            LabelFilter::Ip { name, .. }
+            | LabelFilter::Duration { name, .. }
+            | LabelFilter::Bytes { name, .. }
+            | LabelFilter::Number { name, .. } => out.push(name),
+            LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
+                filter_names(a, out);
+                filter_names(b, out);
+            }
+        }
+    }
+    fn leaf(agg: &RangeAggregation, pushed: Option<&Grouping>) -> bool {
+        let Some(grouping) = agg.grouping.as_ref().or(pushed) else {
+            return false;
+        };
+        if grouping.without {
+            return false;
+        }
+        let mut names: Vec<&str> = grouping.labels.iter().map(String::as_str).collect();
+        for stage in &agg.range.log.pipeline {
+            if let Stage::LabelFilter(f) = stage {
+                filter_names(f, &mut names);
+            }
+        }
+        for f in agg.range.unwrap.iter().flat_map(|u| &u.post_filters) {
+            filter_names(f, &mut names);
+        }
+        names.contains(&"__error__")
+    }
+    fn walk(expr: &MetricExpr, out: &mut Vec<bool>) {
+        const EVERYTHING: Grouping = Grouping {
+            without: false,
+            labels: Vec::new(),
+        };
+        match expr {
+            MetricExpr::Range(agg) => out.push(leaf(agg, None)),
+            MetricExpr::Vector(v) => match &*v.inner {
+                MetricExpr::Range(agg)
+                    if v.op == VectorOp::Sum
+                        && agg.grouping.is_none()
+                        && matches!(
+                            agg.op,
+                            RangeOp::Count
+                                | RangeOp::Rate
+                                | RangeOp::Bytes
+                                | RangeOp::BytesRate
+                                | RangeOp::Sum
+                        ) =>
+                {
+                    out.push(leaf(agg, Some(v.grouping.as_ref().unwrap_or(&EVERYTHING))))
+                }
+                inner => walk(inner, out),
+            },
+            MetricExpr::Binary(b) => {
+                walk(&b.lhs, out);
+                walk(&b.rhs, out);
+            }
+            MetricExpr::LabelReplace(l) => walk(&l.inner, out),
+            MetricExpr::Literal(_) | MetricExpr::VectorLiteral(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(expr, &mut out);
+    out
 }
 
 /// Adds `__preserve_error__="true"`, keeping the labels sorted.
