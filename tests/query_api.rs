@@ -987,6 +987,66 @@ async fn cached_answers_equal_cold_ones() {
     );
 }
 
+/// Entries that arrive late, but within `query.max_ingest_delay_secs`, are never hidden by the
+/// cache: random batches of entries up to 100 s old (the delay is 120 s) are pushed in random
+/// order between queries, and every answer of a sluice with the cache equals that of one without
+/// it over the same database, for ranges that end in the past, at the live edge and beyond it.
+#[tokio::test]
+async fn late_entries_within_the_ingest_delay_are_never_hidden() {
+    if skip() {
+        return;
+    }
+    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "120")]).await;
+    let cold = Sluice::start(&[
+        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
+        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
+    ])
+    .await;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    // Old entries first, so that the queries below have cached pieces before the horizon.
+    let now = now_ns();
+    let old: Vec<(i64, &'static str, Value)> = (0..200)
+        .map(|i| (now - 3000 * S + i * 13 * S, "old", Value::Null))
+        .collect();
+    push(&cached, "fake", &[(json!({"app": "late"}), old)]).await;
+    let q = r#"sum by (app) (count_over_time({app=~"late|later"}[1m]))"#;
+    for round in 0..6 {
+        // Ask first, so that whatever can be cached is, then push late entries, then ask again.
+        let now = now_ns();
+        let ranges = [
+            (now - 3600 * S, now),
+            (now - 2400 * S + 7 * S, now - 30 * S),
+            (now - 1800 * S, now + 300 * S),
+        ];
+        for &(start, end) in &ranges {
+            matrix(&cached, q, start, end, 60).await;
+        }
+        let app = ["late", "later"][next(2) as usize];
+        let mut entries: Vec<(i64, &'static str, Value)> = (0..1 + next(20))
+            .map(|_| {
+                (
+                    now - (next(100) as i64) * S - next(S as u64) as i64,
+                    "late",
+                    Value::Null,
+                )
+            })
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        push(&cached, "fake", &[(json!({"app": app}), entries)]).await;
+        for &(start, end) in &ranges {
+            let want = matrix(&cold, q, start, end, 60).await;
+            let got = matrix(&cached, q, start, end, 60).await;
+            assert_eq!(got, want, "round {round}: {start}..{end}");
+        }
+    }
+}
+
 /// Ten identical requests arriving together (a dashboard opened by ten people) cost the
 /// ClickHouse requests of one: one evaluation, shared; every answer equals the cold one.
 #[tokio::test]
