@@ -12,6 +12,14 @@
 //! evaluated alone. Keys are the tenant, the canonical query text, the step and the bucket, so
 //! two spellings of one query share entries.
 //!
+//! Log queries are cached the same way, per hour bucket of their time range: a *log extent* is a
+//! time range of one bucket and every entry the query selects in it (see [`LogExtent`]). A
+//! query walks its pieces in its direction, takes from extents what they answer exactly, and
+//! asks ClickHouse once for each run of pieces they do not, with the limit still wanted. When
+//! that answer was cut by the limit, only the side of the cut that is complete is kept: for a
+//! backward query, the entries newer than the oldest one returned (ties at that timestamp may
+//! have been cut, so that timestamp is left out).
+//!
 //! A metric range that lies wholly before the horizon is also kept whole, as the rendered JSON
 //! of its `result` array ([`RenderedMatrix`]): a repeated request (a dashboard reload, ten
 //! people opening one dashboard) is then one look-up and one copy, with no evaluation and no
@@ -27,12 +35,13 @@ use cache::{Backend, Cache, CacheStats};
 
 use crate::engine::LogEntry;
 use crate::eval::{Series, Steps};
+use crate::logql::sql::{Direction, TimeRange};
 
 /// What the cache holds.
 #[derive(Clone, Debug)]
 pub enum Cached {
-    /// The entries of a log query over a closed time range.
-    Logs(Arc<Vec<LogEntry>>),
+    /// Complete runs of entries of a log query within one bucket.
+    LogExtents(Arc<Vec<LogExtent>>),
     /// A labels, label-values or series answer, and when it was computed.
     Json(Instant, Arc<serde_json::Value>),
     /// Evaluated runs of steps of one bucket of a metric range query.
@@ -115,6 +124,157 @@ pub struct Extent {
 /// Extents kept per bucket; the oldest goes first.
 const MAX_EXTENTS: usize = 8;
 
+/// Every entry a log query selects in `start..end` (end exclusive), within one bucket, in
+/// forward order (timestamp, then stream and line as ClickHouse orders ties).
+#[derive(Clone, Debug)]
+pub struct LogExtent {
+    /// Inclusive start, ns.
+    pub start: i64,
+    /// Exclusive end, ns.
+    pub end: i64,
+    /// The entries, oldest first.
+    pub entries: Arc<Vec<LogEntry>>,
+}
+
+/// A time span held by an extent, for [`with_extent`]; the end may be inclusive or exclusive,
+/// as long as one kind of extent is compared with its own kind.
+pub trait Span {
+    /// `(start, end)`.
+    fn span(&self) -> (i64, i64);
+}
+
+impl Span for Extent {
+    fn span(&self) -> (i64, i64) {
+        (self.start, self.end)
+    }
+}
+
+impl Span for LogExtent {
+    fn span(&self) -> (i64, i64) {
+        (self.start, self.end)
+    }
+}
+
+/// One piece of a log query's range: the part of the range in one bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogPiece {
+    /// The part of the range.
+    pub range: TimeRange,
+    /// The cache key suffix of its bucket when the piece ended before the horizon.
+    pub key: Option<String>,
+}
+
+/// Splits `range` on hour buckets and at `horizon`, in `direction` order. Pieces that end at or
+/// before `horizon` get their bucket's key.
+pub fn log_pieces(range: TimeRange, direction: Direction, horizon: i64) -> Vec<LogPiece> {
+    let span = BUCKET_SECS * 1_000_000_000;
+    let mut out = Vec::new();
+    let mut t = range.start;
+    while t < range.end {
+        let index = t.div_euclid(span);
+        let mut end = ((index + 1) * span).min(range.end);
+        if t < horizon && end > horizon {
+            end = horizon;
+        }
+        out.push(LogPiece {
+            range: TimeRange { start: t, end },
+            key: (end <= horizon).then(|| format!("{index}")),
+        });
+        t = end;
+    }
+    if direction == Direction::Backward {
+        out.reverse();
+    }
+    out
+}
+
+/// The entries of `piece`, at most `wanted` of them in `direction` order, when `extents`
+/// answer that exactly: an extent holds the whole piece, or holds the part of it the query
+/// reaches first with at least `wanted` entries in it.
+pub fn log_from_extents(
+    extents: &[LogExtent],
+    piece: TimeRange,
+    direction: Direction,
+    wanted: usize,
+) -> Option<Vec<LogEntry>> {
+    let within = |x: &LogExtent, start: i64, end: i64| -> Vec<LogEntry> {
+        let from = x.entries.partition_point(|e| e.timestamp < start);
+        let to = x.entries.partition_point(|e| e.timestamp < end);
+        let slice = &x.entries[from..to];
+        match direction {
+            Direction::Forward => slice.iter().take(wanted).cloned().collect(),
+            Direction::Backward => slice.iter().rev().take(wanted).cloned().collect(),
+        }
+    };
+    let count = |x: &LogExtent, start: i64, end: i64| -> usize {
+        x.entries.partition_point(|e| e.timestamp < end)
+            - x.entries.partition_point(|e| e.timestamp < start)
+    };
+    if let Some(x) = extents
+        .iter()
+        .find(|x| x.start <= piece.start && piece.end <= x.end)
+    {
+        return Some(within(x, piece.start, piece.end));
+    }
+    extents.iter().find_map(|x| match direction {
+        Direction::Backward if x.start < piece.end && piece.end <= x.end => {
+            (count(x, x.start, piece.end) >= wanted).then(|| within(x, x.start, piece.end))
+        }
+        Direction::Forward if x.start <= piece.start && piece.start < x.end => {
+            (count(x, piece.start, x.end) >= wanted).then(|| within(x, piece.start, x.end))
+        }
+        _ => None,
+    })
+}
+
+/// The extents that `entries` (one answer, in `direction` order, for the run of `pieces`)
+/// establish, with their keys. `cut` says the answer stopped at its limit: then only what lies
+/// on the complete side of its last entry's timestamp is kept.
+pub fn log_extents_from(
+    pieces: &[LogPiece],
+    entries: &[LogEntry],
+    direction: Direction,
+    cut: bool,
+) -> Vec<(String, LogExtent)> {
+    let last = if cut {
+        match entries.last() {
+            Some(e) => Some(e.timestamp),
+            None => return Vec::new(),
+        }
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for piece in pieces {
+        let Some(key) = &piece.key else { continue };
+        let (start, end) = match (last, direction) {
+            (None, _) => (piece.range.start, piece.range.end),
+            (Some(t), Direction::Backward) => (piece.range.start.max(t + 1), piece.range.end),
+            (Some(t), Direction::Forward) => (piece.range.start, piece.range.end.min(t)),
+        };
+        if start >= end {
+            continue;
+        }
+        let mut held: Vec<LogEntry> = entries
+            .iter()
+            .filter(|e| e.timestamp >= start && e.timestamp < end)
+            .cloned()
+            .collect();
+        if direction == Direction::Backward {
+            held.reverse();
+        }
+        out.push((
+            key.clone(),
+            LogExtent {
+                start,
+                end,
+                entries: Arc::new(held),
+            },
+        ));
+    }
+    out
+}
+
 /// The longest run of `steps` from its start that one extent holds: the last evaluation time
 /// it covers, and the series over `steps.start..=that`. `None` when no extent holds the first
 /// step.
@@ -158,10 +318,14 @@ pub fn concat(a: Vec<Series>, b: Vec<Series>) -> Vec<Series> {
 
 /// `extents` with `new` added: extents it contains are dropped, and at most [`MAX_EXTENTS`]
 /// are kept.
-pub fn with_extent(extents: &[Extent], new: Extent) -> Vec<Extent> {
-    let mut out: Vec<Extent> = extents
+pub fn with_extent<E: Span + Clone>(extents: &[E], new: E) -> Vec<E> {
+    let (start, end) = new.span();
+    let mut out: Vec<E> = extents
         .iter()
-        .filter(|e| !(e.start >= new.start && e.end <= new.end))
+        .filter(|e| {
+            let (s, t) = e.span();
+            !(s >= start && t <= end)
+        })
         .cloned()
         .collect();
     out.push(new);
@@ -312,8 +476,9 @@ fn weight(value: &Cached) -> u64 {
     let labels =
         |l: &[(String, String)]| -> usize { l.iter().map(|(k, v)| k.len() + v.len() + 48).sum() };
     let bytes: usize = match value {
-        Cached::Logs(entries) => entries
+        Cached::LogExtents(extents) => extents
             .iter()
+            .flat_map(|x| x.entries.iter())
             .map(|e| e.line.len() + labels(&e.metadata) + labels(&e.parsed) + 96)
             .sum(),
         Cached::Json(_, v) => v.to_string().len(),
@@ -437,6 +602,90 @@ mod tests {
         }
         assert_eq!(many.len(), MAX_EXTENTS);
         assert_eq!(many.last().unwrap().start, 1900);
+    }
+
+    fn entry(t: i64) -> LogEntry {
+        LogEntry {
+            timestamp: t,
+            line: format!("l{t}"),
+            stream: Arc::new(Vec::new()),
+            metadata: Vec::new(),
+            parsed: Vec::new(),
+        }
+    }
+
+    fn times(entries: &[LogEntry]) -> Vec<i64> {
+        entries.iter().map(|e| e.timestamp).collect()
+    }
+
+    #[test]
+    fn log_pieces_follow_the_direction_and_stop_keys_at_the_horizon() {
+        let h = 3600 * S;
+        let r = TimeRange {
+            start: h / 2,
+            end: 3 * h + 10,
+        };
+        let pieces = log_pieces(r, Direction::Forward, 2 * h + 5);
+        let spans: Vec<(i64, i64, bool)> = pieces
+            .iter()
+            .map(|p| (p.range.start, p.range.end, p.key.is_some()))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (h / 2, h, true),
+                (h, 2 * h, true),
+                (2 * h, 2 * h + 5, true),
+                (2 * h + 5, 3 * h, false),
+                (3 * h, 3 * h + 10, false)
+            ]
+        );
+        let back = log_pieces(r, Direction::Backward, 2 * h + 5);
+        assert_eq!(back.first(), pieces.last());
+        assert_eq!(back.len(), pieces.len());
+    }
+
+    #[test]
+    fn a_cut_answer_keeps_only_its_complete_side() {
+        let piece = |start, end| LogPiece {
+            range: TimeRange { start, end },
+            key: Some(format!("{start}")),
+        };
+        let run = [piece(100, 200), piece(0, 100)];
+        // Backward, limit 4, cut at 90: ties at 90 may be missing, so 90 is left out.
+        let got: Vec<LogEntry> = [150, 120, 95, 90].into_iter().map(entry).collect();
+        let kept = log_extents_from(&run, &got, Direction::Backward, true);
+        let spans: Vec<(i64, i64, Vec<i64>)> = kept
+            .iter()
+            .map(|(_, x)| (x.start, x.end, times(&x.entries)))
+            .collect();
+        assert_eq!(spans, vec![(100, 200, vec![120, 150]), (91, 100, vec![95])]);
+        let extents: Vec<LogExtent> = kept.into_iter().map(|(_, x)| x).collect();
+        // Whole piece held: any limit is exact.
+        let whole = TimeRange {
+            start: 110,
+            end: 200,
+        };
+        let back = log_from_extents(&extents, whole, Direction::Backward, 1).unwrap();
+        assert_eq!(times(&back), vec![150]);
+        let fwd = log_from_extents(&extents, whole, Direction::Forward, 5).unwrap();
+        assert_eq!(times(&fwd), vec![120, 150]);
+        // Only the newest part held: exact only when it has enough entries.
+        let wider = TimeRange {
+            start: 50,
+            end: 100,
+        };
+        assert_eq!(
+            log_from_extents(&extents, wider, Direction::Backward, 1).map(|e| times(&e)),
+            Some(vec![95])
+        );
+        assert!(log_from_extents(&extents, wider, Direction::Backward, 2).is_none());
+        assert!(log_from_extents(&extents, wider, Direction::Forward, 1).is_none());
+        // Uncut: every piece is complete, empty ones included.
+        let none = log_extents_from(&run, &[], Direction::Forward, false);
+        assert_eq!(none.len(), 2);
+        assert!(none.iter().all(|(_, x)| x.entries.is_empty()));
+        assert!(log_extents_from(&run, &[], Direction::Forward, true).is_empty());
     }
 
     #[tokio::test]

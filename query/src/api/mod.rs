@@ -20,7 +20,10 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use store::time::now_nanos;
 
-use crate::cache::{Cached, RenderedMatrix, ResultsCache, split};
+use crate::cache::{
+    Cached, LogPiece, RenderedMatrix, ResultsCache, log_extents_from, log_from_extents, log_pieces,
+    split,
+};
 use crate::engine::{CLICKHOUSE_REQUESTS, Engine, LogEntry, QueryStats, StreamMap};
 use crate::eval::{Labels, Point, Series, Steps, Value};
 use crate::logql::ast::{Expr, Matcher};
@@ -361,28 +364,12 @@ async fn run_range(
         Expr::Log(log) => {
             let limit = limit(state, p)?;
             let direction = p.direction()?;
-            let key = format!("logs:{tenant}:{expr}:{direction:?}:{limit}:{range:?}");
-            // A closed range in the past cannot change: cache the whole answer.
-            let cacheable = range.end < horizon(state);
-            let entries = match state.cache.get(&key) {
-                Some(Cached::Logs(entries)) if cacheable => entries,
-                _ => {
-                    let entries = Arc::new(
-                        state
-                            .engine
-                            .log_query(&tenant, log, range, direction, limit, &stats)
-                            .await?,
-                    );
-                    if cacheable {
-                        state.cache.insert(key, Cached::Logs(entries.clone()));
-                    }
-                    entries
-                }
-            };
+            let entries =
+                log_range(state, &tenant, &expr, log, range, direction, limit, &stats).await?;
             let interval = p.duration("interval")?;
             let entries = match interval {
                 Some(i) => thin_by_interval(&entries, range, i, direction),
-                None => entries.to_vec(),
+                None => entries,
             };
             Ok(streams_body(&entries, categorize(headers), &stats, started).to_string())
         }
@@ -424,6 +411,81 @@ async fn run_range(
             ))
         }
     }
+}
+
+/// Runs a log query piece by piece through the log extents of the results cache (see
+/// [`crate::cache`]): pieces that extents answer exactly cost nothing, and each run of the
+/// others is one engine query for what is still wanted.
+#[allow(clippy::too_many_arguments)]
+async fn log_range(
+    state: &QueryState,
+    tenant: &str,
+    expr: &Expr,
+    log: &crate::logql::ast::LogExpr,
+    range: TimeRange,
+    direction: Direction,
+    limit: usize,
+    stats: &QueryStats,
+) -> Result<Vec<LogEntry>> {
+    let pieces = log_pieces(range, direction, horizon(state));
+    let key = |suffix: &str| format!("logs:{tenant}:{expr}:{suffix}");
+    let extents = |piece: &LogPiece| {
+        piece
+            .key
+            .as_ref()
+            .and_then(|k| match state.cache.get(&key(k)) {
+                Some(Cached::LogExtents(x)) => Some(x),
+                _ => None,
+            })
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pieces.len() && out.len() < limit {
+        let wanted = limit - out.len();
+        let held = extents(&pieces[i])
+            .and_then(|x| log_from_extents(&x, pieces[i].range, direction, wanted));
+        if let Some(entries) = held {
+            out.extend(entries);
+            i += 1;
+            continue;
+        }
+        // The run of pieces from here that no extent holds whole: one query.
+        let mut j = i + 1;
+        while j < pieces.len()
+            && extents(&pieces[j]).is_none_or(|x| {
+                !x.iter()
+                    .any(|x| x.start <= pieces[j].range.start && pieces[j].range.end <= x.end)
+            })
+        {
+            j += 1;
+        }
+        let run = &pieces[i..j];
+        let span = TimeRange {
+            start: run
+                .iter()
+                .map(|p| p.range.start)
+                .min()
+                .unwrap_or(range.start),
+            end: run.iter().map(|p| p.range.end).max().unwrap_or(range.end),
+        };
+        let entries = state
+            .engine
+            .log_query(tenant, log, span, direction, wanted, stats)
+            .await?;
+        let cut = entries.len() >= wanted;
+        for (k, extent) in log_extents_from(run, &entries, direction, cut) {
+            let k = key(&k);
+            let list = match state.cache.get(&k) {
+                Some(Cached::LogExtents(x)) => crate::cache::with_extent(&x, extent),
+                _ => vec![extent],
+            };
+            state.cache.insert(k, Cached::LogExtents(Arc::new(list)));
+        }
+        out.extend(entries);
+        i = j;
+    }
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// Evaluates a metric range query piece by piece through the extents of the results cache
