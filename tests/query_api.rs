@@ -1107,6 +1107,87 @@ async fn cached_log_answers_equal_cold_ones() {
     );
 }
 
+/// The live edge is always read fresh, and costs one ClickHouse request per piece: the stream
+/// selector is resolved inside the row query, and stream labels are remembered (a stream id is
+/// the hash of its labels), so only a stream not seen before costs one more look-up, once. A
+/// stream that appears between two refreshes is in the second answer.
+#[tokio::test]
+async fn the_live_edge_sees_new_streams_at_one_request_per_piece() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let now = now_ns();
+    let entries = |n: i64| -> Vec<(i64, &'static str, Value)> {
+        (0..n)
+            .map(|i| (now - (n - i) * S, "x", Value::Null))
+            .collect()
+    };
+    push(
+        &s,
+        "fake",
+        &[(json!({"app": "one", "edge": "live"}), entries(30))],
+    )
+    .await;
+    // Entirely newer than the horizon (now - 600 s): every piece is evaluated every time.
+    let params = with(
+        range(now - 300 * S, now + 60 * S),
+        &[
+            (
+                "query",
+                r#"sum by (app) (count_over_time({edge="live"}[1m]))"#,
+            ),
+            ("step", "60"),
+        ],
+    );
+    let first = clickhouse_requests(&s, "/loki/api/v1/query_range", &params)
+        .await
+        .unwrap();
+    let again = clickhouse_requests(&s, "/loki/api/v1/query_range", &params)
+        .await
+        .unwrap();
+    // One piece, or two when the range crosses an hour: one request each.
+    assert!((1..=2).contains(&again), "{again}");
+    assert_eq!(first, again + 1, "the first asked for the stream's labels");
+    push(
+        &s,
+        "fake",
+        &[(json!({"app": "two", "edge": "live"}), entries(10))],
+    )
+    .await;
+    let with_new = clickhouse_requests(&s, "/loki/api/v1/query_range", &params)
+        .await
+        .unwrap();
+    assert_eq!(
+        with_new,
+        again + 1,
+        "one look-up for the new stream's labels"
+    );
+    let result = matrix_of(&s, &params).await;
+    let apps: Vec<&str> = result
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metric"]["app"].as_str().unwrap())
+        .collect();
+    assert_eq!(apps, ["one", "two"], "{result}");
+    let total = |app: &str| -> f64 {
+        result
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["metric"]["app"] == app)
+            .flat_map(|r| r["values"].as_array().unwrap().iter())
+            .map(|v| v[1].as_str().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!((total("one"), total("two")), (30.0, 10.0), "{result}");
+    assert_eq!(
+        clickhouse_requests(&s, "/loki/api/v1/query_range", &params).await,
+        Some(again)
+    );
+}
+
 /// Entries that arrive late, but within `query.max_ingest_delay_secs`, are never hidden by the
 /// cache: random batches of entries up to 100 s old (the delay is 120 s) are pushed in random
 /// order between queries, and every answer of a sluice with the cache equals that of one without

@@ -1,5 +1,6 @@
-//! Runs queries: resolves streams in ClickHouse, fetches rows or pre-aggregated buckets, and
-//! finishes the pipeline and the metric evaluation in Rust.
+//! Runs queries: fetches rows or pre-aggregated buckets of the streams a selector matches (the
+//! selector resolved by ClickHouse within the same query, the labels of the streams remembered
+//! by id), and finishes the pipeline and the metric evaluation in Rust.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -76,7 +77,13 @@ struct BucketRow {
 pub struct Engine {
     client: clickhouse::Client,
     config: QueryConfig,
+    /// Labels by tenant and stream id. A stream id is the hash of its labels, so an entry never
+    /// goes stale; only streams not seen before cost a look-up.
+    labels: Arc<dyn cache::Cache<(String, u64), Arc<Labels>>>,
 }
+
+/// Bytes of stream labels the engine keeps.
+const STREAM_LABELS_BYTES: u64 = 32 << 20;
 
 /// Largest page of log rows read at once while a Rust-side filter keeps only some of them.
 const MAX_PAGE_ROWS: usize = 64 * 1024;
@@ -87,7 +94,60 @@ pub type StreamMap = HashMap<u64, Arc<Labels>>;
 impl Engine {
     /// An engine reading through `client` (database already selected).
     pub fn new(client: clickhouse::Client, config: QueryConfig) -> Engine {
-        Engine { client, config }
+        let backend = config.backend().unwrap_or_default();
+        Engine {
+            client,
+            config,
+            labels: cache::build(backend, STREAM_LABELS_BYTES),
+        }
+    }
+
+    /// The labels of the streams among `ids` (repeats allowed), from memory or, for streams
+    /// not seen before, in one look-up. Refuses more than `query.max_streams` streams, as the
+    /// selector look-up does.
+    async fn labels_of(
+        &self,
+        tenant: &str,
+        ids: impl IntoIterator<Item = u64>,
+    ) -> Result<StreamMap> {
+        let mut out = StreamMap::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            if out.contains_key(&id) || missing.contains(&id) {
+                continue;
+            }
+            match self.labels.get(&(tenant.to_owned(), id)) {
+                Some(labels) => {
+                    out.insert(id, labels);
+                }
+                None => missing.push(id),
+            }
+            if out.len() + missing.len() > self.config.max_streams {
+                return Err(too_many_streams(self.config.max_streams));
+            }
+        }
+        if !missing.is_empty() {
+            let rows: Vec<StreamLabelsRow> =
+                self.fetch(&sql::stream_labels(tenant, &missing)).await?;
+            for r in rows {
+                let mut labels = r.labels;
+                labels.sort();
+                let weight = labels
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 48)
+                    .sum::<usize>()
+                    + tenant.len()
+                    + 64;
+                let labels = Arc::new(labels);
+                self.labels.insert(
+                    (tenant.to_owned(), r.stream_id),
+                    labels.clone(),
+                    weight as u64,
+                );
+                out.insert(r.stream_id, labels);
+            }
+        }
+        Ok(out)
     }
 
     /// The limits in force.
@@ -128,10 +188,7 @@ impl Engine {
             .fetch(&sql::streams(tenant, matchers, range, limit))
             .await?;
         if rows.len() > self.config.max_streams {
-            return Err(Error::Execution(format!(
-                "the stream selector matches more than {} streams (query.max_streams); narrow it down",
-                self.config.max_streams
-            )));
+            return Err(too_many_streams(self.config.max_streams));
         }
         Ok(rows
             .into_iter()
@@ -156,12 +213,10 @@ impl Engine {
         let plan = LogPlan::new(log);
         plan.check()?;
         let pipeline = Pipeline::new(&plan.rest)?;
-        let streams = self.resolve_streams(tenant, &log.matchers, range).await?;
         let mut out = Vec::new();
-        if streams.is_empty() || limit == 0 {
+        if limit == 0 {
             return Ok(out);
         }
-        let ids: Vec<u64> = streams.keys().copied().collect();
         // With filters left for Rust, a page may keep few of its rows: read ahead more, and
         // double the page each round, since every page costs ClickHouse a top-N sort of the
         // rows left in the range.
@@ -175,15 +230,19 @@ impl Engine {
         let mut skip_at_cursor = 0usize;
         let mut cursor: Option<i64> = None;
         loop {
+            // The selector is resolved within the row query (see `sql::Streams::Matching`).
             let sql = sql::log_rows(
                 tenant,
-                &ids,
+                sql::Streams::Matching(&log.matchers),
                 window,
                 &plan.pushed,
                 Some(direction),
                 (page + skip_at_cursor) as u64,
             );
             let rows: Vec<LogRowOut> = self.fetch(&sql).await?;
+            let streams = self
+                .labels_of(tenant, rows.iter().map(|r| r.stream_id))
+                .await?;
             let fetched = rows.len();
             let mut skipped = 0;
             let mut last_ts = None;
@@ -299,16 +358,11 @@ impl Engine {
         };
         let plan = LogPlan::new(&range.log);
         plan.check()?;
-        let streams = self
-            .resolve_streams(tenant, &range.log.matchers, window)
-            .await?;
-        if streams.is_empty() {
-            return metric::range_aggregate(agg, Vec::new(), steps);
-        }
-        let ids: Vec<u64> = streams.keys().copied().collect();
+        // The selector is resolved within the row query (see `sql::Streams::Matching`).
+        let selected = sql::Streams::Matching(&range.log.matchers);
         if planner::can_pre_aggregate(range, agg.op, &plan) {
             return self
-                .pre_aggregated(tenant, leaf, steps, &plan, &streams, &ids, window, stats)
+                .pre_aggregated(tenant, leaf, steps, &plan, selected, window, stats)
                 .await;
         }
         // The pushed-down line filters already ran in ClickHouse.
@@ -321,13 +375,16 @@ impl Engine {
         };
         let extractor = SampleExtractor::new(&rest, agg.op)?;
         let max_rows = self.config.max_rows_scanned;
-        let sql = sql::log_rows(tenant, &ids, window, &plan.pushed, None, max_rows + 1);
+        let sql = sql::log_rows(tenant, selected, window, &plan.pushed, None, max_rows + 1);
         let rows: Vec<LogRowOut> = self.fetch(&sql).await?;
         if rows.len() as u64 > max_rows {
             return Err(Error::Execution(format!(
                 "the query reads more than {max_rows} log lines (query.max_rows_scanned); narrow the selector or the time range"
             )));
         }
+        let streams = self
+            .labels_of(tenant, rows.iter().map(|r| r.stream_id))
+            .await?;
         let mut by_labels: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
         for row in rows {
             stats.lines.fetch_add(1, Ordering::Relaxed);
@@ -372,8 +429,7 @@ impl Engine {
         leaf: &Leaf<'_>,
         steps: &Steps,
         plan: &LogPlan,
-        streams: &StreamMap,
-        ids: &[u64],
+        selected: sql::Streams<'_>,
         window: TimeRange,
         stats: &QueryStats,
     ) -> Result<Vec<Series>> {
@@ -381,8 +437,11 @@ impl Engine {
         let range = &agg.range;
         let origin = steps.start - range.offset;
         let width = gcd(steps.step.max(1), range.range.max(1));
-        let sql = sql::bucket_counts(tenant, ids, window, &plan.pushed, origin, width);
+        let sql = sql::bucket_counts(tenant, selected, window, &plan.pushed, origin, width);
         let rows: Vec<BucketRow> = self.fetch(&sql).await?;
+        let streams = self
+            .labels_of(tenant, rows.iter().map(|r| r.stream_id))
+            .await?;
         let bytes = matches!(agg.op, RangeOp::Bytes | RangeOp::BytesRate);
         let mut by_labels: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
         for row in rows {
@@ -544,6 +603,12 @@ fn asks_for_errors(expr: &MetricExpr) -> Vec<bool> {
     let mut out = Vec::new();
     walk(expr, &mut out);
     out
+}
+
+fn too_many_streams(max: usize) -> Error {
+    Error::Execution(format!(
+        "the stream selector matches more than {max} streams (query.max_streams); narrow it down"
+    ))
 }
 
 /// Adds `__preserve_error__="true"`, keeping the labels sorted.

@@ -4,9 +4,11 @@
 //!
 //! * **ORDER BY (Tenant, StreamId, Timestamp)**. Every LogQL query names a tenant and a stream
 //!   selector, which the query side resolves to a set of stream ids through the small `streams`
-//!   table (qryn's split of series and samples), and a time range. With this key the primary
-//!   index prunes on all three: `EXPLAIN indexes = 1` of `WHERE Tenant = ? AND StreamId IN (...)
-//!   AND Timestamp BETWEEN ...` reads only the granules of those streams in that window. Rows of
+//!   table (qryn's split of series and samples; inside the row query, as `StreamId IN (SELECT
+//!   ...)`, whose set ClickHouse also uses for index analysis), and a time range. With this key
+//!   the primary index prunes on all three: `EXPLAIN indexes = 1` of `WHERE Tenant = ? AND
+//!   StreamId IN (...) AND Timestamp BETWEEN ...` reads only the granules of those streams in
+//!   that window. Rows of
 //!   one stream sit together, so `ResourceAttributes` (the stream labels, identical within a
 //!   stream) and `ServiceName` compress to almost nothing, and timestamps are nearly sorted,
 //!   which is what `Delta` wants. The OpenTelemetry exporter orders by `(ServiceName,

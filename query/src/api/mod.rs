@@ -933,7 +933,7 @@ async fn stream_volumes(
         return Ok((matchers, streams, Vec::new()));
     }
     let ids: Vec<u64> = streams.keys().copied().collect();
-    let sql = sql::volumes(tenant, &ids, range, step);
+    let sql = sql::volumes(tenant, sql::Streams::Ids(&ids), range, step);
     let rows = state.engine.fetch(&sql).await?;
     Ok((matchers, streams, rows))
 }

@@ -186,25 +186,26 @@ pub fn explain(expr: &Expr) -> String {
             section(
                 format!("{log}: {} stage(s) left for Rust", plan.rest.len()),
                 vec![
-                    sql::streams("<tenant>", &log.matchers, range, 0),
                     sql::log_rows(
                         "<tenant>",
-                        &[],
+                        sql::Streams::Matching(&log.matchers),
                         range,
                         &plan.pushed,
                         Some(sql::Direction::Backward),
                         100,
                     ),
+                    sql::stream_labels("<tenant>", &[]),
                 ],
             );
         }
         Expr::Metric(m) => {
             for agg in crate::eval::metric::range_aggregations(m) {
                 let plan = LogPlan::new(&agg.range.log);
+                let selected = sql::Streams::Matching(&agg.range.log.matchers);
                 let rows = if can_pre_aggregate(&agg.range, agg.op, &plan) {
-                    sql::bucket_counts("<tenant>", &[], range, &plan.pushed, 0, 1)
+                    sql::bucket_counts("<tenant>", selected, range, &plan.pushed, 0, 1)
                 } else {
-                    sql::log_rows("<tenant>", &[], range, &plan.pushed, None, 0)
+                    sql::log_rows("<tenant>", selected, range, &plan.pushed, None, 0)
                 };
                 section(
                     format!(
@@ -212,10 +213,7 @@ pub fn explain(expr: &Expr) -> String {
                         agg.range.log,
                         plan.rest.len()
                     ),
-                    vec![
-                        sql::streams("<tenant>", &agg.range.log.matchers, range, 0),
-                        rows,
-                    ],
+                    vec![rows, sql::stream_labels("<tenant>", &[])],
                 );
             }
         }

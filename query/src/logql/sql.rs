@@ -133,7 +133,7 @@ pub fn label_values(tenant: &str, name: &str, matchers: &[Matcher], range: TimeR
 
 /// Entries and bytes per stream (`bucket` 0), or per stream and `step` bucket counted from
 /// the range start: columns `stream_id, bucket, entries, bytes`.
-pub fn volumes(tenant: &str, ids: &[u64], range: TimeRange, step: Option<i64>) -> Sql {
+pub fn volumes(tenant: &str, streams: Streams<'_>, range: TimeRange, step: Option<i64>) -> Sql {
     let mut sql = Sql::default();
     let bucket = match step {
         None => "toInt64(0)".to_owned(),
@@ -148,7 +148,7 @@ pub fn volumes(tenant: &str, ids: &[u64], range: TimeRange, step: Option<i64>) -
         "SELECT StreamId AS stream_id, {bucket} AS bucket, count() AS entries, \
          sum(length(Body)) AS bytes FROM logs"
     );
-    push_row_filter(&mut sql, tenant, ids, range);
+    push_row_filter(&mut sql, tenant, streams, range);
     sql.push(" GROUP BY stream_id, bucket ORDER BY stream_id, bucket");
     sql
 }
@@ -211,17 +211,51 @@ fn push_line_filters(sql: &mut Sql, filters: &[LineFilter]) {
     }
 }
 
-fn push_row_filter(sql: &mut Sql, tenant: &str, ids: &[u64], range: TimeRange) {
-    let tenant = sql.bind(Param::Str(tenant.to_owned()));
-    let ids = sql.bind(Param::Ids(ids.to_vec()));
+/// The streams a row query reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Streams<'a> {
+    /// These stream ids, resolved beforehand.
+    Ids(&'a [u64]),
+    /// The tenant's streams that match these matchers and have entries in the queried range,
+    /// resolved by ClickHouse inside the same query (`StreamId IN (SELECT ...)`, which it also
+    /// uses for primary-key analysis): no separate look-up, and never stale.
+    Matching(&'a [Matcher]),
+}
+
+fn push_row_filter(sql: &mut Sql, tenant: &str, streams: Streams<'_>, range: TimeRange) {
+    let t = sql.bind(Param::Str(tenant.to_owned()));
+    let _ = write!(sql.text, " WHERE Tenant = {t} AND StreamId IN ");
+    match streams {
+        Streams::Ids(ids) => {
+            let ids = sql.bind(Param::Ids(ids.to_vec()));
+            sql.push(&ids);
+        }
+        Streams::Matching(matchers) => {
+            sql.push("(SELECT StreamId");
+            push_stream_source(sql, tenant, matchers, range);
+            sql.push(")");
+        }
+    }
     let start = sql.bind(Param::I64(range.start));
     let end = sql.bind(Param::I64(range.end));
     let _ = write!(
         sql.text,
-        " WHERE Tenant = {tenant} AND StreamId IN {ids} \
-         AND Timestamp >= fromUnixTimestamp64Nano({start}) \
+        " AND Timestamp >= fromUnixTimestamp64Nano({start}) \
          AND Timestamp < fromUnixTimestamp64Nano({end})"
     );
+}
+
+/// The labels of the streams `ids` of `tenant`: columns `stream_id, labels`.
+pub fn stream_labels(tenant: &str, ids: &[u64]) -> Sql {
+    let mut sql = Sql::default();
+    let t = sql.bind(Param::Str(tenant.to_owned()));
+    let ids = sql.bind(Param::Ids(ids.to_vec()));
+    let _ = write!(
+        sql.text,
+        "SELECT StreamId AS stream_id, any(Labels) AS labels FROM streams \
+         WHERE Tenant = {t} AND StreamId IN {ids} GROUP BY StreamId"
+    );
+    sql
 }
 
 /// Which way log lines are returned.
@@ -234,12 +268,12 @@ pub enum Direction {
     Forward,
 }
 
-/// Log rows `(StreamId, ts Int64 ns, Body, LogAttributes)` of the streams `ids` in `range`,
+/// Log rows `(StreamId, ts Int64 ns, Body, LogAttributes)` of `streams` in `range`,
 /// filtered by `filters`, in `direction` order (`None`: any order, for metric queries, which
 /// sort per series themselves), at most `limit` (0: no limit).
 pub fn log_rows(
     tenant: &str,
-    ids: &[u64],
+    streams: Streams<'_>,
     range: TimeRange,
     filters: &[LineFilter],
     direction: Option<Direction>,
@@ -250,7 +284,7 @@ pub fn log_rows(
         "SELECT StreamId AS stream_id, toUnixTimestamp64Nano(Timestamp) AS ts, Body AS body, \
          LogAttributes AS attributes FROM logs",
     );
-    push_row_filter(&mut sql, tenant, ids, range);
+    push_row_filter(&mut sql, tenant, streams, range);
     push_line_filters(&mut sql, filters);
     // StreamId and Body break timestamp ties so that pages never overlap or skip rows.
     sql.push(match direction {
@@ -272,7 +306,7 @@ pub fn log_rows(
 /// window `(t - range, t]` whose edges lie on the grid is a whole number of buckets.
 pub fn bucket_counts(
     tenant: &str,
-    ids: &[u64],
+    streams: Streams<'_>,
     range: TimeRange,
     filters: &[LineFilter],
     origin: i64,
@@ -296,7 +330,7 @@ pub fn bucket_counts(
          intDiv(toUnixTimestamp64Nano(Timestamp) - {o} - 1, {w}) + 1 - {k} AS bucket, \
          count() AS entries, sum(length(Body)) AS bytes FROM logs"
     );
-    push_row_filter(&mut sql, tenant, ids, range);
+    push_row_filter(&mut sql, tenant, streams, range);
     push_line_filters(&mut sql, filters);
     sql.push(" GROUP BY stream_id, attributes, bucket");
     sql
@@ -343,7 +377,7 @@ mod tests {
         }];
         let sql = log_rows(
             "t",
-            &[1, 2],
+            Streams::Ids(&[1, 2]),
             TimeRange { start: 0, end: 10 },
             &filters,
             Some(Direction::Backward),
