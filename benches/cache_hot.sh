@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A repeated closed-range metric query with unaligned edges, as a Grafana panel sends it, through
 # the results cache: one cold request, one more (with the ClickHouse requests it cost), then
-# `wrk -t2 -c8 -d10s`. Runs sluice binary BIN on PORT against the local ClickHouse (database
+# `wrk -t2 -c8 -d10s`; then the same for a log query over that range (limit 100). Runs sluice binary BIN on PORT against the local ClickHouse (database
 # bench_cache_NAME, dropped after), after pushing 10,000 entries 30-150 minutes old.
 #
 #   benches/cache_hot.sh BIN NAME PORT      e.g. benches/cache_hot.sh target/release/sluice after 3302
@@ -44,6 +44,13 @@ curl -s -o ${OUT:-/tmp}/cache_hot_$NAME.json -D ${OUT:-/tmp}/cache_hot_$NAME.hea
 curl -s -o /dev/null -D - -w "second: %{time_total}s\n" "$URL" | grep -i "x-sluice-clickhouse\|second"
 python3 -c "import json;d=json.load(open('${OUT:-/tmp}/cache_hot_$NAME.json'));r=d['data']['result'];print('series',len(r),'points',sum(len(s['values']) for s in r),'total',sum(float(v[1]) for s in r for v in s['values']))"
 wrk -t2 -c8 -d10s --latency "$URL" | grep -E "Requests/sec|Latency|50%|99%"
+# The same closed range as a log query (Grafana's Explore: the newest 100 lines), from log extents.
+LQ='%7Bmarker%3D%22m%22%7D'
+LURL="http://127.0.0.1:$PORT/loki/api/v1/query_range?query=$LQ&start=$START&end=$END&limit=100"
+echo "-- log query"
+curl -s -o /dev/null -w "cold: %{time_total}s\n" "$LURL"
+curl -s -o /dev/null -D - -w "second: %{time_total}s\n" "$LURL" | grep -i "x-sluice-clickhouse\|second"
+wrk -t2 -c8 -d10s --latency "$LURL" | grep -E "Requests/sec|Latency|50%|99%"
 # The results cache's own counters over the whole run (the backend is SLUICE_QUERY_CACHE_BACKEND).
 curl -s http://127.0.0.1:$PORT/metrics | awk '/^sluice_cache_(hits|misses)_total/ {print}
   $1=="sluice_query_requests_without_clickhouse_total" {print}' 

@@ -16,9 +16,9 @@
 //! time range of one bucket and every entry the query selects in it (see [`LogExtent`]). A
 //! query walks its pieces in its direction, takes from extents what they answer exactly, and
 //! asks ClickHouse once for each run of pieces they do not, with the limit still wanted. When
-//! that answer was cut by the limit, only the side of the cut that is complete is kept: for a
-//! backward query, the entries newer than the oldest one returned (ties at that timestamp may
-//! have been cut, so that timestamp is left out).
+//! that answer was cut by the limit, only the side of the cut it covered is kept, and the ties
+//! at the cut's timestamp are marked as possibly incomplete: they serve a later query in the
+//! same direction that needs no more than they hold, never one that needs more.
 //!
 //! A metric range that lies wholly before the horizon is also kept whole, as the rendered JSON
 //! of its `result` array ([`RenderedMatrix`]): a repeated request (a dashboard reload, ten
@@ -124,16 +124,57 @@ pub struct Extent {
 /// Extents kept per bucket; the oldest goes first.
 const MAX_EXTENTS: usize = 8;
 
-/// Every entry a log query selects in `start..end` (end exclusive), within one bucket, in
-/// forward order (timestamp, then stream and line as ClickHouse orders ties).
+/// Entries a log query selects in `start..end` (end exclusive), within one bucket, in forward
+/// order (timestamp, then stream and line, as ClickHouse orders ties).
+///
+/// All of them, except when the answer that made the extent was cut by its limit (`cut`): then
+/// the entries at the timestamp of the cut, at the edge the query reached last, are only the
+/// first of those ties in that query's order. That is still exact for a later query in the
+/// same direction that needs no more entries than the extent holds.
 #[derive(Clone, Debug)]
 pub struct LogExtent {
     /// Inclusive start, ns.
     pub start: i64,
     /// Exclusive end, ns.
     pub end: i64,
+    /// `Some(Backward)`: the entries at `start` may be only some of them (the first in backward
+    /// order); `Some(Forward)`: likewise at `end - 1`, in forward order.
+    pub cut: Option<Direction>,
     /// The entries, oldest first.
     pub entries: Arc<Vec<LogEntry>>,
+}
+
+impl LogExtent {
+    /// The range whose entries are all held.
+    fn clean(&self) -> (i64, i64) {
+        match self.cut {
+            None => (self.start, self.end),
+            Some(Direction::Backward) => (self.start + 1, self.end),
+            Some(Direction::Forward) => (self.start, self.end - 1),
+        }
+    }
+
+    /// Whether every entry of `range` is held.
+    pub fn holds(&self, range: TimeRange) -> bool {
+        let (cs, ce) = self.clean();
+        cs <= range.start && range.end <= ce
+    }
+
+    /// Entries in `from..to`, at most `n`, in `direction` order.
+    fn take(&self, from: i64, to: i64, direction: Direction, n: usize) -> Vec<LogEntry> {
+        let slice = &self.entries[self.entries.partition_point(|e| e.timestamp < from)
+            ..self.entries.partition_point(|e| e.timestamp < to)];
+        match direction {
+            Direction::Forward => slice.iter().take(n).cloned().collect(),
+            Direction::Backward => slice.iter().rev().take(n).cloned().collect(),
+        }
+    }
+
+    /// How many entries lie in `from..to`.
+    fn count(&self, from: i64, to: i64) -> usize {
+        self.entries.partition_point(|e| e.timestamp < to)
+            - self.entries.partition_point(|e| e.timestamp < from)
+    }
 }
 
 /// A time span held by an extent, for [`with_extent`]; the end may be inclusive or exclusive,
@@ -150,8 +191,9 @@ impl Span for Extent {
 }
 
 impl Span for LogExtent {
+    /// The part held completely, so that a cut extent never displaces a complete one.
     fn span(&self) -> (i64, i64) {
-        (self.start, self.end)
+        self.clean()
     }
 }
 
@@ -189,47 +231,42 @@ pub fn log_pieces(range: TimeRange, direction: Direction, horizon: i64) -> Vec<L
 }
 
 /// The entries of `piece`, at most `wanted` of them in `direction` order, when `extents`
-/// answer that exactly: an extent holds the whole piece, or holds the part of it the query
-/// reaches first with at least `wanted` entries in it.
+/// answer that exactly: an extent holds every entry of the piece, or holds the first `wanted`
+/// of them in `direction` order (the part of the piece the query reaches first, with enough
+/// entries in it).
 pub fn log_from_extents(
     extents: &[LogExtent],
     piece: TimeRange,
     direction: Direction,
     wanted: usize,
 ) -> Option<Vec<LogEntry>> {
-    let within = |x: &LogExtent, start: i64, end: i64| -> Vec<LogEntry> {
-        let from = x.entries.partition_point(|e| e.timestamp < start);
-        let to = x.entries.partition_point(|e| e.timestamp < end);
-        let slice = &x.entries[from..to];
-        match direction {
-            Direction::Forward => slice.iter().take(wanted).cloned().collect(),
-            Direction::Backward => slice.iter().rev().take(wanted).cloned().collect(),
-        }
-    };
-    let count = |x: &LogExtent, start: i64, end: i64| -> usize {
-        x.entries.partition_point(|e| e.timestamp < end)
-            - x.entries.partition_point(|e| e.timestamp < start)
-    };
-    if let Some(x) = extents
-        .iter()
-        .find(|x| x.start <= piece.start && piece.end <= x.end)
-    {
-        return Some(within(x, piece.start, piece.end));
+    let (s, e) = (piece.start, piece.end);
+    if let Some(x) = extents.iter().find(|x| x.holds(piece)) {
+        return Some(x.take(s, e, direction, wanted));
     }
-    extents.iter().find_map(|x| match direction {
-        Direction::Backward if x.start < piece.end && piece.end <= x.end => {
-            (count(x, x.start, piece.end) >= wanted).then(|| within(x, x.start, piece.end))
+    extents.iter().find_map(|x| {
+        let (cs, ce) = x.clean();
+        match direction {
+            // Read downwards from `e`: nothing above it may be missing, and what lies between
+            // it and the extent's start (ties there included: a backward cut keeps the first
+            // of them in this order) must be enough.
+            Direction::Backward if x.start < e && e <= ce => {
+                let from = s.max(x.start);
+                (x.count(from, e) >= wanted).then(|| x.take(from, e, direction, wanted))
+            }
+            Direction::Forward if cs <= s && s < x.end => {
+                let to = e.min(x.end);
+                (x.count(s, to) >= wanted).then(|| x.take(s, to, direction, wanted))
+            }
+            _ => None,
         }
-        Direction::Forward if x.start <= piece.start && piece.start < x.end => {
-            (count(x, piece.start, x.end) >= wanted).then(|| within(x, piece.start, x.end))
-        }
-        _ => None,
     })
 }
 
 /// The extents that `entries` (one answer, in `direction` order, for the run of `pieces`)
-/// establish, with their keys. `cut` says the answer stopped at its limit: then only what lies
-/// on the complete side of its last entry's timestamp is kept.
+/// establish, with their keys. `cut` says the answer stopped at its limit: then what lies
+/// beyond its last entry's timestamp is unknown and not kept, and the ties at that timestamp
+/// are kept as a cut edge.
 pub fn log_extents_from(
     pieces: &[LogPiece],
     entries: &[LogEntry],
@@ -247,10 +284,18 @@ pub fn log_extents_from(
     let mut out = Vec::new();
     for piece in pieces {
         let Some(key) = &piece.key else { continue };
-        let (start, end) = match (last, direction) {
-            (None, _) => (piece.range.start, piece.range.end),
-            (Some(t), Direction::Backward) => (piece.range.start.max(t + 1), piece.range.end),
-            (Some(t), Direction::Forward) => (piece.range.start, piece.range.end.min(t)),
+        let (start, end, edge) = match (last, direction) {
+            (None, _) => (piece.range.start, piece.range.end, None),
+            (Some(t), Direction::Backward) => (
+                piece.range.start.max(t),
+                piece.range.end,
+                (t >= piece.range.start).then_some(Direction::Backward),
+            ),
+            (Some(t), Direction::Forward) => (
+                piece.range.start,
+                piece.range.end.min(t + 1),
+                (t < piece.range.end).then_some(Direction::Forward),
+            ),
         };
         if start >= end {
             continue;
@@ -268,6 +313,7 @@ pub fn log_extents_from(
             LogExtent {
                 start,
                 end,
+                cut: edge,
                 entries: Arc::new(held),
             },
         ));
@@ -341,6 +387,19 @@ pub struct ResultsCache {
     labels_ttl: Duration,
     /// Metric range answers being computed, shared by identical concurrent requests.
     pub matrix_flights: Flights<crate::Result<RenderedMatrix>>,
+    /// Log query answers being computed, shared by identical concurrent requests.
+    pub log_flights: Flights<crate::Result<FoundLogs>>,
+}
+
+/// The entries of a log query and the work it cost, as shared by a [`Flights`] run.
+#[derive(Clone, Debug)]
+pub struct FoundLogs {
+    /// The entries, in the query's direction.
+    pub entries: Arc<Vec<LogEntry>>,
+    /// Lines ClickHouse read for them.
+    pub lines: u64,
+    /// Bytes of those lines.
+    pub bytes: u64,
 }
 
 /// Evaluation times per cached bucket: at least an hour of steps.
@@ -362,6 +421,7 @@ impl ResultsCache {
             inner: (max_bytes > 0).then(|| cache::build(backend, max_bytes)),
             labels_ttl,
             matrix_flights: Flights::default(),
+            log_flights: Flights::default(),
         }
     }
 
@@ -646,45 +706,67 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_answer_keeps_only_its_complete_side() {
+    fn a_cut_answer_keeps_only_what_is_exact() {
         let piece = |start, end| LogPiece {
             range: TimeRange { start, end },
             key: Some(format!("{start}")),
         };
         let run = [piece(100, 200), piece(0, 100)];
-        // Backward, limit 4, cut at 90: ties at 90 may be missing, so 90 is left out.
+        // Backward, limit 4, cut at 90: older entries are unknown, and 90 may have more ties.
         let got: Vec<LogEntry> = [150, 120, 95, 90].into_iter().map(entry).collect();
         let kept = log_extents_from(&run, &got, Direction::Backward, true);
-        let spans: Vec<(i64, i64, Vec<i64>)> = kept
+        let spans: Vec<(i64, i64, Option<Direction>, Vec<i64>)> = kept
             .iter()
-            .map(|(_, x)| (x.start, x.end, times(&x.entries)))
+            .map(|(_, x)| (x.start, x.end, x.cut, times(&x.entries)))
             .collect();
-        assert_eq!(spans, vec![(100, 200, vec![120, 150]), (91, 100, vec![95])]);
-        let extents: Vec<LogExtent> = kept.into_iter().map(|(_, x)| x).collect();
-        // Whole piece held: any limit is exact.
-        let whole = TimeRange {
-            start: 110,
-            end: 200,
-        };
-        let back = log_from_extents(&extents, whole, Direction::Backward, 1).unwrap();
-        assert_eq!(times(&back), vec![150]);
-        let fwd = log_from_extents(&extents, whole, Direction::Forward, 5).unwrap();
-        assert_eq!(times(&fwd), vec![120, 150]);
-        // Only the newest part held: exact only when it has enough entries.
-        let wider = TimeRange {
-            start: 50,
-            end: 100,
-        };
         assert_eq!(
-            log_from_extents(&extents, wider, Direction::Backward, 1).map(|e| times(&e)),
+            spans,
+            vec![
+                (100, 200, None, vec![120, 150]),
+                (90, 100, Some(Direction::Backward), vec![90, 95])
+            ]
+        );
+        let extents: Vec<LogExtent> = kept.into_iter().map(|(_, x)| x).collect();
+        let r = |start, end| TimeRange { start, end };
+        // A piece held whole: any limit, either direction.
+        assert_eq!(
+            log_from_extents(&extents, r(110, 200), Direction::Backward, 1).map(|e| times(&e)),
+            Some(vec![150])
+        );
+        assert_eq!(
+            log_from_extents(&extents, r(91, 100), Direction::Forward, 5).map(|e| times(&e)),
             Some(vec![95])
         );
-        assert!(log_from_extents(&extents, wider, Direction::Backward, 2).is_none());
-        assert!(log_from_extents(&extents, wider, Direction::Forward, 1).is_none());
+        // The same query again: the first entries backward, down to the cut tie, are exact.
+        assert_eq!(
+            log_from_extents(&extents, r(0, 100), Direction::Backward, 2).map(|e| times(&e)),
+            Some(vec![95, 90])
+        );
+        // More than the extent holds there, or forward from the cut tie: not exact.
+        assert!(log_from_extents(&extents, r(0, 100), Direction::Backward, 3).is_none());
+        assert!(log_from_extents(&extents, r(90, 100), Direction::Forward, 1).is_none());
+        assert!(log_from_extents(&extents, r(90, 100), Direction::Backward, 3).is_none());
+        // Forward cut at 120 over one piece: the ties at 120 are a forward prefix.
+        let fwd: Vec<LogEntry> = [101, 120].into_iter().map(entry).collect();
+        let kept = log_extents_from(&run[..1], &fwd, Direction::Forward, true);
+        let x: Vec<LogExtent> = kept.into_iter().map(|(_, x)| x).collect();
+        assert_eq!(
+            (x[0].start, x[0].end, x[0].cut),
+            (100, 121, Some(Direction::Forward))
+        );
+        assert_eq!(
+            log_from_extents(&x, r(100, 200), Direction::Forward, 2).map(|e| times(&e)),
+            Some(vec![101, 120])
+        );
+        assert!(log_from_extents(&x, r(100, 200), Direction::Forward, 3).is_none());
+        assert!(log_from_extents(&x, r(100, 121), Direction::Backward, 1).is_none());
         // Uncut: every piece is complete, empty ones included.
         let none = log_extents_from(&run, &[], Direction::Forward, false);
         assert_eq!(none.len(), 2);
-        assert!(none.iter().all(|(_, x)| x.entries.is_empty()));
+        assert!(
+            none.iter()
+                .all(|(_, x)| x.entries.is_empty() && x.cut.is_none())
+        );
         assert!(log_extents_from(&run, &[], Direction::Forward, true).is_empty());
     }
 

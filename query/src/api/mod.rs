@@ -21,8 +21,8 @@ use serde_json::{Value as Json, json};
 use store::time::now_nanos;
 
 use crate::cache::{
-    Cached, LogPiece, RenderedMatrix, ResultsCache, log_extents_from, log_from_extents, log_pieces,
-    split,
+    Cached, FoundLogs, LogPiece, RenderedMatrix, ResultsCache, log_extents_from, log_from_extents,
+    log_pieces, split,
 };
 use crate::engine::{CLICKHOUSE_REQUESTS, Engine, LogEntry, QueryStats, StreamMap};
 use crate::eval::{Labels, Point, Series, Steps, Value};
@@ -364,12 +364,32 @@ async fn run_range(
         Expr::Log(log) => {
             let limit = limit(state, p)?;
             let direction = p.direction()?;
-            let entries =
-                log_range(state, &tenant, &expr, log, range, direction, limit, &stats).await?;
+            // Identical concurrent requests share one run (its work is reported by each).
+            let flight = format!(
+                "{tenant}:{expr}:{direction:?}:{limit}:{}:{}",
+                range.start, range.end
+            );
+            let found = state
+                .cache
+                .log_flights
+                .run(&flight, async {
+                    let own = QueryStats::default();
+                    let entries =
+                        log_range(state, &tenant, &expr, log, range, direction, limit, &own)
+                            .await?;
+                    Ok(FoundLogs {
+                        entries: Arc::new(entries),
+                        lines: own.lines.load(Ordering::Relaxed),
+                        bytes: own.bytes.load(Ordering::Relaxed),
+                    })
+                })
+                .await?;
+            stats.lines.fetch_add(found.lines, Ordering::Relaxed);
+            stats.bytes.fetch_add(found.bytes, Ordering::Relaxed);
             let interval = p.duration("interval")?;
             let entries = match interval {
-                Some(i) => thin_by_interval(&entries, range, i, direction),
-                None => entries,
+                Some(i) => thin_by_interval(&found.entries, range, i, direction),
+                None => found.entries.to_vec(),
             };
             Ok(streams_body(&entries, categorize(headers), &stats, started).to_string())
         }
@@ -452,10 +472,7 @@ async fn log_range(
         // The run of pieces from here that no extent holds whole: one query.
         let mut j = i + 1;
         while j < pieces.len()
-            && extents(&pieces[j]).is_none_or(|x| {
-                !x.iter()
-                    .any(|x| x.start <= pieces[j].range.start && pieces[j].range.end <= x.end)
-            })
+            && extents(&pieces[j]).is_none_or(|x| !x.iter().any(|x| x.holds(pieces[j].range)))
         {
             j += 1;
         }
