@@ -515,6 +515,31 @@ async fn label_series_and_index_endpoints() {
             {"app": "web", "env": "prod", "service_name": "web"}
         ])
     );
+    // As Loki reads it (pkg/loghttp/series.go, TestParseSeriesQuery): `match` (what logcli
+    // sends) and `match[]` together, each selector once; none, or `{}` alone, is every series.
+    let all = json!([
+        {"app": "api", "env": "prod", "service_name": "api"},
+        {"app": "web", "env": "dev", "service_name": "web"},
+        {"app": "web", "env": "prod", "service_name": "web"}
+    ]);
+    for (more, want) in [
+        (vec![("match", r#"{app="api"}"#)], json!([all[0]])),
+        (
+            vec![("match", r#"{app="api"}"#), ("match[]", r#"{env="dev"}"#)],
+            json!([all[0], all[1]]),
+        ),
+        (
+            vec![("match", r#"{app="api"}"#), ("match[]", r#"{app="api"}"#)],
+            json!([all[0]]),
+        ),
+        (vec![], all.clone()),
+        (vec![("match", "{}")], all.clone()),
+        (vec![("match[]", "{ }")], all.clone()),
+    ] {
+        let (status, body) = get(&s, "/loki/api/v1/series", &with(r.clone(), &more)).await;
+        assert_eq!(status, 200, "{more:?}: {body}");
+        assert_eq!(body["data"], want, "{more:?}");
+    }
     let (_, body) = get(
         &s,
         "/loki/api/v1/index/stats",
@@ -663,7 +688,11 @@ async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
             vec![("query", r#"{app="web"}"#.into())],
             "log queries are not supported as an instant query",
         ),
-        ("/loki/api/v1/series", r.clone(), "match[]"),
+        (
+            "/loki/api/v1/series",
+            with(r.clone(), &[("match", "{}"), ("match[]", r#"{app="web"}"#)]),
+            "0 matchers in group: {}",
+        ),
         (
             "/loki/api/v1/labels",
             with(r.clone(), &[("query", "not a selector")]),

@@ -896,15 +896,27 @@ async fn series(
     let run = async {
         let tenant = tenant(&state, &headers)?;
         let range = p.range(3600 * SECOND, max_range(&state))?;
-        let selectors = p.all("match[]");
-        if selectors.is_empty() {
-            return Err(Error::BadRequest(
-                "at least one match[] argument is required".into(),
-            ));
+        // As Loki reads them (`pkg/loghttp/series.go`): `match` and `match[]` together, each
+        // selector once; none, or `{}` alone, means every series.
+        let mut selectors: Vec<&str> = p.all("match");
+        selectors.extend(p.all("match[]"));
+        selectors.sort_unstable();
+        selectors.dedup();
+        if let [only] = selectors[..]
+            && only.chars().filter(|c| *c != ' ').eq("{}".chars())
+        {
+            selectors.clear();
         }
         let mut parsed = Vec::new();
         for s in &selectors {
-            parsed.push(parse_log_selector(s)?);
+            let matchers = parse_log_selector(s)?;
+            if matchers.is_empty() {
+                return Err(Error::BadRequest(format!("0 matchers in group: {s}")));
+            }
+            parsed.push(matchers);
+        }
+        if parsed.is_empty() {
+            parsed.push(Vec::new());
         }
         let key = format!("series:{tenant}:{parsed:?}:{:?}", minute(range));
         cached_json(&state, key, async {
