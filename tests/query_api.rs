@@ -515,31 +515,6 @@ async fn label_series_and_index_endpoints() {
             {"app": "web", "env": "prod", "service_name": "web"}
         ])
     );
-    // As Loki reads it (pkg/loghttp/series.go, TestParseSeriesQuery): `match` (what logcli
-    // sends) and `match[]` together, each selector once; none, or `{}` alone, is every series.
-    let all = json!([
-        {"app": "api", "env": "prod", "service_name": "api"},
-        {"app": "web", "env": "dev", "service_name": "web"},
-        {"app": "web", "env": "prod", "service_name": "web"}
-    ]);
-    for (more, want) in [
-        (vec![("match", r#"{app="api"}"#)], json!([all[0]])),
-        (
-            vec![("match", r#"{app="api"}"#), ("match[]", r#"{env="dev"}"#)],
-            json!([all[0], all[1]]),
-        ),
-        (
-            vec![("match", r#"{app="api"}"#), ("match[]", r#"{app="api"}"#)],
-            json!([all[0]]),
-        ),
-        (vec![], all.clone()),
-        (vec![("match", "{}")], all.clone()),
-        (vec![("match[]", "{ }")], all.clone()),
-    ] {
-        let (status, body) = get(&s, "/loki/api/v1/series", &with(r.clone(), &more)).await;
-        assert_eq!(status, 200, "{more:?}: {body}");
-        assert_eq!(body["data"], want, "{more:?}");
-    }
     let (_, body) = get(
         &s,
         "/loki/api/v1/index/stats",
@@ -659,7 +634,7 @@ async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
                 ("query", r#"{app="web"}"#.into()),
                 ("start", "yesterday".into()),
             ],
-            "start timestamp",
+            "could not parse 'start' parameter",
         ),
         (
             "/loki/api/v1/query_range",
@@ -1294,6 +1269,259 @@ async fn late_entries_within_the_ingest_delay_are_never_hidden() {
             let got = matrix(&cached, q, start, end, 60).await;
             assert_eq!(got, want, "round {round}: {start}..{end}");
         }
+    }
+}
+
+/// A POST of `params` as a form body, as Loki's read endpoints also take them.
+async fn post_form(s: &Sluice, path: &str, params: &[(&str, String)]) -> (u16, Value) {
+    let body = reqwest::Url::parse_with_params("http://form/", params)
+        .unwrap()
+        .query()
+        .unwrap_or("")
+        .to_owned();
+    let resp = reqwest::Client::new()
+        .post(s.url(path))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Loki's `TestParseAndValidateSeriesQuery` (pkg/loghttp/series_test.go), case by case, sent as
+/// a query string and as a POST form: `match` (what logcli sends) and `match[]` together, each
+/// selector once; none, or `{}` alone, is every series; `{foo=""}` is a valid series selector.
+#[tokio::test]
+async fn series_requests_are_read_as_lokis_parser_reads_them() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = seed(&s).await;
+    let all = [
+        json!({"app": "api", "env": "prod", "service_name": "api"}),
+        json!({"app": "web", "env": "dev", "service_name": "web"}),
+        json!({"app": "web", "env": "prod", "service_name": "web"}),
+    ];
+    // (Loki's case, the match parameters, which of `all` answer)
+    type Case<'a> = (&'a str, Vec<(&'static str, &'a str)>, Vec<usize>);
+    let cases: Vec<Case> = vec![
+        ("foo", vec![("match", r#"{foo=""}"#)], vec![0, 1, 2]),
+        ("no match", vec![], vec![0, 1, 2]),
+        ("empty matcher", vec![("match", "{}")], vec![0, 1, 2]),
+        (
+            "empty matcher with whitespace",
+            vec![("match", " { }")],
+            vec![0, 1, 2],
+        ),
+        (
+            "multiple matches",
+            vec![
+                ("match", r#"{app="api"}"#),
+                ("match", r#"{app="web", env=~"d.*", env!="prod"}"#),
+            ],
+            vec![0, 1],
+        ),
+        (
+            "mixes match encodings",
+            vec![("match", r#"{app="api"}"#), ("match[]", r#"{env="dev"}"#)],
+            vec![0, 1],
+        ),
+        (
+            "dedupes match encodings",
+            vec![
+                ("match", r#"{app="api"}"#),
+                ("match", r#"{env="dev"}"#),
+                ("match[]", r#"{env="dev"}"#),
+                ("match[]", r#"{app="web", env="prod"}"#),
+            ],
+            vec![0, 1, 2],
+        ),
+    ];
+    for (desc, matches, want) in cases {
+        let params = with(range(t0, t0 + 120 * S), &matches);
+        let want = json!(want.iter().map(|&i| all[i].clone()).collect::<Vec<_>>());
+        let (status, body) = get(&s, "/loki/api/v1/series", &params).await;
+        assert_eq!(status, 200, "{desc}: {body}");
+        assert_eq!(body["data"], want, "{desc} (GET)");
+        let (status, body) = post_form(&s, "/loki/api/v1/series", &params).await;
+        assert_eq!(status, 200, "{desc}: {body}");
+        assert_eq!(body["data"], want, "{desc} (POST)");
+    }
+}
+
+/// Loki's parameter tables (pkg/loghttp/params_test.go), through the HTTP API: each case names
+/// the Loki test it mirrors.
+#[tokio::test]
+async fn parameters_are_read_as_lokis_parser_reads_them() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = seed(&s).await;
+    let q = r#"sum(count_over_time({app="web"}[1h]))"#;
+
+    // TestHttp_ParseRangeQuery_Step (and TestHttp_defaultQueryRangeStep): the step between
+    // the answer's first two points.
+    let h = (t0 / (3600 * S) + 1) * 3600 * S;
+    for (case, step, want_ms) in [
+        (
+            "step parameter not provided: 1h / 250, whole seconds",
+            None,
+            Some(14_000),
+        ),
+        ("provided as an integer", Some("5"), Some(5_000)),
+        (
+            "provided as a float without decimals",
+            Some("5.000"),
+            Some(5_000),
+        ),
+        (
+            "provided as a float with decimals",
+            Some("5.500"),
+            Some(5_500),
+        ),
+        ("provided as a duration in seconds", Some("5s"), Some(5_000)),
+        (
+            "provided as a duration in days: one point",
+            Some("5d"),
+            None,
+        ),
+    ] {
+        let mut params = with(range(h - 3600 * S, h), &[("query", q)]);
+        if let Some(step) = step {
+            params.push(("step", step.to_string()));
+        }
+        let (status, body) = get(&s, "/loki/api/v1/query_range", &params).await;
+        assert_eq!(status, 200, "{case}: {body}");
+        let values = body["data"]["result"][0]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ms = |v: &Value| (v[0].as_f64().unwrap() * 1000.0).round() as i64;
+        match want_ms {
+            Some(want) => assert_eq!(ms(&values[1]) - ms(&values[0]), want, "{case}"),
+            None => assert!(values.len() <= 1, "{case}: {values:?}"),
+        }
+    }
+
+    // Test_parseTimestamp: each format parses to the instant `ns`: an `end` of that instant is
+    // accepted, one nanosecond earlier is before `start` and refused.
+    for (case, start, ns) in [
+        ("unix timestamp", "1571332130", 1_571_332_130 * S),
+        (
+            "unix nano timestamp",
+            "1571334162051000000",
+            1_571_334_162_051_000_000,
+        ),
+        (
+            "unix timestamp with subseconds",
+            "1571332130.934",
+            1_571_332_130_934_000_000,
+        ),
+        ("RFC3339 format", "2002-10-02T15:00:00Z", 1_033_570_800 * S),
+        (
+            "RFC3339nano format",
+            "2009-11-10T23:00:00.000000001Z",
+            1_257_894_000 * S + 1,
+        ),
+    ] {
+        let ask = |end: i64| {
+            vec![
+                ("query", r#"{app="web"}"#.to_string()),
+                ("start", start.to_string()),
+                ("end", end.to_string()),
+            ]
+        };
+        let (status, body) = get(&s, "/loki/api/v1/query_range", &ask(ns)).await;
+        assert_eq!(status, 200, "{case}: {body}");
+        let (status, _) = get(&s, "/loki/api/v1/query_range", &ask(ns - 1)).await;
+        assert_eq!(status, 400, "{case}: one nanosecond before start");
+    }
+
+    // Test_interval, Test_uint32QueryParamBounds, Test_determineBounds: accepted or refused,
+    // with Loki's words.
+    let logs = |more: &[(&'static str, &str)]| {
+        with(
+            with(range(t0, t0 + 120 * S), &[("query", r#"{app="web"}"#)]),
+            more,
+        )
+    };
+    let none = get(&s, "/loki/api/v1/query_range", &logs(&[])).await.1;
+    for (case, params, refusal) in [
+        ("valid_step_int", logs(&[("interval", "5")]), None),
+        ("valid_step_duration", logs(&[("interval", "5m")]), None),
+        ("invalid", logs(&[("interval", "a")]), Some("cannot parse")),
+        ("valid_0", logs(&[("interval", "0")]), None),
+        (
+            "limit rejects overflow",
+            logs(&[("limit", "4294967296")]),
+            Some("limit value"),
+        ),
+        (
+            "limit rejects negative values",
+            logs(&[("limit", "-1")]),
+            Some("limit must be a positive value"),
+        ),
+        (
+            "invalid end",
+            logs(&[("end", "WHAT TIME IS IT?")]),
+            Some("could not parse 'end' parameter:"),
+        ),
+        (
+            "invalid start",
+            logs(&[("start", "LET'S GOOO")]),
+            Some("could not parse 'start' parameter:"),
+        ),
+    ] {
+        // The case's own value replaces the default one of `logs` (`start`, `end`).
+        let mut params = params;
+        let last: Vec<_> = params.iter().rev().take(1).cloned().collect();
+        params.retain(|(k, _)| *k != last[0].0);
+        params.insert(0, last[0].clone());
+        let (status, body) = get(&s, "/loki/api/v1/query_range", &params).await;
+        match refusal {
+            None => {
+                assert_eq!(status, 200, "{case}: {body}");
+                if case == "valid_0" {
+                    assert_eq!(body["data"]["result"], none["data"]["result"], "{case}");
+                }
+            }
+            Some(words) => {
+                assert_eq!(status, 400, "{case}: {body}");
+                let msg = body["error"].as_str().unwrap();
+                assert!(msg.contains(words), "{case}: {msg:?} lacks {words:?}");
+            }
+        }
+    }
+    for (case, limit, words) in [
+        (
+            "detected fields limit rejects overflow",
+            "4294967296",
+            "limit value",
+        ),
+        (
+            "detected fields limit rejects negative values",
+            "-1",
+            "limit must be a positive value",
+        ),
+    ] {
+        let params = with(
+            range(t0, t0 + 120 * S),
+            &[("query", r#"{app="web"}"#), ("limit", limit)],
+        );
+        let (status, body) = get(&s, "/loki/api/v1/detected_fields", &params).await;
+        assert_eq!(status, 400, "{case}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(words),
+            "{case}: {body}"
+        );
     }
 }
 

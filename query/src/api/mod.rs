@@ -305,7 +305,7 @@ fn parse_query(text: &str) -> Result<Expr> {
 }
 
 fn limit(state: &QueryState, p: &Params) -> Result<usize> {
-    let limit = p.number("limit", 100)? as usize;
+    let limit = p.limit("limit", 100)? as usize;
     let max = state.engine.config().max_entries_limit;
     if limit > max {
         return Err(Error::BadRequest(format!(
@@ -386,7 +386,7 @@ async fn run_range(
                 .await?;
             stats.lines.fetch_add(found.lines, Ordering::Relaxed);
             stats.bytes.fetch_add(found.bytes, Ordering::Relaxed);
-            let interval = p.duration("interval")?;
+            let interval = p.optional_duration("interval")?;
             let entries = match interval {
                 Some(i) => thin_by_interval(&found.entries, range, i, direction),
                 None => found.entries.to_vec(),
@@ -1141,10 +1141,10 @@ async fn detected_fields(
         let range = p.range(3600 * SECOND, max_range(&state))?;
         let expr = parse_query(p.required("query")?)?;
         let max = state.engine.config().max_entries_limit as u64;
-        let line_limit = p.number("line_limit", 1000)?.min(max) as usize;
+        let line_limit = p.limit("line_limit", 1000)?.min(max) as usize;
         let field_limit = match p.get("limit") {
-            Some(_) => p.number("limit", 1000)?,
-            None => p.number("field_limit", 1000)?,
+            Some(_) => p.limit("limit", 1000)?,
+            None => p.limit("field_limit", 1000)?,
         } as usize;
         detected::detected_fields(
             &state.engine,

@@ -56,8 +56,11 @@ impl Params {
     pub fn time(&self, key: &str, default: i64) -> Result<i64> {
         match self.get(key).filter(|v| !v.is_empty()) {
             None => Ok(default),
-            Some(v) => parse_timestamp(v)
-                .ok_or_else(|| Error::BadRequest(format!("invalid {key} timestamp {v:?}"))),
+            Some(v) => parse_timestamp(v).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "could not parse '{key}' parameter: cannot parse {v:?} to a valid timestamp"
+                ))
+            }),
         }
     }
 
@@ -73,6 +76,40 @@ impl Params {
                 None => Err(Error::BadRequest(format!("invalid {key} duration {v:?}"))),
             },
         }
+    }
+
+    /// A duration parameter where zero or less means none (Loki's `interval`).
+    pub fn optional_duration(&self, key: &str) -> Result<Option<i64>> {
+        match self.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => match parse_duration(v) {
+                Some(d) => Ok((d > 0).then_some(d)),
+                None => Err(Error::BadRequest(format!(
+                    "cannot parse {v:?} to a valid duration"
+                ))),
+            },
+        }
+    }
+
+    /// A line limit as Loki reads `limit` and `line_limit`: positive and at most `u32::MAX`,
+    /// or `default`.
+    pub fn limit(&self, key: &str, default: u64) -> Result<u64> {
+        let Some(v) = self.get(key).filter(|v| !v.is_empty()) else {
+            return Ok(default);
+        };
+        let n: i64 = v
+            .parse()
+            .map_err(|_| Error::BadRequest(format!("invalid {key} {v:?}: not a number")))?;
+        if n <= 0 {
+            return Err(Error::BadRequest("limit must be a positive value".into()));
+        }
+        if n > i64::from(u32::MAX) {
+            return Err(Error::BadRequest(format!(
+                "{key} value {n} is out of range [0, {}]",
+                u32::MAX
+            )));
+        }
+        Ok(n as u64)
     }
 
     /// A non-negative integer parameter, or `default`.
