@@ -114,7 +114,11 @@ pub fn spawn<S: BatchSink>(
                 _ => return,
             }
             // Whatever the dead batcher had in flight is unconfirmed in the log: read the plan
-            // again from the files.
+            // again from the files, once its last confirmations (appended without waiting) are
+            // written, or their batches would be sent and counted again.
+            if let Err(e) = writer.barrier().await {
+                tracing::error!(error = %e, "the write-ahead log refused a barrier record");
+            }
             let plan = loop {
                 match Recovery::read_in_place(tail.dir()) {
                     Ok(plan) => break plan,

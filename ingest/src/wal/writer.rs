@@ -179,6 +179,14 @@ impl Writer {
         }));
     }
 
+    /// Waits until every record sent before this call is written, detached ones included: it
+    /// appends a `Committed` record of no range, which readers skip.
+    pub async fn barrier(&self) -> Result<(), AppendError> {
+        #[allow(clippy::reversed_empty_ranges)]
+        let nothing = super::encode_range(&(1..=0));
+        self.append(Kind::Committed, nothing).await.map(drop)
+    }
+
     /// Asks the thread to fsync and stop; later appends fail with [`AppendError::Closed`].
     pub(crate) fn close(&self) {
         let _ = self.tx.send(Op::Close);
