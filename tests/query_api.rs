@@ -1525,6 +1525,272 @@ async fn parameters_are_read_as_lokis_parser_reads_them() {
     }
 }
 
+/// One `query_range` request as logcli's client builds it (pkg/logcli/client/client.go): times
+/// in Unix nanoseconds, the direction in capitals, its tenant and user agent.
+async fn logcli_get(s: &Sluice, path: &str, params: &[(&str, String)]) -> (u16, Value) {
+    get_with(
+        s,
+        path,
+        params,
+        &[("X-Scope-OrgID", "logcli"), ("User-Agent", "loki-logcli")],
+    )
+    .await
+}
+
+/// `logcli query --batch N --limit L [--forward]` (pkg/logcli/query/query.go): pages of at most
+/// `batch` lines, each starting (forward) or ending (backward) at the previous page's last
+/// timestamp, with the lines already printed at that timestamp skipped (pkg/logcli/print).
+/// Returns what logcli prints, as `(timestamp, line)`.
+async fn logcli_batched(
+    s: &Sluice,
+    query: &str,
+    (mut start, mut end): (i64, i64),
+    forward: bool,
+    batch: usize,
+    limit: usize,
+) -> Vec<(i64, String)> {
+    let mut printed: Vec<(i64, String)> = Vec::new();
+    let mut last: Vec<(i64, String)> = Vec::new();
+    let mut total = 0;
+    while total < limit {
+        let size = if limit - total < batch {
+            limit - total + last.len()
+        } else {
+            batch
+        };
+        let params = vec![
+            ("query", query.to_string()),
+            ("limit", size.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            (
+                "direction",
+                if forward { "FORWARD" } else { "BACKWARD" }.to_string(),
+            ),
+        ];
+        let (status, body) = logcli_get(s, "/loki/api/v1/query_range", &params).await;
+        assert_eq!(status, 200, "{body}");
+        let mut page: Vec<(i64, String)> = body["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|st| st["values"].as_array().unwrap().iter())
+            .map(|v| {
+                (
+                    v[0].as_str().unwrap().parse().unwrap(),
+                    v[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        page.sort_by_key(|e| if forward { e.0 } else { -e.0 });
+        let mut n = 0;
+        for e in &page {
+            if last.first().is_some_and(|l| l.0 == e.0) && last.iter().any(|l| l.1 == e.1) {
+                continue;
+            }
+            printed.push(e.clone());
+            n += 1;
+        }
+        let Some(edge) = page.last().map(|e| e.0) else {
+            break;
+        };
+        last = page.iter().filter(|e| e.0 == edge).cloned().collect();
+        if n == 0 || n == limit {
+            break;
+        }
+        assert!(last.len() < batch, "logcli would refuse this batch size");
+        total += n;
+        if forward {
+            start = edge;
+        } else {
+            end = edge + 1;
+        }
+    }
+    printed
+}
+
+/// Every request logcli makes for its read commands (pkg/logcli/client), built as logcli
+/// builds it, answered as Loki answers it over a pushed dataset: `query` with `--batch`
+/// paging both ways (ties across page boundaries included), `instant-query`, `labels`,
+/// `series`, `stats`, `volume`, `volume_range` and `detected-fields`.
+#[tokio::test]
+async fn logcli_requests_are_answered_as_loki_would() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = (now_ns() / (60 * S) - 30) * 60 * S;
+    // 2 streams, 60 lines each a second apart, and 4 timestamps shared by both streams (lines
+    // differ across streams: logcli tells overlapping lines apart by their text).
+    let apps = ["a", "b"];
+    let lines: Vec<Vec<String>> = apps
+        .iter()
+        .map(|app| (0..60).map(|i| format!("{app} level=info n={i}")).collect())
+        .collect();
+    let mut all: Vec<(i64, String)> = Vec::new();
+    let mut streams: Vec<PushStream<'_>> = Vec::new();
+    for (k, app) in apps.into_iter().enumerate() {
+        let entries: Vec<(i64, &str, Value)> = (0..60)
+            .map(|i| {
+                let shared = i % 15 == 0;
+                let ts = t0 + i as i64 * S + if shared { 0 } else { k as i64 * 1000 + 1 };
+                (ts, lines[k][i].as_str(), Value::Null)
+            })
+            .collect();
+        all.extend(entries.iter().map(|e| (e.0, e.1.to_string())));
+        streams.push((json!({"app": app, "job": "logcli"}), entries));
+    }
+    push(&s, "logcli", &streams).await;
+    all.sort();
+    let span = (t0 - S, t0 + 120 * S);
+    let q = r#"{job="logcli"}"#;
+
+    // logcli query --batch 7 --limit 1000 --forward, and backward: every line once, in order.
+    let fwd = logcli_batched(&s, q, span, true, 7, 1000).await;
+    let mut sorted = fwd.clone();
+    sorted.sort();
+    assert_eq!(sorted, all, "forward pages print every line once");
+    assert!(fwd.windows(2).all(|w| w[0].0 <= w[1].0));
+    let back = logcli_batched(&s, q, span, false, 7, 1000).await;
+    let mut sorted = back.clone();
+    sorted.sort();
+    assert_eq!(sorted, all, "backward pages print every line once");
+    assert!(back.windows(2).all(|w| w[0].0 >= w[1].0));
+    // --limit 25: the newest 25.
+    let newest = logcli_batched(&s, q, span, false, 7, 25).await;
+    assert_eq!(newest.len(), 25);
+    let mut want: Vec<i64> = all.iter().rev().take(25).map(|e| e.0).collect();
+    let mut got: Vec<i64> = newest.iter().map(|e| e.0).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+
+    // logcli instant-query.
+    let (status, body) = logcli_get(
+        &s,
+        "/loki/api/v1/query",
+        &[
+            (
+                "query",
+                r#"sum(count_over_time({job="logcli"}[1h]))"#.into(),
+            ),
+            ("limit", "30".into()),
+            ("time", (t0 + 120 * S).to_string()),
+            ("direction", "BACKWARD".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "120");
+    // logcli query with --step, a metric query: the step as FormatFloat prints it.
+    let (status, body) = logcli_get(
+        &s,
+        "/loki/api/v1/query_range",
+        &[
+            (
+                "query",
+                r#"sum(count_over_time({job="logcli"}[1m]))"#.into(),
+            ),
+            ("limit", "30".into()),
+            ("start", t0.to_string()),
+            ("end", (t0 + 60 * S).to_string()),
+            ("direction", "BACKWARD".into()),
+            ("step", "60".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The window (t0, t0+60s] leaves out the two lines at exactly t0.
+    assert_eq!(body["data"]["result"][0]["values"][1][1], "118");
+
+    let times = || vec![("start", span.0.to_string()), ("end", span.1.to_string())];
+    // logcli labels, and labels NAME.
+    let (_, body) = logcli_get(&s, "/loki/api/v1/labels", &times()).await;
+    assert_eq!(body["data"], json!(["app", "job", "service_name"]));
+    let (_, body) = logcli_get(&s, "/loki/api/v1/label/app/values", &times()).await;
+    assert_eq!(body["data"], json!(["a", "b"]));
+    // logcli series '{app="a"}' and logcli series '{}'.
+    let (_, body) = logcli_get(
+        &s,
+        "/loki/api/v1/series",
+        &with(times(), &[("match", r#"{app="a"}"#)]),
+    )
+    .await;
+    assert_eq!(
+        body["data"],
+        json!([{"app": "a", "job": "logcli", "service_name": "a"}])
+    );
+    let (_, body) = logcli_get(
+        &s,
+        "/loki/api/v1/series",
+        &with(times(), &[("match", "{}")]),
+    )
+    .await;
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(2), "{body}");
+    // logcli stats.
+    let (_, body) = logcli_get(
+        &s,
+        "/loki/api/v1/index/stats",
+        &with(times(), &[("query", q)]),
+    )
+    .await;
+    assert_eq!(
+        (body["streams"].clone(), body["entries"].clone()),
+        (json!(2), json!(120))
+    );
+    // logcli volume, and volume_range with --step.
+    let volume = with(
+        times(),
+        &[("query", q), ("limit", "100"), ("targetLabels", "app")],
+    );
+    let (status, body) = logcli_get(&s, "/loki/api/v1/index/volume", &volume).await;
+    assert_eq!(status, 200, "{body}");
+    let mut per_app: Vec<(String, String)> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["app"].as_str().unwrap().to_string(),
+                r["value"][1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    per_app.sort();
+    assert_eq!(per_app.len(), 2, "{body}");
+    let (status, body) = logcli_get(
+        &s,
+        "/loki/api/v1/index/volume_range",
+        &with(volume.clone(), &[("step", "60"), ("aggregateBy", "labels")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["resultType"], "matrix", "{body}");
+    // logcli detected-fields: its step is Go's duration text.
+    let (status, body) = logcli_get(
+        &s,
+        "/loki/api/v1/detected_fields",
+        &with(
+            times(),
+            &[
+                ("query", q),
+                ("limit", "100"),
+                ("line_limit", "1000"),
+                ("step", "1m0s"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["label"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"level") && fields.contains(&"n"), "{body}");
+}
+
 /// Ten identical requests arriving together (a dashboard opened by ten people) cost the
 /// ClickHouse requests of one: one evaluation, shared; every answer equals the cold one.
 #[tokio::test]
