@@ -938,20 +938,9 @@ async fn cached_answers_equal_cold_ones() {
     if skip() {
         return;
     }
-    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "1")]).await;
-    let cold = Sluice::start(&[
-        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
-        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
-    ])
-    .await;
+    let (cached, cold) = cached_and_cold("1").await;
     let now = now_ns() / S * S;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = seeded(0x9e37_79b9_7f4a_7c15u64);
     let streams: Vec<PushStream<'static>> = ["a", "b", "c"]
         .iter()
         .map(|app| {
@@ -1000,20 +989,9 @@ async fn cached_log_answers_equal_cold_ones() {
     if skip() {
         return;
     }
-    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "1")]).await;
-    let cold = Sluice::start(&[
-        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
-        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
-    ])
-    .await;
+    let (cached, cold) = cached_and_cold("1").await;
     let now = now_ns() / S * S;
-    let mut seed = 0x51_7cc1_b727_220au64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut next = seeded(0x51_7cc1_b727_220au64);
     let shared: Vec<i64> = (0..40)
         .map(|_| now - 200 * 60 * S + next(180 * 60) as i64 * S)
         .collect();
@@ -1221,19 +1199,8 @@ async fn late_entries_within_the_ingest_delay_are_never_hidden() {
     if skip() {
         return;
     }
-    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "120")]).await;
-    let cold = Sluice::start(&[
-        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
-        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
-    ])
-    .await;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let (cached, cold) = cached_and_cold("120").await;
+    let mut next = seeded(0x2545_f491_4f6c_dd1du64);
     // Old entries first, so that the queries below have cached pieces before the horizon.
     let now = now_ns();
     let old: Vec<(i64, &'static str, Value)> = (0..200)
@@ -1798,12 +1765,7 @@ async fn identical_concurrent_requests_share_one_evaluation() {
     if skip() {
         return;
     }
-    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "1")]).await;
-    let cold = Sluice::start(&[
-        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
-        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
-    ])
-    .await;
+    let (cached, cold) = cached_and_cold("1").await;
     let h = now_ns() / (3600 * S) * 3600 * S;
     let streams: Vec<PushStream<'static>> = ["a", "b"]
         .iter()
@@ -1883,6 +1845,28 @@ async fn matrix_of(s: &Sluice, params: &[(&str, String)]) -> Value {
     let (status, body) = get(s, "/loki/api/v1/query_range", params).await;
     assert_eq!(status, 200, "{body}");
     body["data"]["result"].clone()
+}
+
+/// A sluice with the results cache (its freshness horizon `delay_secs` back) and one without
+/// it over the same database, to compare cached answers with cold ones.
+async fn cached_and_cold(delay_secs: &str) -> (Sluice, Sluice) {
+    let cached = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", delay_secs)]).await;
+    let cold = Sluice::start(&[
+        ("SLUICE_CLICKHOUSE_DATABASE", cached.database.as_str()),
+        ("SLUICE_QUERY_CACHE_MAX_BYTES", "0"),
+    ])
+    .await;
+    (cached, cold)
+}
+
+/// A seeded xorshift: `next(n)` is in `0..n`, the same sequence for the same seed.
+fn seeded(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
 }
 
 /// The `result` of a metric `query_range`.

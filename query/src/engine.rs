@@ -112,8 +112,9 @@ impl Engine {
     ) -> Result<StreamMap> {
         let mut out = StreamMap::new();
         let mut missing = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for id in ids {
-            if out.contains_key(&id) || missing.contains(&id) {
+            if !seen.insert(id) {
                 continue;
             }
             match self.labels.get(&(tenant.to_owned(), id)) {

@@ -408,8 +408,9 @@ async fn run_range(
             );
             // A range wholly before the horizon cannot change: its rendered answer is kept.
             let closed = steps.end < horizon(state);
-            let matrix = match state.cache.get(&key) {
-                Some(Cached::Matrix(matrix)) if closed => matrix,
+            // A live range is never kept whole: no look-up (it would count as a miss).
+            let matrix = match closed.then(|| state.cache.get(&key)).flatten() {
+                Some(Cached::Matrix(matrix)) => matrix,
                 _ => {
                     let compute = async {
                         let matrix = metric_range(state, &tenant, &expr, m, &steps).await?;
