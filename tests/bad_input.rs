@@ -322,6 +322,37 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
+/// A body over the limit with its `Content-Length`, written whole before the answer is read, as
+/// shippers do: the write must succeed and the answer must be the `413`, not a reset.
+fn whole_body_over_limit(base: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let body = vec![b'z'; 65536 + (2 << 20)];
+    let head = format!(
+        "POST {JSONLINE} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    if let Err(e) = s.write_all(&body) {
+        return (0, format!("writing the body: {e}"));
+    }
+    let mut resp = String::new();
+    if let Err(e) = s.read_to_string(&mut resp) {
+        return (
+            0,
+            format!("reading the answer: {e} (read so far: {resp:?})"),
+        );
+    }
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
+}
+
 /// A chunked upload (no Content-Length) over the limit, on a raw socket.
 fn chunked_over_limit(base: &str) -> (u16, String) {
     let addr = base.trim_start_matches("http://");
@@ -390,11 +421,22 @@ async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
     if status != 413 || !resp.contains("request body exceeds 65536 bytes") {
         failures.push(format!("chunked over the limit: got {status} {resp:?}"));
     }
+    let (status, resp) = tokio::task::spawn_blocking({
+        let base = s.base.clone();
+        move || whole_body_over_limit(&base)
+    })
+    .await
+    .unwrap();
+    if status != 413 || !resp.contains("request body exceeds 65536 bytes") {
+        failures.push(format!(
+            "written whole over the limit: got {status} {resp:?}"
+        ));
+    }
     assert!(
         failures.is_empty(),
         "{} of {} cases wrong:\n{}",
         failures.len(),
-        cases.len() + 1,
+        cases.len() + 2,
         failures.join("\n")
     );
 
@@ -420,7 +462,7 @@ async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
         .sum();
     assert_eq!(
         refused,
-        cases.len() as u64 + 1,
+        cases.len() as u64 + 2,
         "every refusal is counted by reason"
     );
 }

@@ -74,25 +74,47 @@ fn tenant(headers: &HeaderMap, config: &IngestConfig) -> Result<String> {
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, and
 /// while streaming for chunked bodies).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>> {
+async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Vec<u8>> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        if n - limit as u64 <= DRAIN_BYTES {
+            drain(&mut body).await;
+        }
         return Err(Error::BodyTooLarge { limit });
     }
-    let collected = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                Error::BodyTooLarge { limit }
-            } else {
-                Error::BodyRead(e.to_string())
-            }
-        })?;
-    Ok(collected.to_bytes().to_vec())
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::BodyRead(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if out.len() + data.len() > limit {
+            drain(&mut body).await;
+            return Err(Error::BodyTooLarge { limit });
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
+}
+
+/// How much more than the limit a refused body may still be read (and thrown away). A client
+/// that writes its whole body before reading the answer then sees the `413`, instead of a
+/// connection reset that a shipper would retry forever; Go's HTTP servers (Loki's) do the same
+/// up to 256 KiB. Beyond this the connection is closed at once.
+const DRAIN_BYTES: u64 = 8 << 20;
+
+/// Reads and discards up to [`DRAIN_BYTES`] of what is left of `body`.
+async fn drain(body: &mut Body) {
+    let mut seen = 0u64;
+    while seen <= DRAIN_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => return,
+        }
+    }
 }
 
 /// Reads the body under `max_body_bytes`, counts it, and undoes its `Content-Encoding` (and the
