@@ -643,7 +643,7 @@ async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
                 ("start", "200".into()),
                 ("end", "100".into()),
             ],
-            "end timestamp must not be before start",
+            "end timestamp must not be before",
         ),
         (
             "/loki/api/v1/query_range",
@@ -680,6 +680,8 @@ async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
         assert_eq!(body["status"], "error", "{body}");
         assert_eq!(body["errorType"], "bad_data", "{body}");
         let msg = body["error"].as_str().unwrap();
+        // What Grafana's Loki data source shows (it reads `message`).
+        assert_eq!(body["message"], body["error"], "{body}");
         assert!(
             msg.contains(needle),
             "{path} {params:?}: {msg:?} lacks {needle:?}"
@@ -917,17 +919,95 @@ async fn results_cache_answers_closed_ranges_again() {
 
 /// The ClickHouse requests an API request cost, from sluice's response header.
 async fn clickhouse_requests(s: &Sluice, path: &str, params: &[(&str, String)]) -> Option<u64> {
-    let resp = reqwest::Client::new()
-        .get(s.url(path))
-        .query(params)
-        .send()
-        .await
-        .unwrap();
+    answer_and_cost(s, path, params, &[]).await.1
+}
+
+/// The answer to a GET and the ClickHouse requests it cost (`X-Sluice-ClickHouse-Requests`).
+async fn answer_and_cost(
+    s: &Sluice,
+    path: &str,
+    params: &[(&str, String)],
+    headers: &[(&str, &str)],
+) -> (Value, Option<u64>) {
+    let mut req = reqwest::Client::new().get(s.url(path)).query(params);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    resp.headers()
+    let cost = resp
+        .headers()
         .get("x-sluice-clickhouse-requests")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.parse().ok());
+    (resp.json().await.unwrap(), cost)
+}
+
+/// `Cache-Control: no-cache` (what `logcli --no-cache` sends, pkg/logcli/client): the answer
+/// comes from ClickHouse, and the same as the cached one; the cache serves the next request
+/// without it again.
+#[tokio::test]
+async fn no_cache_requests_bypass_the_results_cache() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[("SLUICE_QUERY_MAX_INGEST_DELAY_SECS", "1")]).await;
+    let t0 = seed(&s).await;
+    let closed = range(t0, t0 + 120 * S);
+    // A query's `stats` differ between answers (times); the data must not.
+    let data = |v: &Value| match &v["data"]["result"] {
+        Value::Null => v["data"].clone(),
+        result => result.clone(),
+    };
+    for (path, params) in [
+        (
+            "/loki/api/v1/query_range",
+            with(
+                closed.clone(),
+                &[
+                    (
+                        "query",
+                        r#"sum by (app) (count_over_time({env="prod"}[1m]))"#,
+                    ),
+                    ("step", "60"),
+                ],
+            ),
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(closed.clone(), &[("query", r#"{env="prod"} |= "level""#)]),
+        ),
+        ("/loki/api/v1/labels", closed.clone()),
+        ("/loki/api/v1/label/app/values", closed.clone()),
+        (
+            "/loki/api/v1/series",
+            with(closed.clone(), &[("match[]", r#"{env="prod"}"#)]),
+        ),
+    ] {
+        let (first, _) = answer_and_cost(&s, path, &params, &[]).await;
+        let (hot, cost) = answer_and_cost(&s, path, &params, &[]).await;
+        assert_eq!(cost, Some(0), "{path} {params:?}: answered from the cache");
+        for header in ["no-cache", " No-Cache "] {
+            let (fresh, cost) =
+                answer_and_cost(&s, path, &params, &[("Cache-Control", header)]).await;
+            assert!(
+                cost.unwrap() > 0,
+                "{path} {params:?} {header:?}: not from the cache"
+            );
+            assert_eq!(data(&fresh), data(&first), "{path} {params:?}");
+            assert!(
+                data(&fresh).as_array().is_some_and(|a| !a.is_empty()),
+                "{path}: {fresh}"
+            );
+        }
+        assert_eq!(data(&hot), data(&first), "{path} {params:?}");
+        let (_, cost) = answer_and_cost(&s, path, &params, &[]).await;
+        assert_eq!(
+            cost,
+            Some(0),
+            "{path} {params:?}: still cached after no-cache requests"
+        );
+    }
 }
 
 /// A cached answer equals a cold one: random closed ranges (edges off the step grid), steps and
@@ -1489,6 +1569,411 @@ async fn parameters_are_read_as_lokis_parser_reads_them() {
             body["error"].as_str().unwrap().contains(words),
             "{case}: {body}"
         );
+    }
+}
+
+/// Loki's request tables for range, instant, label and volume requests (pkg/loghttp/
+/// query_test.go, labels_test.go) and `Test_determineBounds` (params_test.go), each case sent as
+/// a query string and as a POST form, accepted or refused as Loki's parser does.
+#[tokio::test]
+async fn requests_are_accepted_or_refused_as_lokis_parsers_do() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = seed(&s).await;
+    let both = |path: &'static str, params: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let got = get(s, path, &params).await;
+            let posted = post_form(s, path, &params).await;
+            assert_eq!(got.0, posted.0, "{path} {params:?}: GET and POST differ");
+            got
+        }
+    };
+    let q = |pairs: &[(&'static str, &str)]| with(Vec::new(), pairs);
+    let (y16, y17, m17) = (
+        "2016-06-10T21:42:24.760738998Z",
+        "2017-06-10T21:42:24.760738998Z",
+        "2017-07-10T21:42:24.760738998Z",
+    );
+    let sel = r#"{foo="bar"}"#;
+    let metric = r#"count_over_time({foo="bar"}[5m])"#;
+    // (Loki's test and case, path, parameters, None if accepted or words of the refusal)
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, String)>,
+        Option<&'static str>,
+    );
+    let range_q = "/loki/api/v1/query_range";
+    let cases: Vec<Case> = vec![
+        (
+            "TestParseRangeQuery bad start",
+            range_q,
+            q(&[("query", sel), ("start", "t")]),
+            Some("could not parse 'start' parameter"),
+        ),
+        (
+            "TestParseRangeQuery bad end",
+            range_q,
+            q(&[("query", sel), ("end", "t")]),
+            Some("could not parse 'end' parameter"),
+        ),
+        (
+            "TestParseRangeQuery end before start",
+            range_q,
+            q(&[("query", sel), ("start", y17), ("end", y16)]),
+            Some("end timestamp must not be before"),
+        ),
+        (
+            "TestParseRangeQuery bad limit",
+            range_q,
+            q(&[("query", sel), ("start", y17), ("end", m17), ("limit", "h")]),
+            Some("limit"),
+        ),
+        (
+            "TestParseRangeQuery bad direction",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "100"),
+                ("direction", "fw"),
+            ]),
+            Some("direction"),
+        ),
+        (
+            "TestParseRangeQuery bad step",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("direction", "FORWARD"),
+                ("step", "h"),
+            ]),
+            Some("cannot parse \"h\" to a valid duration"),
+        ),
+        (
+            "TestParseRangeQuery negative step",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("direction", "BACKWARD"),
+                ("step", "-1"),
+            ]),
+            Some("zero or negative query resolution step"),
+        ),
+        (
+            "TestParseRangeQuery too small step",
+            range_q,
+            q(&[("query", sel), ("start", y16), ("end", m17), ("step", "1")]),
+            Some(""),
+        ),
+        // The same over a range within `max_range`, so that the step is what is refused: at
+        // most 11,000 steps after the first, as Loki counts them.
+        (
+            "too small step, within the range limit",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", "0"),
+                ("end", "11001"),
+                ("step", "1"),
+            ]),
+            Some("exceeded maximum resolution of 11,000 points"),
+        ),
+        (
+            "11,000 steps exactly",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", "0"),
+                ("end", "11000"),
+                ("step", "1"),
+            ]),
+            None,
+        ),
+        // Loki's "negative interval" case has a typo (`step=1,interval=-1`); this is its intent.
+        (
+            "TestParseRangeQuery negative interval",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("step", "3600"),
+                ("interval", "-1"),
+            ]),
+            Some("interval must be >= 0"),
+        ),
+        (
+            "TestParseRangeQuery good",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "1000"),
+                ("direction", "BACKWARD"),
+                ("step", "3600"),
+            ]),
+            None,
+        ),
+        (
+            "TestParseRangeQuery good, as a metric query",
+            range_q,
+            q(&[
+                ("query", metric),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "1000"),
+                ("direction", "BACKWARD"),
+                ("step", "3600"),
+            ]),
+            None,
+        ),
+        (
+            "TestParseRangeQuery bad limit, metric query",
+            range_q,
+            q(&[
+                ("query", metric),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "h"),
+                ("step", "3600"),
+            ]),
+            Some("limit"),
+        ),
+        (
+            "TestParseInstantQuery bad time",
+            "/loki/api/v1/query",
+            q(&[("query", metric), ("time", "t")]),
+            Some("could not parse 'time' parameter"),
+        ),
+        (
+            "TestParseInstantQuery bad limit",
+            "/loki/api/v1/query",
+            q(&[("query", metric), ("time", y16), ("limit", "h")]),
+            Some("limit"),
+        ),
+        (
+            "TestParseInstantQuery bad direction",
+            "/loki/api/v1/query",
+            q(&[
+                ("query", metric),
+                ("time", y16),
+                ("limit", "100"),
+                ("direction", "fw"),
+            ]),
+            Some("direction"),
+        ),
+        (
+            "TestParseInstantQuery good",
+            "/loki/api/v1/query",
+            q(&[
+                ("query", metric),
+                ("time", y17),
+                ("limit", "1000"),
+                ("direction", "BACKWARD"),
+            ]),
+            None,
+        ),
+        (
+            "TestParseLabelQuery bad start",
+            "/loki/api/v1/labels",
+            q(&[("start", "t")]),
+            Some("could not parse 'start' parameter"),
+        ),
+        (
+            "TestParseLabelQuery bad end",
+            "/loki/api/v1/labels",
+            q(&[("start", y16), ("end", "h")]),
+            Some("could not parse 'end' parameter"),
+        ),
+        (
+            "TestParseLabelQuery good with name",
+            "/loki/api/v1/labels",
+            q(&[("start", y17), ("end", m17)]),
+            None,
+        ),
+        (
+            "TestParseLabelQuery bad start, values",
+            "/loki/api/v1/label/test/values",
+            q(&[("start", "t")]),
+            Some("could not parse 'start' parameter"),
+        ),
+        (
+            "TestParseLabelQuery bad end, values",
+            "/loki/api/v1/label/test/values",
+            q(&[("start", y16), ("end", "h")]),
+            Some("could not parse 'end' parameter"),
+        ),
+        (
+            "TestParseLabelQuery good no name in the path",
+            "/loki/api/v1/label/test/values",
+            q(&[("start", y17), ("end", m17)]),
+            None,
+        ),
+        (
+            "Test_ParseVolumeInstantQuery",
+            "/loki/api/v1/index/volume",
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "1000"),
+                ("targetLabels", "foo,bar"),
+            ]),
+            None,
+        ),
+        (
+            "Test_ParseVolumeInstantQuery aggregate by labels",
+            "/loki/api/v1/index/volume",
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "1000"),
+                ("step", "3600"),
+                ("targetLabels", "foo,bar"),
+                ("aggregateBy", "labels"),
+            ]),
+            None,
+        ),
+        (
+            "Test_ParseVolumeInstantQuery aggregate by invalid",
+            "/loki/api/v1/index/volume",
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("aggregateBy", "invalid"),
+            ]),
+            Some("invalid aggregation option"),
+        ),
+        (
+            "Test_ParseVolumeRangeQuery",
+            "/loki/api/v1/index/volume_range",
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "1000"),
+                ("step", "3600"),
+                ("targetLabels", "foo,bar"),
+            ]),
+            None,
+        ),
+        (
+            "Test_ParseVolumeRangeQuery aggregate by labels",
+            "/loki/api/v1/index/volume_range",
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("step", "3600"),
+                ("aggregateBy", "labels"),
+            ]),
+            None,
+        ),
+        (
+            "Test_ParseVolumeRangeQuery aggregate by invalid",
+            "/loki/api/v1/index/volume_range",
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("step", "3600"),
+                ("aggregateBy", "invalid"),
+            ]),
+            Some("invalid aggregation option"),
+        ),
+        (
+            "Test_determineBounds invalid since",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", "2022-12-17T00:00:00Z"),
+                ("end", "2022-12-18T00:00:00Z"),
+                ("since", "HI!"),
+            ]),
+            Some("could not parse 'since' parameter"),
+        ),
+    ];
+    for (case, path, params, refusal) in cases {
+        let (status, body) = both(path, params).await;
+        match refusal {
+            None => assert_eq!(status, 200, "{case}: {body}"),
+            Some(words) => {
+                assert_eq!(status, 400, "{case}: {body}");
+                let msg = body["error"].as_str().unwrap_or_default();
+                assert!(msg.contains(words), "{case}: {msg:?} lacks {words:?}");
+            }
+        }
+    }
+
+    // Test_determineBounds: which of the seven seeded lines (t0 + 1..63 s, about ten minutes
+    // ago) a range holds tells where it starts.
+    let now = now_ns();
+    let count = |params: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let (status, body) = get(s, range_q, &params).await;
+            assert_eq!(status, 200, "{params:?}: {body}");
+            let posted = post_form(s, range_q, &params).await.1;
+            assert_eq!(
+                lines(&body),
+                lines(&posted),
+                "{params:?}: GET and POST differ"
+            );
+            lines(&body).len()
+        }
+    };
+    let logs = |more: &[(&'static str, String)]| {
+        let mut p = vec![("query", r#"{env=~".+"}"#.to_string())];
+        p.extend(more.iter().cloned());
+        p
+    };
+    let secs = |ns: i64| (ns / S).to_string();
+    for (case, params, want) in [
+        ("no start, end, since: the last hour", logs(&[]), 7),
+        (
+            "since 1h with no start or end: from now minus since",
+            logs(&[("since", "30m".into())]),
+            7,
+        ),
+        (
+            "since with no start or end, shorter than the data's age",
+            logs(&[("since", "1m".into())]),
+            0,
+        ),
+        (
+            "since 1h with no start and end time in the past: from end minus since",
+            logs(&[("end", secs(t0 + 120 * S)), ("since", "1m".into())]),
+            3,
+        ),
+        (
+            "since 1d with no start, end in the past",
+            logs(&[("end", secs(t0 + 120 * S)), ("since", "1d".into())]),
+            7,
+        ),
+        (
+            "no since or no start with end in the future: from now, not from end",
+            logs(&[("end", secs(now + 1800 * S)), ("since", "35m".into())]),
+            7,
+        ),
+        (
+            "no since, valid start and end",
+            logs(&[("start", secs(t0 + 62 * S)), ("end", secs(t0 + 120 * S))]),
+            2,
+        ),
+    ] {
+        assert_eq!(count(params).await, want, "{case}");
     }
 }
 

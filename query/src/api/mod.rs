@@ -30,7 +30,7 @@ use crate::logql::ast::{Expr, Matcher};
 use crate::logql::sql::{self, Direction, TimeRange};
 use crate::logql::{parse, parse_log_selector, planner};
 use crate::{Error, Result};
-use params::{Params, default_step};
+use params::Params;
 
 const SECOND: i64 = 1_000_000_000;
 
@@ -48,9 +48,6 @@ pub fn align_to_step(start: i64, end: i64, step: i64) -> Steps {
     };
     Steps { start, end, step }
 }
-
-/// Loki's cap on points per series of a range query.
-const MAX_POINTS: usize = 11_000;
 
 /// Everything the handlers share.
 pub struct QueryState {
@@ -219,7 +216,7 @@ impl Error {
     }
 }
 
-/// Loki's error body; internals (ClickHouse messages) are logged, not sent.
+/// The error body: Prometheus' shape, which DESIGN.md fixes, plus `message`; internals (ClickHouse messages) are logged, not sent.
 fn error_response(state: &QueryState, e: &Error) -> Response {
     let status = e.status();
     let message = if status.is_server_error() {
@@ -233,7 +230,14 @@ fn error_response(state: &QueryState, e: &Error) -> Response {
         state.metrics.client_errors.fetch_add(1, Ordering::Relaxed);
         e.to_string()
     };
-    let body = json!({"status": "error", "errorType": e.error_type(), "error": message});
+    // `message` too: Grafana's Loki data source shows that field of a JSON error body, and
+    // the whole body when it is missing.
+    let body = json!({
+        "status": "error",
+        "errorType": e.error_type(),
+        "error": message,
+        "message": message,
+    });
     (status, axum::Json(body)).into_response()
 }
 
@@ -281,6 +285,15 @@ fn tenant(state: &QueryState, headers: &HeaderMap) -> Result<String> {
             Ok(t.to_owned())
         }
     }
+}
+
+/// `Cache-Control: no-cache` (`logcli --no-cache`): the request neither reads nor fills the
+/// results cache, as in Loki's query frontend.
+fn no_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("no-cache"))
 }
 
 fn categorize(headers: &HeaderMap) -> bool {
@@ -359,14 +372,20 @@ async fn run_range(
     let tenant = tenant(state, headers)?;
     let expr = parse_query(p.required("query")?)?;
     let range = p.range(3600 * SECOND, max_range(state))?;
+    // Read and checked for every query, as Loki's parser does, whether used or not.
+    let limit = limit(state, p)?;
+    let direction = p.direction()?;
+    let step = p.step(range)?;
+    let interval = p.interval()?;
+    let horizon = horizon(state, headers);
+    let horizon_off = horizon == i64::MIN;
     let stats = QueryStats::default();
     match &expr {
         Expr::Log(log) => {
-            let limit = limit(state, p)?;
-            let direction = p.direction()?;
-            // Identical concurrent requests share one run (its work is reported by each).
+            // Identical concurrent requests share one run (its work is reported by each); a
+            // no-cache request shares only with its like.
             let flight = format!(
-                "{tenant}:{expr}:{direction:?}:{limit}:{}:{}",
+                "{tenant}:{expr}:{direction:?}:{limit}:{}:{}:{horizon_off}",
                 range.start, range.end
             );
             let found = state
@@ -374,9 +393,10 @@ async fn run_range(
                 .log_flights
                 .run(&flight, async {
                     let own = QueryStats::default();
-                    let entries =
-                        log_range(state, &tenant, &expr, log, range, direction, limit, &own)
-                            .await?;
+                    let entries = log_range(
+                        state, &tenant, &expr, log, range, direction, limit, horizon, &own,
+                    )
+                    .await?;
                     Ok(FoundLogs {
                         entries: Arc::new(entries),
                         lines: own.lines.load(Ordering::Relaxed),
@@ -386,7 +406,6 @@ async fn run_range(
                 .await?;
             stats.lines.fetch_add(found.lines, Ordering::Relaxed);
             stats.bytes.fetch_add(found.bytes, Ordering::Relaxed);
-            let interval = p.optional_duration("interval")?;
             let entries = match interval {
                 Some(i) => thin_by_interval(&found.entries, range, i, direction),
                 None => found.entries.to_vec(),
@@ -394,26 +413,20 @@ async fn run_range(
             Ok(streams_body(&entries, categorize(headers), &stats, started).to_string())
         }
         Expr::Metric(m) => {
-            let step = p.duration("step")?.unwrap_or_else(|| default_step(range));
-            let points = ((range.end - range.start) / step) as usize + 1;
-            if points > MAX_POINTS {
-                return Err(Error::BadRequest(
-                    "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-                ));
-            }
             let steps = align_to_step(range.start, range.end, step);
             let key = format!(
                 "matrix:{tenant}:{expr}:{}:{}:{}",
                 steps.start, steps.end, steps.step
             );
             // A range wholly before the horizon cannot change: its rendered answer is kept.
-            let closed = steps.end < horizon(state);
+            let closed = steps.end < horizon;
             // A live range is never kept whole: no look-up (it would count as a miss).
             let matrix = match closed.then(|| state.cache.get(&key)).flatten() {
                 Some(Cached::Matrix(matrix)) => matrix,
                 _ => {
                     let compute = async {
-                        let matrix = metric_range(state, &tenant, &expr, m, &steps).await?;
+                        let matrix =
+                            metric_range(state, &tenant, &expr, m, &steps, horizon).await?;
                         if closed {
                             state
                                 .cache
@@ -421,7 +434,8 @@ async fn run_range(
                         }
                         Result::<RenderedMatrix>::Ok(matrix)
                     };
-                    state.cache.matrix_flights.run(&key, compute).await?
+                    let flight = format!("{key}:{horizon_off}");
+                    state.cache.matrix_flights.run(&flight, compute).await?
                 }
             };
             stats.lines.fetch_add(matrix.lines, Ordering::Relaxed);
@@ -446,9 +460,10 @@ async fn log_range(
     range: TimeRange,
     direction: Direction,
     limit: usize,
+    horizon: i64,
     stats: &QueryStats,
 ) -> Result<Vec<LogEntry>> {
-    let pieces = log_pieces(range, direction, horizon(state));
+    let pieces = log_pieces(range, direction, horizon);
     let key = |suffix: &str| format!("logs:{tenant}:{expr}:{suffix}");
     let extents = |piece: &LogPiece| {
         piece
@@ -514,10 +529,11 @@ async fn metric_range(
     expr: &Expr,
     m: &crate::logql::ast::MetricExpr,
     steps: &Steps,
+    horizon: i64,
 ) -> Result<RenderedMatrix> {
     let stats = QueryStats::default();
     let mut merged: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
-    for bucket in split(steps, horizon(state)) {
+    for bucket in split(steps, horizon) {
         let key = bucket
             .key
             .as_ref()
@@ -612,6 +628,9 @@ async fn run_instant(
     let tenant = tenant(state, headers)?;
     let expr = parse_query(p.required("query")?)?;
     let time = p.time("time", now_nanos())?;
+    // Checked as Loki's parser checks them, though a metric query has no use for them.
+    limit(state, p)?;
+    p.direction()?;
     let stats = QueryStats::default();
     let Expr::Metric(m) = &expr else {
         return Err(Error::BadRequest(
@@ -655,7 +674,12 @@ async fn run_instant(
     Ok(success(data))
 }
 
-fn horizon(state: &QueryState) -> i64 {
+/// The time before which answers are final, so that the results cache may hold them; with
+/// [`no_cache`], none are.
+fn horizon(state: &QueryState, headers: &HeaderMap) -> i64 {
+    if no_cache(headers) {
+        return i64::MIN;
+    }
     now_nanos() - state.engine.config().max_ingest_delay_secs as i64 * SECOND
 }
 
@@ -813,11 +837,17 @@ fn optional_selector(p: &Params) -> Result<Vec<Matcher>> {
     }
 }
 
+/// A labels, values or series answer through the results cache, unless the request says
+/// [`no_cache`] (Loki would still use its cache there; a fresh answer is what the header asks).
 async fn cached_json(
     state: &QueryState,
+    headers: &HeaderMap,
     key: String,
     compute: impl Future<Output = Result<Json>>,
 ) -> Result<Json> {
+    if no_cache(headers) {
+        return compute.await;
+    }
     if let Some(Cached::Json(_, v)) = state.cache.get(&key) {
         return Ok(v.as_ref().clone());
     }
@@ -850,7 +880,7 @@ async fn labels(
         let range = p.range(6 * 3600 * SECOND, max_range(&state))?;
         let matchers = optional_selector(&p)?;
         let key = format!("labels:{tenant}:{matchers:?}:{:?}", minute(range));
-        cached_json(&state, key, async {
+        cached_json(&state, &headers, key, async {
             let sql = sql::label_names(&tenant, &matchers, range);
             let rows: Vec<NameRow> = state.engine.fetch(&sql).await?;
             let names: Vec<String> = rows.into_iter().map(|r| r.name).collect();
@@ -875,7 +905,7 @@ async fn label_values(
         let range = p.range(6 * 3600 * SECOND, max_range(&state))?;
         let matchers = optional_selector(&p)?;
         let key = format!("values:{tenant}:{name}:{matchers:?}:{:?}", minute(range));
-        cached_json(&state, key, async {
+        cached_json(&state, &headers, key, async {
             let sql = sql::label_values(&tenant, &name, &matchers, range);
             let rows: Vec<NameRow> = state.engine.fetch(&sql).await?;
             let values: Vec<String> = rows.into_iter().map(|r| r.name).collect();
@@ -920,7 +950,7 @@ async fn series(
             parsed.push(Vec::new());
         }
         let key = format!("series:{tenant}:{parsed:?}:{:?}", minute(range));
-        cached_json(&state, key, async {
+        cached_json(&state, &headers, key, async {
             let mut all: std::collections::BTreeSet<Labels> = Default::default();
             for matchers in &parsed {
                 let streams = state
@@ -1013,6 +1043,15 @@ fn selector_text(query: &str) -> Result<String> {
     .to_string())
 }
 
+/// `aggregateBy`: `series` (the default) or `labels`.
+fn aggregate_by_labels(p: &Params) -> Result<bool> {
+    match p.get("aggregateBy").unwrap_or("") {
+        "" | "series" => Ok(false),
+        "labels" => Ok(true),
+        _ => Err(Error::BadRequest("invalid aggregation option".into())),
+    }
+}
+
 /// Volume series: the labels named by `targetLabels`, or else those the selector names;
 /// `aggregateBy=labels` gives one series per label name with an empty value.
 fn volume_groups(
@@ -1020,6 +1059,7 @@ fn volume_groups(
     matchers: &[Matcher],
     streams: &StreamMap,
     rows: &[VolumeRow],
+    by_labels: bool,
 ) -> BTreeMap<Labels, BTreeMap<i64, u64>> {
     let targets: Vec<String> = match p.get("targetLabels").filter(|t| !t.is_empty()) {
         Some(t) => t.split(',').map(|s| s.trim().to_owned()).collect(),
@@ -1029,7 +1069,6 @@ fn volume_groups(
             names
         }
     };
-    let by_labels = p.get("aggregateBy") == Some("labels");
     let mut groups: BTreeMap<Labels, BTreeMap<i64, u64>> = BTreeMap::new();
     for row in rows {
         let Some(stream) = streams.get(&row.stream_id) else {
@@ -1069,12 +1108,14 @@ async fn index_volume(
         let range = p.range(3600 * SECOND, max_range(&state))?;
         let query = selector_text(p.required("query")?)?;
         let limit = p.number("limit", 100)? as usize;
+        let by_labels = aggregate_by_labels(&p)?;
         let (matchers, streams, rows) =
             stream_volumes(&state, &tenant, &query, range, None).await?;
-        let mut groups: Vec<(Labels, u64)> = volume_groups(&p, &matchers, &streams, &rows)
-            .into_iter()
-            .map(|(l, b)| (l, b.values().sum()))
-            .collect();
+        let mut groups: Vec<(Labels, u64)> =
+            volume_groups(&p, &matchers, &streams, &rows, by_labels)
+                .into_iter()
+                .map(|(l, b)| (l, b.values().sum()))
+                .collect();
         groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         groups.truncate(limit);
         let result: Vec<Json> = groups
@@ -1100,12 +1141,13 @@ async fn index_volume_range(
         let tenant = tenant(&state, &headers)?;
         let range = p.range(3600 * SECOND, max_range(&state))?;
         let query = selector_text(p.required("query")?)?;
-        let step = p.duration("step")?.unwrap_or_else(|| default_step(range));
+        let step = p.step(range)?;
         let limit = p.number("limit", 100)? as usize;
+        let by_labels = aggregate_by_labels(&p)?;
         let (matchers, streams, rows) =
             stream_volumes(&state, &tenant, &query, range, Some(step)).await?;
         let mut groups: Vec<(Labels, BTreeMap<i64, u64>)> =
-            volume_groups(&p, &matchers, &streams, &rows)
+            volume_groups(&p, &matchers, &streams, &rows, by_labels)
                 .into_iter()
                 .collect();
         groups.sort_by_key(|(_, b)| std::cmp::Reverse(b.values().sum::<u64>()));

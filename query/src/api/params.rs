@@ -2,11 +2,15 @@
 
 use store::time::{now_nanos, parse_rfc3339};
 
+use crate::logql::lexer::prom_parse_duration;
 use crate::logql::parse_duration;
 use crate::logql::sql::{Direction, TimeRange};
 use crate::{Error, Result};
 
 const SECOND: i64 = 1_000_000_000;
+
+/// Loki's cap on points per series of a range query (steps after the first).
+const MAX_POINTS: i64 = 11_000;
 
 /// Query string and form parameters, repeated keys kept in order (`match[]`).
 #[derive(Clone, Debug, Default)]
@@ -64,25 +68,43 @@ impl Params {
         }
     }
 
-    /// A duration parameter (Prometheus duration or float seconds).
-    pub fn duration(&self, key: &str) -> Result<Option<i64>> {
-        match self.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => match parse_duration(v) {
-                Some(d) if d > 0 => Ok(Some(d)),
-                Some(_) => Err(Error::BadRequest(format!(
-                    "zero or negative query resolution step widths are not accepted. Try a positive integer ({key}={v:?})"
-                ))),
-                None => Err(Error::BadRequest(format!("invalid {key} duration {v:?}"))),
-            },
+    /// `step` as Loki reads it: float seconds or a Prometheus duration, the range over 250
+    /// points when absent; positive, and at most 11,000 points per series.
+    pub fn step(&self, range: TimeRange) -> Result<i64> {
+        let step = match self.get("step").filter(|v| !v.is_empty()) {
+            None => default_step(range),
+            Some(v) => parse_duration(v).ok_or_else(|| {
+                Error::BadRequest(format!("cannot parse {v:?} to a valid duration"))
+            })?,
+        };
+        if step <= 0 {
+            return Err(Error::BadRequest(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if (range.end - range.start) / step > MAX_POINTS {
+            return Err(Error::BadRequest(
+                "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter".into(),
+            ));
+        }
+        Ok(step)
+    }
+
+    /// `since` as Loki reads it: a Prometheus duration (`1h`, `1d`), or `default`.
+    pub fn since(&self, default: i64) -> Result<i64> {
+        match self.get("since").filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => prom_parse_duration(v)
+                .map_err(|e| Error::BadRequest(format!("could not parse 'since' parameter: {e}"))),
         }
     }
 
-    /// A duration parameter where zero or less means none (Loki's `interval`).
-    pub fn optional_duration(&self, key: &str) -> Result<Option<i64>> {
-        match self.get(key).filter(|v| !v.is_empty()) {
+    /// `interval` as Loki reads it: a duration where zero means none; negative is refused.
+    pub fn interval(&self) -> Result<Option<i64>> {
+        match self.get("interval").filter(|v| !v.is_empty()) {
             None => Ok(None),
             Some(v) => match parse_duration(v) {
+                Some(d) if d < 0 => Err(Error::BadRequest("interval must be >= 0".into())),
                 Some(d) => Ok((d > 0).then_some(d)),
                 None => Err(Error::BadRequest(format!(
                     "cannot parse {v:?} to a valid duration"
@@ -142,12 +164,12 @@ impl Params {
     pub fn range(&self, default_since: i64, max_range: i64) -> Result<TimeRange> {
         let now = now_nanos();
         let end = self.time("end", now)?;
-        let since = self.duration("since")?.unwrap_or(default_since);
+        let since = self.since(default_since)?;
         // Loki: with `end` in the future, `since` counts back from now.
         let start = self.time("start", end.min(now) - since)?;
         if end < start {
             return Err(Error::BadRequest(
-                "invalid time range: end timestamp must not be before start time".into(),
+                "end timestamp must not be before or equal to start time".into(),
             ));
         }
         if end - start > max_range {
@@ -276,6 +298,37 @@ mod tests {
         let r = p.range(3600 * SECOND, i64::MAX).unwrap();
         assert_eq!(r.end - r.start, 7200 * SECOND);
         assert_eq!(default_step(r), 28 * SECOND);
+        assert_eq!(p.step(r).unwrap(), 28 * SECOND);
         assert!(p.range(0, 3600 * SECOND).is_err());
+
+        let at = |q: &str| {
+            Params::parse(q).step(TimeRange {
+                start: 0,
+                end: 11_000 * SECOND,
+            })
+        };
+        assert_eq!(at("step=1").unwrap(), SECOND);
+        assert_eq!(at("step=1.5").unwrap(), 1_500_000_000);
+        assert_eq!(at("step=1m").unwrap(), 60 * SECOND);
+        assert!(at("step=0.999").is_err(), "over 11,000 points");
+        assert!(at("step=0").is_err());
+        assert!(at("step=-1").is_err());
+        assert!(at("step=h").is_err());
+
+        let p = Params::parse("end=7200&since=1d");
+        assert_eq!(p.since(0).unwrap(), 86_400 * SECOND);
+        assert_eq!(
+            p.range(0, i64::MAX).unwrap().start,
+            7200 * SECOND - 86_400 * SECOND
+        );
+        assert!(Params::parse("since=HI!").since(0).is_err());
+        assert_eq!(Params::parse("").since(5).unwrap(), 5);
+
+        assert_eq!(Params::parse("interval=0").interval().unwrap(), None);
+        assert_eq!(
+            Params::parse("interval=5").interval().unwrap(),
+            Some(5 * SECOND)
+        );
+        assert!(Params::parse("interval=-1").interval().is_err());
     }
 }
