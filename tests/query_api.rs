@@ -730,6 +730,30 @@ async fn paging_returns_every_line_once_across_equal_timestamps() {
         .collect();
     push(&s, "fake", &[(json!({"app": "bulk"}), values)]).await;
     let r = range(t0, t0 + 10 * S);
+    // Loki's defaults: `limit` 100 and `direction` backward, the newest 100 lines.
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/query_range",
+        &with(r.clone(), &[("query", r#"{app="bulk"}"#)]),
+    )
+    .await;
+    let newest: Vec<String> = (2300..2400)
+        .rev()
+        .map(|i| format!("n={i} odd={}", i % 2))
+        .collect();
+    let got: Vec<String> = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[1].as_str().unwrap().to_owned())
+        .collect();
+    // Ties (three lines per timestamp) are ordered by line within one timestamp.
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(got.len(), 100, "{body}");
+    assert_eq!(sorted(got), sorted(newest), "the newest 100");
     // With limit 5000 one page holds everything; with 700 the engine reads a page of 1000 rows
     // (boundary inside a run of ties), then 2000 more.
     for (direction, limit) in [
@@ -1893,6 +1917,37 @@ async fn requests_are_accepted_or_refused_as_lokis_parsers_do() {
             ]),
             Some("invalid aggregation option"),
         ),
+        // The other read endpoints, GET and POST alike.
+        (
+            "index/stats",
+            "/loki/api/v1/index/stats",
+            q(&[("query", sel), ("start", y17), ("end", m17)]),
+            None,
+        ),
+        (
+            "index/stats bad start",
+            "/loki/api/v1/index/stats",
+            q(&[("query", sel), ("start", "t")]),
+            Some("could not parse 'start' parameter"),
+        ),
+        (
+            "detected_fields",
+            "/loki/api/v1/detected_fields",
+            q(&[("query", sel), ("start", y17), ("end", m17)]),
+            None,
+        ),
+        (
+            "detected_fields bad end",
+            "/loki/api/v1/detected_fields",
+            q(&[("query", sel), ("end", "t")]),
+            Some("could not parse 'end' parameter"),
+        ),
+        (
+            "format_query",
+            "/loki/api/v1/format_query",
+            q(&[("query", sel)]),
+            None,
+        ),
         (
             "Test_determineBounds invalid since",
             range_q,
@@ -1974,6 +2029,68 @@ async fn requests_are_accepted_or_refused_as_lokis_parsers_do() {
         ),
     ] {
         assert_eq!(count(params).await, want, "{case}");
+    }
+}
+
+/// Loki's entry tests (pkg/loghttp/entry_test.go: `TestEntryRoundTripWithNewlines`,
+/// `TestUnmarshalEscapingIssue`, `TestFullPushApiFlow`): JSON escapes in lines and structured
+/// metadata pushed are read back as the same text, neither lost nor escaped twice.
+#[tokio::test]
+async fn escaped_lines_and_metadata_round_trip() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let ts = (now_ns() / S - 60) * S;
+    // The body as a client writes it: JSON escapes, not the characters they stand for.
+    let body = format!(
+        r#"{{"streams":[{{"stream":{{"service_name":"test"}},"values":[
+            ["{ts}","{{}}",{{"message":"a\nb\nc"}}],
+            ["{}","tab\tquote\" back\\slash \u00e9 \u2028 \ud83d\ude00 \/ end",{{"k":"\"q\" \\ \t"}}]
+        ]}}]}}"#,
+        ts + 1
+    );
+    assert_eq!(s.push_json(body).await, 204);
+    s.settle().await;
+    let params = with(
+        range(ts - S, ts + 10 * S),
+        &[
+            ("query", r#"{service_name="test"}"#),
+            ("direction", "forward"),
+        ],
+    );
+    let want = [
+        ("{}", json!({"message": "a\nb\nc"})),
+        (
+            "tab\tquote\" back\\slash \u{e9} \u{2028} \u{1f600} / end",
+            json!({"k": "\"q\" \\ \t"}),
+        ),
+    ];
+    let (status, body) = get_with(
+        &s,
+        "/loki/api/v1/query_range",
+        &params,
+        &[("X-Loki-Response-Encoding-Flags", "categorize-labels")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let values = body["data"]["result"][0]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 2, "{body}");
+    for (v, (line, meta)) in values.iter().zip(&want) {
+        assert_eq!(v[1], *line, "{body}");
+        assert_eq!(v[2]["structuredMetadata"], *meta, "{body}");
+    }
+    // Without the flag, metadata are labels of the stream: the same values.
+    let (_, body) = get(&s, "/loki/api/v1/query_range", &params).await;
+    let result = body["data"]["result"].as_array().unwrap();
+    for (line, meta) in &want {
+        let stream = result
+            .iter()
+            .find(|r| r["values"][0][1] == *line)
+            .unwrap_or_else(|| panic!("{line:?} missing: {body}"));
+        for (k, v) in meta.as_object().unwrap() {
+            assert_eq!(stream["stream"][k], *v, "{body}");
+        }
     }
 }
 
