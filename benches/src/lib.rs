@@ -1,4 +1,7 @@
-//! Fixed, seeded data sets shared by sluice's benchmarks, so every run measures the same bytes.
+//! sluice's benchmark instruments: fixed, seeded data sets shared by the benchmarks, so every run
+//! measures the same bytes, and the [`blackhole`] ClickHouse stand-in.
+
+pub mod blackhole;
 
 use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
 
