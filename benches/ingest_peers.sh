@@ -3,7 +3,8 @@
 # into the ClickHouse at CLICKHOUSE_URL), VictoriaLogs (its Loki push endpoint) and Loki (single
 # binary, filesystem storage), one after the other in one run, on loopback.
 #
-#   benches/ingest_peers.sh [--seconds S] [--connections N] [--format F] [--victorialogs BIN] [--loki BIN]
+#   benches/ingest_peers.sh [--seconds S] [--connections N] [--format F] [--sluice BIN]
+#                           [--victorialogs BIN] [--loki BIN]
 #
 # Defaults: 20 s per case, 8 connections, loki-protobuf, 5,000 entries of 200 bytes per push, 10
 # streams; each case capped at 2 GiB of lines. The peers are optional: give the path of a binary
@@ -11,22 +12,24 @@
 # per case: acknowledged entries/s, ack latency p50 / p99, the server's CPU seconds per million
 # entries (utime + stime from /proc, over the load only), and its peak RSS (VmHWM). Every case
 # runs a fresh server with its own data directory, deleted afterwards. Needs
-# `cargo build --release -p sluice -p sluice-benches`.
+# `cargo build --release -p sluice -p sluice-benches`; `--sluice` measures another build of sluice
+# (before/after figures). With CLICKHOUSE_URL unreachable, the ClickHouse case is skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-SECS=20 CONNS=8 FORMAT=loki-protobuf VL_BIN= LOKI_BIN=
+SECS=20 CONNS=8 FORMAT=loki-protobuf VL_BIN= LOKI_BIN= SUT=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --seconds) SECS=$2; shift 2 ;;
         --connections) CONNS=$2; shift 2 ;;
         --format) FORMAT=$2; shift 2 ;;
+        --sluice) SUT=$2; shift 2 ;;
         --victorialogs) VL_BIN=$2; shift 2 ;;
         --loki) LOKI_BIN=$2; shift 2 ;;
         *) echo "unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
     esac
 done
 CLICKHOUSE_URL=${CLICKHOUSE_URL:-http://127.0.0.1:8123}
-BIN=target/release/sluice LOADGEN=target/release/loadgen HOLE=target/release/blackhole
+BIN=${SUT:-target/release/sluice} LOADGEN=target/release/loadgen HOLE=target/release/blackhole
 for b in $BIN $LOADGEN $HOLE; do
     [[ -x $b ]] || { echo "build first: cargo build --release -p sluice -p sluice-benches" >&2; exit 1; }
 done
@@ -107,7 +110,7 @@ echo "|---|---|---|---|---|---|"
 hole_port=$(free_port) port=$(free_port)
 start "$WORK/hole.log" "$HOLE" --listen "127.0.0.1:$hole_port"
 HOLE_PID=$PID
-sleep 0.3
+for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$hole_port/ping" && break; sleep 0.1; done
 start "$WORK/sluice-hole.log" env -u SLUICE_CONFIG SLUICE_LISTEN="127.0.0.1:$port" \
     SLUICE_CLICKHOUSE_URL="http://127.0.0.1:$hole_port" SLUICE_DATA_DIR="$WORK/sluice-hole" \
     SLUICE_LOG=warn "$BIN" serve

@@ -133,6 +133,49 @@ fn old_clickhouse_is_refused() {
     }
 }
 
+/// A table that cannot take sluice's rows (here made by hand with another type for `StreamId`) is
+/// refused at start-up with the column that differs, not on every batch.
+#[test]
+fn a_table_of_another_shape_is_refused_at_start_up() {
+    if skip() {
+        return;
+    }
+    let db = format!("cli_shape_{}", std::process::id());
+    let run = |sql: String| {
+        let o = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--fail-with-body",
+                "--data-binary",
+                &sql,
+                &clickhouse_url(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{sql}: {}", text(&o));
+    };
+    run(format!("CREATE DATABASE IF NOT EXISTS {db}"));
+    run(format!(
+        "CREATE TABLE {db}.logs (Timestamp DateTime64(9), Tenant LowCardinality(String), \
+         StreamId UInt32, Body String) ENGINE = MergeTree ORDER BY Timestamp"
+    ));
+    let o = sluice(
+        &["serve"],
+        &[
+            ("SLUICE_CLICKHOUSE_URL", clickhouse_url().as_str()),
+            ("SLUICE_CLICKHOUSE_DATABASE", db.as_str()),
+            ("SLUICE_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    run(format!("DROP DATABASE IF EXISTS {db}"));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("table logs: column StreamId is UInt32, not UInt64"),
+        "{}",
+        text(&o)
+    );
+}
+
 /// Readiness means "pushes are acknowledged": a node whose ClickHouse fails still takes them
 /// into its write-ahead log, so it stays in the balancer and says what is wrong.
 #[test]

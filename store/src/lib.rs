@@ -25,6 +25,16 @@ pub enum Error {
     /// ClickHouse answered with an error or could not be reached.
     #[error("clickhouse: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),
+    /// A table lacks a column sluice writes, or has it with another type.
+    #[error(
+        "table {table}: {problem}; sluice writes the schema that `sluice schema` prints (an older table must be migrated or dropped)"
+    )]
+    Schema {
+        /// The table.
+        table: String,
+        /// What differs.
+        problem: String,
+    },
     /// The ClickHouse server is older than the supported floor.
     #[error(
         "ClickHouse {found} is too old: sluice needs {} or newer (DateTime64, Map, LowCardinality, TTL, skip indexes, query parameters)",

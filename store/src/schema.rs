@@ -114,6 +114,23 @@ const STREAM_COLUMNS: &[(&str, &str)] = &[
     ("LastSeen", "SimpleAggregateFunction(max, DateTime64(9))"),
 ];
 
+/// The type of `column` in `table` (`logs` or `streams`) as `DESCRIBE TABLE` prints it: the
+/// schema's type without its codec or default.
+pub fn column_type(table: &str, column: &str) -> Option<&'static str> {
+    let columns = match table {
+        "logs" => LOG_COLUMNS,
+        "streams" => STREAM_COLUMNS,
+        _ => return None,
+    };
+    let (_, ty) = columns.iter().find(|(name, _)| *name == column)?;
+    let end = [" CODEC(", " DEFAULT "]
+        .iter()
+        .filter_map(|cut| ty.find(cut))
+        .min()
+        .unwrap_or(ty.len());
+    Some(&ty[..end])
+}
+
 impl Schema {
     /// The statements to run, in order. Every one is idempotent (`IF NOT EXISTS`).
     pub fn statements(&self) -> Vec<String> {
@@ -217,6 +234,22 @@ mod tests {
             cluster: None,
             retention_days: 30,
         }
+    }
+
+    #[test]
+    fn column_types_as_describe_prints_them() {
+        assert_eq!(column_type("logs", "Timestamp"), Some("DateTime64(9)"));
+        assert_eq!(column_type("logs", "TimestampTime"), Some("DateTime"));
+        assert_eq!(
+            column_type("logs", "ScopeAttributes"),
+            Some("Map(LowCardinality(String), String)")
+        );
+        assert_eq!(
+            column_type("streams", "FirstSeen"),
+            Some("SimpleAggregateFunction(min, DateTime64(9))")
+        );
+        assert_eq!(column_type("logs", "Nope"), None);
+        assert_eq!(column_type("nope", "Body"), None);
     }
 
     #[test]

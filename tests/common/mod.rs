@@ -427,6 +427,45 @@ pub fn fake_clickhouse(version: &'static str, fail_select_one: bool) -> String {
     }
 }
 
+/// `DESCRIBE TABLE` of sluice's own `table` as ClickHouse answers it in
+/// RowBinaryWithNamesAndTypes (the columns sluice writes, with the schema's types).
+fn describe_body(table: &str) -> Vec<u8> {
+    use clickhouse::Row;
+    fn put(out: &mut Vec<u8>, s: &str) {
+        out.push(s.len() as u8); // every string here is shorter than 128 bytes
+        out.extend_from_slice(s.as_bytes());
+    }
+    let names = [
+        "name",
+        "type",
+        "default_type",
+        "default_expression",
+        "comment",
+        "codec_expression",
+        "ttl_expression",
+    ];
+    let mut out = vec![names.len() as u8];
+    for n in names {
+        put(&mut out, n);
+    }
+    for _ in names {
+        put(&mut out, "String");
+    }
+    let columns = if table == "logs" {
+        LogRow::COLUMN_NAMES
+    } else {
+        StreamRow::COLUMN_NAMES
+    };
+    for column in columns {
+        put(&mut out, column);
+        put(&mut out, store::schema::column_type(table, column).unwrap());
+        for _ in 0..5 {
+            put(&mut out, "");
+        }
+    }
+    out
+}
+
 /// Like [`fake_clickhouse`], failing with a ClickHouse-style network error every request whose
 /// (URL-decoded) text `fails` picks.
 pub fn fake_clickhouse_failing(version: &'static str, fails: fn(&str) -> bool) -> String {
@@ -462,6 +501,11 @@ pub fn fake_clickhouse_failing(version: &'static str, fails: fn(&str) -> bool) -
                     "500 Internal Server Error",
                     b"Code: 210. DB::Exception: fake network trouble. (NETWORK_ERROR)".to_vec(),
                 )
+            } else if let Some(table) = ["logs", "streams"]
+                .into_iter()
+                .find(|t| text.contains(&format!("DESCRIBE TABLE `{t}`")))
+            {
+                ("200 OK", describe_body(table))
             } else if text.contains("SELECT 1") {
                 // One UInt8 column named `1` holding 1.
                 let mut body = vec![1u8, 1, b'1', 5];

@@ -22,7 +22,9 @@ impl ClickHouseSink {
     /// A sink for `config`, trying each insert up to `attempts` times.
     pub fn new(config: &ClickHouseConfig, attempts: u32, metrics: Arc<IngestMetrics>) -> Self {
         ClickHouseSink {
-            client: config.client(),
+            // The tables were checked against the row types at start-up
+            // (`store::ch::check_columns`); per-row validation would check it again per field.
+            client: config.client().with_validation(false),
             timeout: Duration::from_secs(config.timeout_secs),
             attempts: attempts.max(1),
             metrics,
