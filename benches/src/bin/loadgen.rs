@@ -65,6 +65,11 @@ struct Args {
     /// Print one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
+    /// Send nothing: parse the lines of one JSON-lines body with simd-json on this one thread for
+    /// `--seconds`, and print lines/s. The single-core parse-only rate that sluice's JSON-lines
+    /// ingest is compared with.
+    #[arg(long)]
+    parse_baseline: bool,
 }
 
 /// A push body with the places where each line's nonce goes. JSON lines carry no time: the
@@ -208,6 +213,49 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<Seen>>) -> Vec<Seen> {
     out
 }
 
+/// `--parse-baseline`: simd-json over the lines of one body, one thread, nothing else.
+fn parse_baseline(args: &Args, template: &Template) {
+    assert_eq!(
+        args.format,
+        Format::Jsonline,
+        "--parse-baseline measures JSON lines: add --format jsonline"
+    );
+    let body = template.body(args, 1, now_ns());
+    let lines: Vec<&[u8]> = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut buf = Vec::new();
+    let (mut parsed, mut bytes) = (0u64, 0u64);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    while Instant::now() < until {
+        for line in &lines {
+            // simd-json parses in place: each line is copied first, as a server must.
+            buf.clear();
+            buf.extend_from_slice(line);
+            let value = simd_json::to_borrowed_value(&mut buf).expect("generated lines parse");
+            std::hint::black_box(value);
+            bytes += line.len() as u64;
+        }
+        parsed += lines.len() as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            r#"{{"parse_baseline":"simd-json","lines_per_s":{:.0},"mib_per_s":{:.2}}}"#,
+            parsed as f64 / secs,
+            bytes as f64 / secs / 1048576.0
+        );
+    } else {
+        println!(
+            "simd-json parse only, one thread, {secs:.1} s: {:.0} lines/s, {:.1} MiB/s",
+            parsed as f64 / secs,
+            bytes as f64 / secs / 1048576.0
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Arc::new(Args::parse());
@@ -221,6 +269,10 @@ async fn main() {
     };
     let url = format!("{}{path}", args.url.trim_end_matches('/'));
     let template = Arc::new(Template::new(&args, now_ns()));
+    if args.parse_baseline {
+        parse_baseline(&args, &template);
+        return;
+    }
     let line_bytes_per_push = (template.lines.len() * args.line_bytes.max(17)) as u64;
     let stop = Arc::new(AtomicBool::new(false));
     let sent_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));

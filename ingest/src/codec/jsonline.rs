@@ -5,6 +5,8 @@
 //! Nested objects are flattened with dots (`{"a":{"b":1}}` is field `a.b`). The message, time and
 //! stream fields are picked by flattened name; every other field becomes a log attribute.
 
+use std::borrow::Cow;
+
 use simd_json::{BorrowedValue as Value, StaticNode};
 
 use super::{
@@ -53,6 +55,11 @@ pub fn decode(
     let replaced = utf8::repair_json(body);
     let mut builder = Builder {
         options,
+        label_names: options
+            .stream_fields
+            .iter()
+            .map(|f| store::labels::sanitize_label_name(f))
+            .collect(),
         now,
         out: Vec::new(),
     };
@@ -96,9 +103,15 @@ pub fn decode(
 
 struct Builder<'o> {
     options: &'o JsonLineOptions,
+    /// The label name of each of `options.stream_fields`, sanitised once per request.
+    label_names: Vec<String>,
     now: i64,
     out: Vec<DecodedStream>,
 }
+
+/// A flattened field, borrowed from the parsed line where it can be: only what an entry keeps
+/// is copied (the line, the attributes, a new stream's labels).
+type Field<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 impl Builder<'_> {
     fn event(&mut self, doc: &Value<'_>, origin: Origin) -> Result<(), DecodeError> {
@@ -108,7 +121,7 @@ impl Builder<'_> {
                 msg: format!("expected a JSON object, got {}", json_text(doc)),
             });
         };
-        let mut fields = Vec::new();
+        let mut fields: Vec<Field<'_>> = Vec::new();
         flatten(doc, &mut String::new(), &mut fields);
 
         let mut message = None;
@@ -124,49 +137,80 @@ impl Builder<'_> {
         {
             Some(i) => {
                 let (_, text) = fields.swap_remove(i);
-                time::parse_text(&text).ok_or(DecodeError::Timestamp {
+                time::parse_text(&text).ok_or_else(|| DecodeError::Timestamp {
                     location: origin.stream(),
-                    value: text,
+                    value: text.into_owned(),
                     msg: "expected RFC 3339 or Unix seconds, milliseconds, microseconds or nanoseconds",
                 })?
             }
             None => self.now,
         };
-        let mut labels = Vec::new();
-        for name in &self.options.stream_fields {
-            if let Some((_, value)) = fields.iter().find(|(k, _)| k == name) {
-                labels.push((store::labels::sanitize_label_name(name), value.clone()));
+        // The event's labels, compared with the previous event's before anything is copied:
+        // consecutive events of one stream (the usual case for a shipper) share a stream.
+        let labels = || {
+            self.options
+                .stream_fields
+                .iter()
+                .zip(&self.label_names)
+                .filter_map(|(field, label)| {
+                    fields
+                        .iter()
+                        .find(|(k, _)| k == field)
+                        .map(|(_, v)| (label.as_str(), v.as_ref()))
+                })
+        };
+        let fallback = labels().next().is_none();
+        let same_stream = match self.out.last() {
+            Some(DecodedStream {
+                labels: StreamLabels::Pairs(last),
+                ..
+            }) => {
+                let last = last.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                if fallback {
+                    last.eq([FALLBACK_LABEL])
+                } else {
+                    last.eq(labels())
+                }
             }
-        }
-        if labels.is_empty() {
-            labels.push((FALLBACK_LABEL.0.to_string(), FALLBACK_LABEL.1.to_string()));
-        }
+            _ => false,
+        };
+        let new_labels = (!same_stream).then(|| {
+            if fallback {
+                vec![(FALLBACK_LABEL.0.to_string(), FALLBACK_LABEL.1.to_string())]
+            } else {
+                labels()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }
+        });
         // Stream fields are labels; they are not repeated as attributes.
-        fields.retain(|(k, _)| !self.options.stream_fields.contains(k));
-        let take = |fields: &mut Vec<(String, String)>, name: &str| {
+        fields.retain(|(k, _)| !self.options.stream_fields.iter().any(|f| f == k));
+        let take = |fields: &mut Vec<Field<'_>>, name: &str| {
             fields
                 .iter()
                 .position(|(k, _)| k == name)
-                .map(|i| fields.swap_remove(i).1)
+                .map(|i| fields.swap_remove(i).1.into_owned())
                 .unwrap_or_default()
         };
         let trace_id = take(&mut fields, "trace_id");
         let span_id = take(&mut fields, "span_id");
-        sort_attributes(&mut fields);
+        let mut attributes: Vec<(String, String)> = fields
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        sort_attributes(&mut attributes);
         let entry = Entry {
             timestamp,
-            line: message.unwrap_or_default(),
-            attributes: fields,
+            line: message.map(Cow::into_owned).unwrap_or_default(),
+            attributes,
             trace_id,
             span_id,
         };
-        // Consecutive events of one stream share a decoded stream (the usual case for a shipper).
-        let labels = StreamLabels::Pairs(labels);
-        match self.out.last_mut() {
-            Some(last) if last.labels == labels => last.entries.push(entry),
-            _ => self.out.push(DecodedStream {
+        match (new_labels, self.out.last_mut()) {
+            (None, Some(last)) => last.entries.push(entry),
+            (labels, _) => self.out.push(DecodedStream {
                 origin,
-                labels,
+                labels: StreamLabels::Pairs(labels.unwrap_or_default()),
                 entries: vec![entry],
             }),
         }
@@ -174,11 +218,20 @@ impl Builder<'_> {
     }
 }
 
-/// Flattens `v` into dotted `(name, text)` pairs. Nulls are dropped, arrays kept as JSON text.
-fn flatten(v: &Value<'_>, prefix: &mut String, out: &mut Vec<(String, String)>) {
+/// Flattens `v` into dotted `(name, text)` pairs, borrowing top-level names and string values
+/// from the document. Nulls are dropped, arrays kept as JSON text.
+fn flatten<'a>(v: &'a Value<'_>, prefix: &mut String, out: &mut Vec<Field<'a>>) {
+    let name = |prefix: &String| Cow::Owned(prefix.clone());
     match v {
         Value::Object(obj) => {
             for (k, child) in obj.iter() {
+                if prefix.is_empty() && !matches!(child, Value::Object(_)) {
+                    // A top-level field: its name is the key itself.
+                    if let Some(value) = leaf(child) {
+                        out.push((Cow::Borrowed(k.as_ref()), value));
+                    }
+                    continue;
+                }
                 let len = prefix.len();
                 if !prefix.is_empty() {
                     prefix.push('.');
@@ -188,14 +241,26 @@ fn flatten(v: &Value<'_>, prefix: &mut String, out: &mut Vec<(String, String)>) 
                 prefix.truncate(len);
             }
         }
-        Value::String(s) => out.push((prefix.clone(), s.to_string())),
-        Value::Static(StaticNode::Null) => {}
-        Value::Static(StaticNode::Bool(b)) => out.push((prefix.clone(), b.to_string())),
-        Value::Static(StaticNode::I64(n)) => out.push((prefix.clone(), n.to_string())),
-        Value::Static(StaticNode::U64(n)) => out.push((prefix.clone(), n.to_string())),
-        Value::Static(StaticNode::F64(n)) => out.push((prefix.clone(), n.to_string())),
-        Value::Array(_) => out.push((prefix.clone(), simd_json::to_string(v).unwrap_or_default())),
+        other => {
+            if let Some(value) = leaf(other) {
+                out.push((name(prefix), value));
+            }
+        }
     }
+}
+
+/// The text of a non-object value; `None` for null.
+fn leaf<'a>(v: &'a Value<'_>) -> Option<Cow<'a, str>> {
+    Some(match v {
+        Value::String(s) => Cow::Borrowed(s.as_ref()),
+        Value::Static(StaticNode::Null) => return None,
+        Value::Static(StaticNode::Bool(b)) => Cow::Owned(b.to_string()),
+        Value::Static(StaticNode::I64(n)) => Cow::Owned(n.to_string()),
+        Value::Static(StaticNode::U64(n)) => Cow::Owned(n.to_string()),
+        Value::Static(StaticNode::F64(n)) => Cow::Owned(n.to_string()),
+        Value::Array(_) => Cow::Owned(simd_json::to_string(v).unwrap_or_default()),
+        Value::Object(_) => unreachable!("objects are flattened, not leaves"),
+    })
 }
 
 #[cfg(test)]
