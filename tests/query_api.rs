@@ -1917,6 +1917,36 @@ async fn requests_are_accepted_or_refused_as_lokis_parsers_do() {
             ]),
             Some("invalid aggregation option"),
         ),
+        // Loki's querier: "entry limit does not apply to metric queries" (pkg/querier/http.go).
+        (
+            "max entries limit, log query",
+            range_q,
+            q(&[
+                ("query", sel),
+                ("start", y17),
+                ("end", m17),
+                ("limit", "100000"),
+            ]),
+            Some("max entries limit per query exceeded"),
+        ),
+        (
+            "max entries limit, metric query",
+            range_q,
+            q(&[
+                ("query", metric),
+                ("start", y17),
+                ("end", m17),
+                ("step", "3600"),
+                ("limit", "100000"),
+            ]),
+            None,
+        ),
+        (
+            "max entries limit, instant metric query",
+            "/loki/api/v1/query",
+            q(&[("query", metric), ("time", y17), ("limit", "100000")]),
+            None,
+        ),
         // The other read endpoints, GET and POST alike.
         (
             "index/stats",

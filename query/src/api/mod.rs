@@ -317,15 +317,16 @@ fn parse_query(text: &str) -> Result<Expr> {
     Ok(expr)
 }
 
-fn limit(state: &QueryState, p: &Params) -> Result<usize> {
-    let limit = p.limit("limit", 100)? as usize;
+/// Refuses a log query's `limit` over `query.max_entries_limit` (Loki's
+/// `max_entries_limit_per_query`, which does not apply to metric queries).
+fn check_max_entries(state: &QueryState, limit: usize) -> Result<()> {
     let max = state.engine.config().max_entries_limit;
     if limit > max {
         return Err(Error::BadRequest(format!(
             "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
         )));
     }
-    Ok(limit)
+    Ok(())
 }
 
 fn max_range(state: &QueryState) -> i64 {
@@ -373,7 +374,7 @@ async fn run_range(
     let expr = parse_query(p.required("query")?)?;
     let range = p.range(3600 * SECOND, max_range(state))?;
     // Read and checked for every query, as Loki's parser does, whether used or not.
-    let limit = limit(state, p)?;
+    let limit = p.limit("limit", 100)? as usize;
     let direction = p.direction()?;
     let step = p.step(range)?;
     let interval = p.interval()?;
@@ -382,6 +383,7 @@ async fn run_range(
     let stats = QueryStats::default();
     match &expr {
         Expr::Log(log) => {
+            check_max_entries(state, limit)?;
             // Identical concurrent requests share one run (its work is reported by each); a
             // no-cache request shares only with its like.
             let flight = format!(
@@ -629,7 +631,7 @@ async fn run_instant(
     let expr = parse_query(p.required("query")?)?;
     let time = p.time("time", now_nanos())?;
     // Checked as Loki's parser checks them, though a metric query has no use for them.
-    limit(state, p)?;
+    p.limit("limit", 100)?;
     p.direction()?;
     let stats = QueryStats::default();
     let Expr::Metric(m) = &expr else {
