@@ -8,6 +8,7 @@ pub mod ch;
 pub mod labels;
 pub mod metrics;
 pub mod row;
+pub mod rowbinary;
 pub mod schema;
 pub mod tenant;
 pub mod time;

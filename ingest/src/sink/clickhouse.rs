@@ -1,10 +1,10 @@
-//! The ClickHouse sink: RowBinary inserts with a deduplication token, retried with exponential
-//! backoff and jitter on retryable errors.
+//! The ClickHouse sink: RowBinary inserts (log rows encoded by hand, see [`store::rowbinary`])
+//! with a deduplication token, retried with exponential backoff and jitter on retryable errors.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use store::{ClickHouseConfig, LogRow, StreamRow};
+use store::{ClickHouseConfig, LogRow, StreamRow, rowbinary};
 
 use super::{Batch, BatchSink, SinkError};
 use crate::metrics::IngestMetrics;
@@ -16,7 +16,15 @@ pub struct ClickHouseSink {
     timeout: Duration,
     attempts: u32,
     metrics: Arc<IngestMetrics>,
+    /// The `INSERT` statement for log rows.
+    logs_sql: Arc<str>,
 }
+
+/// Log rows are sent in chunks of about this many bytes (before compression), as the
+/// `clickhouse` crate sends its own: big enough for LZ4, small enough to stream.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Room left in a chunk for the row that ends it, so that it rarely reallocates.
+const CHUNK_SLACK: usize = 4096;
 
 impl ClickHouseSink {
     /// A sink for `config`, trying each insert up to `attempts` times.
@@ -28,9 +36,11 @@ impl ClickHouseSink {
             timeout: Duration::from_secs(config.timeout_secs),
             attempts: attempts.max(1),
             metrics,
+            logs_sql: rowbinary::insert_sql::<LogRow>("logs").into(),
         }
     }
 
+    /// One attempt at inserting `rows` through the crate's serde path (the few stream rows).
     async fn insert<T>(
         &self,
         table: &str,
@@ -53,19 +63,47 @@ impl ClickHouseSink {
         insert.end().await
     }
 
-    async fn with_retries<T>(&self, table: &str, rows: &[T], token: &str) -> Result<(), SinkError>
+    /// One attempt at inserting log rows, encoded by hand ([`store::rowbinary`]) a chunk at a
+    /// time, each chunk compressed and sent while the next is encoded.
+    async fn insert_logs(
+        &self,
+        rows: &[LogRow],
+        token: &str,
+    ) -> Result<(), clickhouse::error::Error> {
+        let mut insert = self
+            .client
+            .insert_formatted_with(&*self.logs_sql)
+            .with_setting("insert_deduplication_token", token)
+            .with_timeouts(Some(self.timeout), Some(self.timeout));
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+        for row in rows {
+            rowbinary::put_log_row(&mut chunk, row);
+            if chunk.len() >= CHUNK_BYTES - CHUNK_SLACK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES));
+                insert.send(full.into()).await?;
+            }
+        }
+        if !chunk.is_empty() {
+            insert.send(chunk.into()).await?;
+        }
+        insert.end().await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good or has been tried `self.attempts`
+    /// times, backing off between tries.
+    async fn with_retries<F, Fut>(&self, table: &str, attempt_once: F) -> Result<(), SinkError>
     where
-        T: clickhouse::RowOwned + clickhouse::RowWrite,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), clickhouse::error::Error>>,
     {
         let mut attempt = 1;
         loop {
-            // The schema look-up before the insert has no timeout of its own: bound the whole.
-            let attempt_result =
-                match tokio::time::timeout(self.timeout * 2, self.insert(table, rows, token)).await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(clickhouse::error::Error::TimedOut),
-                };
+            // Bound the whole attempt, start-up of the request included.
+            let attempt_result = match tokio::time::timeout(self.timeout * 2, attempt_once()).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(clickhouse::error::Error::TimedOut),
+            };
             match attempt_result {
                 Ok(()) => return Ok(()),
                 Err(e) => {
@@ -90,9 +128,12 @@ impl BatchSink for ClickHouseSink {
         let token = &batch.token;
         // Streams first: a query that finds a row can always find its labels.
         let result = async {
-            self.with_retries::<StreamRow>("streams", &batch.streams, &format!("{token}-s"))
-                .await?;
-            self.with_retries::<LogRow>("logs", &batch.logs, token)
+            let streams_token = format!("{token}-s");
+            self.with_retries("streams", || {
+                self.insert::<StreamRow>("streams", &batch.streams, &streams_token)
+            })
+            .await?;
+            self.with_retries("logs", || self.insert_logs(&batch.logs, token))
                 .await
         }
         .await;
