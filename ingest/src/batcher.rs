@@ -24,8 +24,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use bytes::Bytes;
+use store::StreamRow;
+
 use crate::pipeline::{Rows, merge_stream_rows};
 use crate::sink::breaker::Breaker;
+use crate::sink::clickhouse::CHUNK_BYTES;
 use crate::sink::{Batch, BatchSink, SinkError};
 use crate::wal::segment::Kind;
 use crate::wal::{Recovery, SeqRange, Wal, encode_range};
@@ -156,7 +160,11 @@ struct Batcher<S> {
 
 #[derive(Default)]
 struct Pending {
-    rows: Rows,
+    /// Log rows in RowBinary: requests' buffers as they came, small ones joined.
+    logs: Vec<Vec<u8>>,
+    log_rows: usize,
+    streams: Vec<StreamRow>,
+    bytes: usize,
     records: u64,
     first_seq: Option<u64>,
     last_seq: u64,
@@ -169,9 +177,18 @@ impl Pending {
         self.first_seq.get_or_insert(seq);
         self.last_seq = seq;
         self.records += 1;
-        self.rows.bytes += rows.bytes;
-        self.rows.logs.extend(rows.logs);
-        self.rows.streams.extend(rows.streams);
+        self.bytes += rows.bytes;
+        self.log_rows += rows.log_rows;
+        // A big request's buffer is kept as it is; small ones are copied together so that
+        // ClickHouse gets a few big compressed blocks rather than many tiny ones.
+        match self.logs.last_mut() {
+            Some(last) if last.len() + rows.logs.len() <= CHUNK_BYTES => {
+                last.extend_from_slice(&rows.logs)
+            }
+            _ if rows.logs.is_empty() => {}
+            _ => self.logs.push(rows.logs),
+        }
+        self.streams.extend(rows.streams);
     }
 }
 
@@ -237,7 +254,7 @@ impl<S: BatchSink> Batcher<S> {
                     tracing::info!(
                         first = range.start(),
                         last = range.end(),
-                        rows = pending.rows.logs.len(),
+                        rows = pending.log_rows,
                         "replaying an unconfirmed batch"
                     );
                     self.dispatch(range, pending, &done_tx, &mut flushes).await;
@@ -267,8 +284,8 @@ impl<S: BatchSink> Batcher<S> {
                     Ok(records) => {
                         for (seq, rows) in records {
                             pending.add(seq, rows);
-                            if pending.rows.logs.len() >= self.config.max_rows
-                                || pending.rows.bytes >= self.config.max_bytes
+                            if pending.log_rows >= self.config.max_rows
+                                || pending.bytes >= self.config.max_bytes
                             {
                                 self.cut(&mut pending, &done_tx, &mut flushes).await;
                             }
@@ -317,8 +334,13 @@ impl<S: BatchSink> Batcher<S> {
                 let reason = "the task writing this batch panicked (a bug in sluice: please report it with the log)";
                 match self.tail.read_range(&range) {
                     Ok(records) => {
+                        let mut pending = Pending::default();
+                        for (seq, rows) in records {
+                            pending.add(seq, rows);
+                        }
                         let batch = Batch {
-                            logs: records.into_iter().flat_map(|(_, r)| r.logs).collect(),
+                            logs: pending.logs.into_iter().map(Bytes::from).collect(),
+                            log_rows: pending.log_rows,
                             streams: Vec::new(),
                             token: self.token(&range),
                         };
@@ -399,14 +421,17 @@ impl<S: BatchSink> Batcher<S> {
         flushes: &mut JoinSet<()>,
     ) {
         let Pending {
-            rows,
+            logs,
+            log_rows,
+            streams,
             records,
             since,
             ..
         } = pending;
         let mut batch = Batch {
-            logs: rows.logs,
-            streams: rows.streams,
+            logs: logs.into_iter().map(Bytes::from).collect(),
+            log_rows,
+            streams,
             token: self.token(&range),
         };
         merge_stream_rows(&mut batch.streams);
@@ -515,13 +540,13 @@ fn dead_letter(
 ) {
     match write_dead_letter(dir, batch, reason) {
         Ok(path) => tracing::error!(
-            rows = batch.logs.len(),
+            rows = batch.log_rows,
             %reason,
             file = %path.display(),
             "{what}: written to the dead-letter directory"
         ),
         Err(e) => tracing::error!(
-            rows = batch.logs.len(),
+            rows = batch.log_rows,
             %reason,
             error = %e,
             "{what}, and writing it to the dead-letter directory failed"
@@ -531,7 +556,8 @@ fn dead_letter(
 }
 
 /// Writes a refused batch as `<token>.ndjson` (one row per line, the `logs` table's columns)
-/// and `<token>.reason`.
+/// and `<token>.reason`. Rows that cannot be decoded (a bug) are kept as they would have been
+/// sent, in `<token>.rowbinary`.
 fn write_dead_letter(
     dir: &std::path::Path,
     batch: &Batch,
@@ -539,13 +565,30 @@ fn write_dead_letter(
 ) -> std::io::Result<PathBuf> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{}.ndjson", batch.token));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-    for row in &batch.logs {
-        serde_json::to_writer(&mut out, row).map_err(std::io::Error::other)?;
-        out.write_all(b"\n")?;
-    }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let (path, reason) = match batch.decode_logs() {
+        Ok(rows) => {
+            let path = dir.join(format!("{}.ndjson", batch.token));
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            for row in &rows {
+                serde_json::to_writer(&mut out, row).map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            (path, reason.to_string())
+        }
+        Err(e) => {
+            let path = dir.join(format!("{}.rowbinary", batch.token));
+            let mut out = std::fs::File::create(&path)?;
+            for chunk in &batch.logs {
+                out.write_all(chunk)?;
+            }
+            out.sync_all()?;
+            (
+                path,
+                format!("{reason}\nthe rows could not be decoded ({e}): kept as RowBinary"),
+            )
+        }
+    };
     std::fs::write(
         dir.join(format!("{}.reason", batch.token)),
         format!("{reason}\n"),
@@ -567,7 +610,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use crate::config::{FsyncPolicy, WalConfig};
-    use crate::wal::record::tests::sample_rows;
+    use crate::wal::record::tests::sample_logs;
 
     /// Records every batch it is given; fails the first `fail_first` attempts, with `permanent`
     /// errors if set.
@@ -598,8 +641,10 @@ mod tests {
             if self.stuck {
                 std::future::pending::<()>().await;
             }
+            let logs = batch.decode_logs().expect("rows decode");
+            assert_eq!(logs.len(), batch.log_rows);
             if let Some(line) = self.panic_on
-                && batch.logs.iter().any(|r| r.body == line)
+                && logs.iter().any(|r| r.body == line)
             {
                 panic!("injected panic on {line:?}");
             }
@@ -611,7 +656,7 @@ mod tests {
                     SinkError::Retryable("connection refused".into())
                 });
             }
-            let bodies = batch.logs.iter().map(|r| r.body.clone()).collect();
+            let bodies = logs.into_iter().map(|r| r.body).collect();
             self.batches
                 .lock()
                 .unwrap()
@@ -667,10 +712,13 @@ mod tests {
     }
 
     async fn push(wal: &Wal, body: &str) {
-        let mut rows = sample_rows();
-        rows.logs.truncate(1);
-        rows.logs[0].body = body.into();
-        wal.appender().append(rows).await.unwrap();
+        let (mut logs, streams) = sample_logs();
+        logs.truncate(1);
+        logs[0].body = body.into();
+        wal.appender()
+            .append(Rows::from_log_rows(&logs, streams))
+            .await
+            .unwrap();
     }
 
     async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -3,9 +3,10 @@
 //! A request is all or nothing: the first refused entry fails the whole request before anything
 //! is queued.
 
+use store::rowbinary::{self, LogRowRef};
 use store::{LabelSet, LogRow, StreamRow, labels::is_valid_label_name};
 
-use crate::codec::{DecodedStream, Origin, StreamLabels, labels::parse_label_string};
+use crate::codec::{DecodedStream, Entry, Origin, StreamLabels, labels::parse_label_string};
 use crate::registry::{StreamInfo, StreamRegistry};
 use crate::{Error, IngestConfig, Result};
 
@@ -30,15 +31,64 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 /// Attribute or label names that carry a severity, first found wins.
 const LEVEL_NAMES: &[&str] = &["level", "severity", "detected_level", "lvl", "loglevel"];
 
-/// Rows ready for the batcher.
-#[derive(Debug, Default)]
+/// A request's rows, ready for the write-ahead log and the batcher.
+///
+/// Log rows are encoded once, here, in the RowBinary the insert sends
+/// ([`store::rowbinary`]): the log stores those bytes and a batch is their concatenation.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Rows {
-    /// Log rows.
-    pub logs: Vec<LogRow>,
+    /// Log rows in RowBinary, the `logs` table's columns.
+    pub logs: Vec<u8>,
+    /// How many rows `logs` holds.
+    pub log_rows: usize,
     /// One row per distinct stream, with the request's time range.
     pub streams: Vec<StreamRow>,
     /// Approximate bytes, for batch sizing.
     pub bytes: usize,
+}
+
+impl Rows {
+    /// Rows holding `logs`, encoded, and `streams`.
+    pub fn from_log_rows(logs: &[LogRow], streams: Vec<StreamRow>) -> Rows {
+        let mut encoded = Vec::new();
+        for row in logs {
+            rowbinary::put_log_row(&mut encoded, row);
+        }
+        let mut rows = Rows {
+            log_rows: logs.len(),
+            logs: encoded,
+            streams,
+            bytes: 0,
+        };
+        rows.bytes = rows.approx_bytes();
+        rows
+    }
+
+    /// The log rows, decoded (for dead letters and tests).
+    pub fn decode_logs(&self) -> Result<Vec<LogRow>, rowbinary::DecodeError> {
+        rowbinary::decode_log_rows(&self.logs)
+    }
+
+    /// Whether there are no log rows.
+    pub fn is_empty(&self) -> bool {
+        self.log_rows == 0
+    }
+
+    /// Bytes for batch sizing: the encoded rows and the stream rows' labels.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        let streams: usize = self
+            .streams
+            .iter()
+            .map(|s| {
+                32 + s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2)
+                    .sum::<usize>()
+            })
+            .sum();
+        self.logs.len() + streams
+    }
 }
 
 /// Turns decoded streams into rows; holds the limits and the stream registry.
@@ -86,13 +136,27 @@ impl Pipeline {
             now.saturating_add(self.config.max_future_secs as i64 * 1_000_000_000)
         };
         let mut rows = Rows::default();
-        let tenant_name: std::sync::Arc<str> = tenant.into();
-        for stream in streams {
-            let info = self.resolve(&stream.labels, stream.origin)?;
+        let infos = streams
+            .iter()
+            .map(|s| self.resolve(&s.labels, s.origin))
+            .collect::<Result<Vec<_>>>()?;
+        // Sized exactly once: the buffer is what the log and the batcher hold.
+        let size = streams
+            .iter()
+            .zip(&infos)
+            .flat_map(|(s, info)| {
+                let level = label_level(info);
+                s.entries
+                    .iter()
+                    .map(move |e| rowbinary::encoded_len(&row_ref(tenant, info, level, e)))
+            })
+            .sum();
+        rows.logs.reserve_exact(size);
+        for (stream, info) in streams.into_iter().zip(infos) {
             let origin = stream.origin;
-            let label_level = LEVEL_NAMES.iter().find_map(|n| info.labels.get(n));
+            let level = label_level(&info);
             let (mut first, mut last) = (i64::MAX, i64::MIN);
-            for (j, entry) in stream.entries.into_iter().enumerate() {
+            for (j, entry) in stream.entries.iter().enumerate() {
                 if entry.line.len() > self.config.max_line_bytes {
                     return Err(Error::Invalid {
                         reason: "line_too_long",
@@ -127,33 +191,8 @@ impl Pipeline {
                 }
                 first = first.min(entry.timestamp);
                 last = last.max(entry.timestamp);
-                let severity_text = LEVEL_NAMES
-                    .iter()
-                    .find_map(|n| {
-                        entry
-                            .attributes
-                            .iter()
-                            .find(|(k, _)| k == n)
-                            .map(|(_, v)| v.as_str())
-                    })
-                    .or(label_level)
-                    .unwrap_or_default()
-                    .to_string();
-                let row = LogRow {
-                    tenant: tenant_name.clone(),
-                    stream_id: info.id.0,
-                    timestamp: entry.timestamp,
-                    trace_id: entry.trace_id,
-                    span_id: entry.span_id,
-                    severity_number: severity_number(&severity_text),
-                    severity_text,
-                    service_name: info.service_name.clone(),
-                    body: entry.line,
-                    resource_attributes: info.labels.shared(),
-                    log_attributes: entry.attributes,
-                };
-                rows.bytes += row.approx_bytes();
-                rows.logs.push(row);
+                rowbinary::put_log_row_ref(&mut rows.logs, &row_ref(tenant, &info, level, entry));
+                rows.log_rows += 1;
             }
             if first > last {
                 continue; // a stream without entries stores nothing
@@ -167,6 +206,7 @@ impl Pipeline {
             });
         }
         merge_stream_rows(&mut rows.streams);
+        rows.bytes = rows.approx_bytes();
         Ok(rows)
     }
 
@@ -232,11 +272,52 @@ impl Pipeline {
             pairs.push(("service_name".into(), service_name.to_string()));
             labels = LabelSet::from_pairs(pairs);
         }
+        let mut labels_rowbinary = Vec::new();
+        rowbinary::put_map(&mut labels_rowbinary, labels.pairs());
         Ok(StreamInfo {
             id: labels.stream_id(),
             labels,
             service_name,
+            labels_rowbinary: labels_rowbinary.into(),
         })
+    }
+}
+
+/// The severity a stream's labels give its entries, if any.
+fn label_level(info: &StreamInfo) -> Option<&str> {
+    LEVEL_NAMES.iter().find_map(|n| info.labels.get(n))
+}
+
+/// The `logs` row of `entry`: its severity from its attributes, else from its stream's labels.
+fn row_ref<'a>(
+    tenant: &'a str,
+    info: &'a StreamInfo,
+    label_level: Option<&'a str>,
+    entry: &'a Entry,
+) -> LogRowRef<'a> {
+    let severity_text = LEVEL_NAMES
+        .iter()
+        .find_map(|n| {
+            entry
+                .attributes
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        })
+        .or(label_level)
+        .unwrap_or_default();
+    LogRowRef {
+        tenant,
+        stream_id: info.id.0,
+        timestamp: entry.timestamp,
+        trace_id: &entry.trace_id,
+        span_id: &entry.span_id,
+        severity_text,
+        severity_number: severity_number(severity_text),
+        service_name: &info.service_name,
+        body: &entry.line,
+        resource_attributes: rowbinary::Map::Encoded(&info.labels_rowbinary),
+        log_attributes: &entry.attributes,
     }
 }
 
@@ -256,24 +337,37 @@ pub(crate) fn merge_stream_rows(streams: &mut Vec<StreamRow>) {
 
 /// OpenTelemetry severity number of a severity text (0 when unknown).
 pub fn severity_number(text: &str) -> u8 {
-    let t = text.to_ascii_lowercase();
-    match t.as_str() {
-        "trace" => 1,
-        "debug" | "dbg" => 5,
-        "info" | "information" | "informational" => 9,
-        "notice" => 10,
-        "warn" | "warning" => 13,
-        "error" | "err" | "eror" => 17,
-        "critical" | "crit" | "alert" => 18,
-        "fatal" | "panic" | "emerg" | "emergency" => 21,
-        _ => 0,
-    }
+    /// Names in any case, and their numbers.
+    const NUMBERS: &[(&str, u8)] = &[
+        ("trace", 1),
+        ("debug", 5),
+        ("dbg", 5),
+        ("info", 9),
+        ("information", 9),
+        ("informational", 9),
+        ("notice", 10),
+        ("warn", 13),
+        ("warning", 13),
+        ("error", 17),
+        ("err", 17),
+        ("eror", 17),
+        ("critical", 18),
+        ("crit", 18),
+        ("alert", 18),
+        ("fatal", 21),
+        ("panic", 21),
+        ("emerg", 21),
+        ("emergency", 21),
+    ];
+    NUMBERS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(text))
+        .map_or(0, |(_, n)| *n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Entry;
 
     const NOW: i64 = 1_800_000_000_000_000_000;
 
@@ -312,7 +406,9 @@ mod tests {
                 NOW,
             )
             .unwrap();
-        assert_eq!(rows.logs.len(), 3);
+        assert_eq!(rows.log_rows, 3);
+        let logs = rows.decode_logs().unwrap();
+        assert_eq!(logs.len(), 3);
         assert_eq!(
             rows.streams.len(),
             1,
@@ -320,7 +416,7 @@ mod tests {
         );
         assert_eq!(rows.streams[0].first_seen, NOW - 9);
         assert_eq!(rows.streams[0].last_seen, NOW - 1);
-        let r = &rows.logs[0];
+        let r = &logs[0];
         assert_eq!(&*r.tenant, "t1");
         assert_eq!(&*r.service_name, "api");
         assert_eq!(r.severity_text, "warn");
@@ -346,7 +442,8 @@ mod tests {
             )
             .unwrap();
         let labels: Vec<_> = rows
-            .logs
+            .decode_logs()
+            .unwrap()
             .iter()
             .map(|r| r.resource_attributes.to_vec())
             .collect();

@@ -23,6 +23,8 @@ pub struct StreamInfo {
     pub labels: LabelSet,
     /// The service it belongs to (`ServiceName`), derived from its labels.
     pub service_name: Arc<str>,
+    /// Its labels as a RowBinary map (`ResourceAttributes`), encoded once for all its rows.
+    pub labels_rowbinary: Box<[u8]>,
 }
 
 /// What a stream arrived as: the cache key is a hash of it.
@@ -188,6 +190,7 @@ mod tests {
             id: StreamId(n),
             labels: LabelSet::default(),
             service_name: "".into(),
+            labels_rowbinary: Box::default(),
         }
     }
 

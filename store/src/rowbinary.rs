@@ -21,29 +21,126 @@ pub fn insert_sql<R: clickhouse::Row>(table: &str) -> String {
     )
 }
 
+/// A `logs` row by reference, for encoding without building a [`LogRow`] first.
+#[derive(Clone, Copy, Debug)]
+pub struct LogRowRef<'a> {
+    /// `Tenant`.
+    pub tenant: &'a str,
+    /// `StreamId`.
+    pub stream_id: u64,
+    /// `Timestamp`, nanoseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// `TraceId`.
+    pub trace_id: &'a str,
+    /// `SpanId`.
+    pub span_id: &'a str,
+    /// `SeverityText`.
+    pub severity_text: &'a str,
+    /// `SeverityNumber`.
+    pub severity_number: u8,
+    /// `ServiceName`.
+    pub service_name: &'a str,
+    /// `Body`.
+    pub body: &'a str,
+    /// `ResourceAttributes`.
+    pub resource_attributes: Map<'a>,
+    /// `LogAttributes`.
+    pub log_attributes: &'a [(String, String)],
+}
+
+/// A `Map(LowCardinality(String), String)` value: pairs, or pairs already encoded with
+/// [`put_map`] (a stream's labels, the same for all its rows, are encoded once).
+#[derive(Clone, Copy, Debug)]
+pub enum Map<'a> {
+    /// Name-value pairs.
+    Pairs(&'a [(String, String)]),
+    /// The RowBinary encoding of the pairs.
+    Encoded(&'a [u8]),
+}
+
 /// Appends `row`'s RowBinary encoding to `out`.
 pub fn put_log_row(out: &mut Vec<u8>, row: &LogRow) {
-    out.reserve(row.approx_bytes());
-    put_str(out, &row.tenant);
+    put_log_row_ref(out, &row_ref(row));
+}
+
+/// `row` by reference.
+pub fn row_ref(row: &LogRow) -> LogRowRef<'_> {
+    LogRowRef {
+        tenant: &row.tenant,
+        stream_id: row.stream_id,
+        timestamp: row.timestamp,
+        trace_id: &row.trace_id,
+        span_id: &row.span_id,
+        severity_text: &row.severity_text,
+        severity_number: row.severity_number,
+        service_name: &row.service_name,
+        body: &row.body,
+        resource_attributes: Map::Pairs(&row.resource_attributes),
+        log_attributes: &row.log_attributes,
+    }
+}
+
+/// Appends the RowBinary encoding of the row `row` refers to.
+pub fn put_log_row_ref(out: &mut Vec<u8>, row: &LogRowRef<'_>) {
+    put_str(out, row.tenant);
     out.extend_from_slice(&row.stream_id.to_le_bytes());
     out.extend_from_slice(&row.timestamp.to_le_bytes());
-    put_str(out, &row.trace_id);
-    put_str(out, &row.span_id);
-    put_str(out, &row.severity_text);
+    put_str(out, row.trace_id);
+    put_str(out, row.span_id);
+    put_str(out, row.severity_text);
     out.push(row.severity_number);
-    put_str(out, &row.service_name);
-    put_str(out, &row.body);
-    put_map(out, &row.resource_attributes);
-    put_map(out, &row.log_attributes);
+    put_str(out, row.service_name);
+    put_str(out, row.body);
+    match row.resource_attributes {
+        Map::Pairs(pairs) => put_map(out, pairs),
+        Map::Encoded(bytes) => out.extend_from_slice(bytes),
+    }
+    put_map(out, row.log_attributes);
+}
+
+/// The exact number of bytes [`put_log_row_ref`] appends for `row`, to size a buffer once.
+pub fn encoded_len(row: &LogRowRef<'_>) -> usize {
+    let resource = match row.resource_attributes {
+        Map::Pairs(pairs) => map_len(pairs),
+        Map::Encoded(bytes) => bytes.len(),
+    };
+    str_len(row.tenant)
+        + 16
+        + str_len(row.trace_id)
+        + str_len(row.span_id)
+        + str_len(row.severity_text)
+        + 1
+        + str_len(row.service_name)
+        + str_len(row.body)
+        + resource
+        + map_len(row.log_attributes)
+}
+
+fn str_len(s: &str) -> usize {
+    varint_len(s.len() as u64) + s.len()
+}
+
+fn map_len(pairs: &[(String, String)]) -> usize {
+    varint_len(pairs.len() as u64)
+        + pairs
+            .iter()
+            .map(|(k, v)| str_len(k) + str_len(v))
+            .sum::<usize>()
+}
+
+/// Bytes of `n` as a LEB128 varint.
+fn varint_len(n: u64) -> usize {
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends a string: LEB128 length, then the bytes.
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_map(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+/// Appends a `Map(String, String)`: LEB128 count, then each name and value.
+pub fn put_map(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     put_varint(out, pairs.len() as u64);
     for (k, v) in pairs {
         put_str(out, k);
@@ -119,6 +216,35 @@ pub fn decode_log_rows(data: &[u8]) -> Result<Vec<LogRow>, DecodeError> {
     Ok(rows)
 }
 
+/// Counts the rows in `data` and checks that they are well formed (complete, strings UTF-8),
+/// without building them.
+pub fn count_log_rows(data: &[u8]) -> Result<usize, DecodeError> {
+    let mut r = Reader {
+        data,
+        at: 0,
+        row: 0,
+    };
+    while r.at < data.len() {
+        r.str()?; // Tenant
+        r.u64()?; // StreamId
+        r.u64()?; // Timestamp
+        for _ in 0..3 {
+            r.str()?; // TraceId, SpanId, SeverityText
+        }
+        r.byte()?; // SeverityNumber
+        r.str()?; // ServiceName
+        r.str()?; // Body
+        for _ in 0..2 {
+            let n = r.map_count()?; // ResourceAttributes, LogAttributes
+            for _ in 0..n * 2 {
+                r.str()?;
+            }
+        }
+        r.row += 1;
+    }
+    Ok(r.row)
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     at: usize,
@@ -178,14 +304,19 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn map(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
+    /// A map's pair count. Each pair takes at least two bytes: a count beyond that is
+    /// corrupt, not a reason to allocate.
+    fn map_count(&mut self) -> Result<usize, DecodeError> {
         let n = self.varint()?;
-        // Each pair takes at least two bytes: a count beyond that is corrupt, not a reason
-        // to allocate.
         if n > (self.data.len() - self.at) as u64 / 2 {
             return Err(self.error("map count larger than the data"));
         }
-        let mut pairs = Vec::with_capacity(n as usize);
+        Ok(n as usize)
+    }
+
+    fn map(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
+        let n = self.map_count()?;
+        let mut pairs = Vec::with_capacity(n);
         for _ in 0..n {
             let k = self.str()?.to_string();
             let v = self.str()?.to_string();
@@ -247,11 +378,31 @@ mod tests {
         let rows = vec![row("first"), row(""), row(&"long line ".repeat(40))];
         let mut out = Vec::new();
         for r in &rows {
+            let before = out.len();
             put_log_row(&mut out, r);
+            assert_eq!(encoded_len(&row_ref(r)), out.len() - before);
         }
         let back = decode_log_rows(&out).unwrap();
         assert_eq!(back, rows);
+        assert_eq!(count_log_rows(&out), Ok(3));
         assert!(Arc::ptr_eq(&back[0].tenant, &back[2].tenant));
+    }
+
+    #[test]
+    fn a_row_by_reference_with_its_labels_encoded_once_is_the_same_row() {
+        let r = row("same");
+        let mut want = Vec::new();
+        put_log_row(&mut want, &r);
+        let mut labels = Vec::new();
+        put_map(&mut labels, &r.resource_attributes);
+        let mut got = Vec::new();
+        let by_ref = LogRowRef {
+            resource_attributes: Map::Encoded(&labels),
+            ..row_ref(&r)
+        };
+        put_log_row_ref(&mut got, &by_ref);
+        assert_eq!(got, want);
+        assert_eq!(encoded_len(&by_ref), want.len());
     }
 
     #[test]
@@ -259,6 +410,7 @@ mod tests {
         for n in [0, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
             let mut out = Vec::new();
             put_varint(&mut out, n);
+            assert_eq!(varint_len(n), out.len(), "{n}");
             let mut r = Reader {
                 data: &out,
                 at: 0,
@@ -279,10 +431,12 @@ mod tests {
         for cut in one + 1..out.len() {
             let e = decode_log_rows(&out[..cut]).unwrap_err();
             assert_eq!(e.row, 1, "cut at {cut}");
+            assert_eq!(count_log_rows(&out[..cut]).unwrap_err(), e);
         }
         let mut bad = out.clone();
         bad[one + 2..one + 12].fill(0xff); // the tenant's bytes and beyond
         assert!(decode_log_rows(&bad).is_err());
+        assert!(count_log_rows(&bad).is_err());
         // The tenant's length never ends.
         assert_eq!(
             decode_log_rows(&[0xff; 11]).unwrap_err().what,

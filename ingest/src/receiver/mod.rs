@@ -182,7 +182,7 @@ async fn store(
     let rows = state
         .pipeline
         .normalise(tenant, decoded.streams, now_nanos())?;
-    let n = rows.logs.len();
+    let n = rows.log_rows;
     state.wal.append(rows).await?;
     // Counted once the request is stored, like its entries.
     state.metrics.invalid_utf8(endpoint, decoded.invalid_utf8);

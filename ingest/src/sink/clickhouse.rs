@@ -1,9 +1,10 @@
-//! The ClickHouse sink: RowBinary inserts (log rows encoded by hand, see [`store::rowbinary`])
+//! The ClickHouse sink: RowBinary inserts (log rows arrive encoded, see [`store::rowbinary`])
 //! with a deduplication token, retried with exponential backoff and jitter on retryable errors.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use store::{ClickHouseConfig, LogRow, StreamRow, rowbinary};
 
 use super::{Batch, BatchSink, SinkError};
@@ -20,11 +21,9 @@ pub struct ClickHouseSink {
     logs_sql: Arc<str>,
 }
 
-/// Log rows are sent in chunks of about this many bytes (before compression), as the
-/// `clickhouse` crate sends its own: big enough for LZ4, small enough to stream.
-const CHUNK_BYTES: usize = 256 * 1024;
-/// Room left in a chunk for the row that ends it, so that it rarely reallocates.
-const CHUNK_SLACK: usize = 4096;
+/// Log rows are sent in compressed blocks of at most this many bytes (before compression), as
+/// the `clickhouse` crate sends its own: big enough for LZ4, small enough to stream.
+pub const CHUNK_BYTES: usize = 256 * 1024;
 
 impl ClickHouseSink {
     /// A sink for `config`, trying each insert up to `attempts` times.
@@ -63,11 +62,11 @@ impl ClickHouseSink {
         insert.end().await
     }
 
-    /// One attempt at inserting log rows, encoded by hand ([`store::rowbinary`]) a chunk at a
-    /// time, each chunk compressed and sent while the next is encoded.
+    /// One attempt at inserting log rows (RowBinary already), a slice of at most
+    /// [`CHUNK_BYTES`] at a time, each compressed and sent while the next is compressed.
     async fn insert_logs(
         &self,
-        rows: &[LogRow],
+        chunks: &[Bytes],
         token: &str,
     ) -> Result<(), clickhouse::error::Error> {
         let mut insert = self
@@ -75,16 +74,15 @@ impl ClickHouseSink {
             .insert_formatted_with(&*self.logs_sql)
             .with_setting("insert_deduplication_token", token)
             .with_timeouts(Some(self.timeout), Some(self.timeout));
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES);
-        for row in rows {
-            rowbinary::put_log_row(&mut chunk, row);
-            if chunk.len() >= CHUNK_BYTES - CHUNK_SLACK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES));
-                insert.send(full.into()).await?;
+        for chunk in chunks {
+            let mut at = 0;
+            while at < chunk.len() {
+                let end = chunk.len().min(at + CHUNK_BYTES);
+                // The stream of rows may be cut anywhere: ClickHouse decompresses the blocks
+                // back into one stream before it parses.
+                insert.send(chunk.slice(at..end)).await?;
+                at = end;
             }
-        }
-        if !chunk.is_empty() {
-            insert.send(chunk.into()).await?;
         }
         insert.end().await
     }
@@ -141,11 +139,11 @@ impl BatchSink for ClickHouseSink {
         match &result {
             Ok(()) => {
                 self.metrics.batches.inc();
-                self.metrics.rows_written.add(batch.logs.len() as u64);
+                self.metrics.rows_written.add(batch.log_rows as u64);
             }
             Err(e) => {
                 self.metrics.batch_failures.inc();
-                tracing::error!(rows = batch.logs.len(), error = %e, "batch not stored");
+                tracing::error!(rows = batch.log_rows, error = %e, "batch not stored");
             }
         }
         result

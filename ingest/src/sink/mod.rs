@@ -6,7 +6,8 @@ pub mod clickhouse;
 
 use std::future::Future;
 
-use store::{LogRow, StreamRow};
+use bytes::Bytes;
+use store::{LogRow, StreamRow, rowbinary};
 
 /// Why a batch was not stored.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -22,13 +23,27 @@ pub enum SinkError {
 /// A batch of rows to store together.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Log rows.
-    pub logs: Vec<LogRow>,
+    /// Log rows in RowBinary ([`store::rowbinary`]), in log order: each chunk holds whole
+    /// rows, one request's or several small ones'.
+    pub logs: Vec<Bytes>,
+    /// How many rows `logs` holds.
+    pub log_rows: usize,
     /// Stream rows, one per (tenant, stream).
     pub streams: Vec<StreamRow>,
     /// ClickHouse's `insert_deduplication_token`: the write-ahead log's id and the batch's
     /// sequence range, the same every time the batch is sent, so it is stored once.
     pub token: String,
+}
+
+impl Batch {
+    /// The log rows, decoded (for dead letters and tests).
+    pub fn decode_logs(&self) -> Result<Vec<LogRow>, rowbinary::DecodeError> {
+        let mut rows = Vec::with_capacity(self.log_rows);
+        for chunk in &self.logs {
+            rows.extend(rowbinary::decode_log_rows(chunk)?);
+        }
+        Ok(rows)
+    }
 }
 
 /// Stores batches.

@@ -289,7 +289,7 @@ impl Appender {
     /// Makes a request's rows durable. An exact repeat of a request still in the log (a client
     /// retrying after a lost answer) is acknowledged without being appended again.
     pub async fn append(&self, rows: crate::pipeline::Rows) -> Result<(), AppendError> {
-        if rows.logs.is_empty() {
+        if rows.is_empty() {
             return Ok(());
         }
         let mut payload = Vec::with_capacity(rows.bytes + 64);
@@ -468,7 +468,7 @@ impl Default for WalMetrics {
 mod tests {
     use super::*;
     use crate::config::FsyncPolicy;
-    use crate::wal::record::tests::sample_rows;
+    use crate::wal::record::tests::sample_logs;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir =
@@ -487,11 +487,10 @@ mod tests {
 
     /// Rows whose only log line is `body`.
     fn rows(body: &str) -> crate::pipeline::Rows {
-        let mut r = sample_rows();
-        r.logs.truncate(1);
-        r.logs[0].body = body.into();
-        r.bytes = r.logs[0].approx_bytes();
-        r
+        let (mut logs, streams) = sample_logs();
+        logs.truncate(1);
+        logs[0].body = body.into();
+        crate::pipeline::Rows::from_log_rows(&logs, streams)
     }
 
     async fn append(wal: &Wal, body: &str) -> u64 {
@@ -502,7 +501,9 @@ mod tests {
     }
 
     fn bodies(rows: &[(u64, crate::pipeline::Rows)]) -> Vec<String> {
-        rows.iter().map(|(_, r)| r.logs[0].body.clone()).collect()
+        rows.iter()
+            .map(|(_, r)| r.decode_logs().unwrap()[0].body.clone())
+            .collect()
     }
 
     fn reopen(dir: &Path, wal: Wal) -> (Wal, Recovery) {
@@ -523,7 +524,7 @@ mod tests {
         let mut cursor = 0;
         let got = wal.tail.next(&mut cursor).await.unwrap();
         assert_eq!(got.len(), 20, "all in memory, one hand-over");
-        assert_eq!(got[3].1.logs[0].body, "line 3");
+        assert_eq!(got[3].1.decode_logs().unwrap()[0].body, "line 3");
         assert_eq!(cursor, 20);
         // Batch [0..=9] confirmed, [10..=19] cut but not confirmed: a crash now.
         wal.writer
