@@ -359,6 +359,9 @@ pub fn severity_number(text: &str) -> u8 {
         ("emerg", 21),
         ("emergency", 21),
     ];
+    if text.is_empty() {
+        return 0;
+    }
     NUMBERS
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(text))
@@ -375,7 +378,7 @@ mod tests {
         Pipeline::new(IngestConfig::default(), 30)
     }
 
-    fn stream(labels: &str, entries: &[(i64, &str)]) -> DecodedStream {
+    fn stream(labels: &str, entries: &[(i64, &str)]) -> DecodedStream<'static> {
         DecodedStream {
             origin: Origin::Stream(0),
             labels: StreamLabels::Text(labels.into()),
@@ -383,7 +386,7 @@ mod tests {
                 .iter()
                 .map(|(ts, line)| Entry {
                     timestamp: *ts,
-                    line: line.to_string(),
+                    line: line.to_string().into(),
                     ..Entry::default()
                 })
                 .collect(),

@@ -7,10 +7,11 @@
 
 use std::borrow::Cow;
 
-use simd_json::{BorrowedValue as Value, StaticNode};
+use simd_json::prelude::{TypedScalarValue, ValueAsScalar, ValueIntoString, Writable};
+use simd_json::tape::{Tape, Value};
 
 use super::{
-    DecodeError, Decoded, DecodedStream, Entry, Origin, StreamLabels, loki::json_text,
+    DecodeError, Decoded, DecodedStream, Entry, Origin, StreamLabels, loki::shorten,
     sort_attributes, time, utf8,
 };
 
@@ -43,16 +44,17 @@ pub const FALLBACK_LABEL: (&str, &str) = ("service_name", "unknown_service");
 
 /// Decodes a JSON-lines or JSON-array body. `now` is the time of receipt in ns, used for events
 /// without a time field. Invalid UTF-8 and lone surrogate escapes in `body` are replaced first.
-pub fn decode(
-    body: &mut Vec<u8>,
+pub fn decode<'a>(
+    body: &'a mut Vec<u8>,
     options: &JsonLineOptions,
     now: i64,
-) -> Result<Decoded, DecodeError> {
+) -> Result<Decoded<'a>, DecodeError> {
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else {
         return Err(DecodeError::Empty);
     };
     let replaced = utf8::repair_json(body);
+    let body = body.as_mut_slice();
     let mut builder = Builder {
         options,
         label_names: options
@@ -62,15 +64,23 @@ pub fn decode(
             .collect(),
         now,
         out: Vec::new(),
+        spare: Vec::new(),
+    };
+    // The parser's buffers and its tape (a flat list of the document's nodes) are reused for
+    // every line: parsing a line allocates nothing.
+    let mut buffers = simd_json::Buffers::new(body.len().min(64 << 10));
+    let json_error = |location: String, e: simd_json::Error| DecodeError::Json {
+        location,
+        msg: e.to_string(),
     };
     if body[first] == b'[' {
-        let doc = simd_json::to_borrowed_value(body).map_err(|e| DecodeError::Json {
-            location: String::new(),
-            msg: e.to_string(),
-        })?;
-        let Value::Array(items) = doc else {
-            unreachable!("a document starting with '[' is an array")
-        };
+        let mut tape = Tape::null().reset();
+        simd_json::fill_tape(body, &mut buffers, &mut tape)
+            .map_err(|e| json_error(String::new(), e))?;
+        let items = tape
+            .as_value()
+            .as_array()
+            .expect("a document starting with '[' is an array");
         if items.is_empty() {
             return Err(DecodeError::Empty);
         }
@@ -78,21 +88,26 @@ pub fn decode(
             builder.event(item, Origin::Element(i + 1))?;
         }
     } else {
-        // One set of parser buffers for every line: simd-json allocates them per call otherwise.
-        let mut buffers = simd_json::Buffers::new(body.len().min(64 << 10));
-        for (i, line) in body.split_mut(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        let mut spare = Tape::null().reset();
+        // Lines are cut off the front of `rest`, so each is a borrow of its own that the
+        // entries can keep.
+        let mut rest = body;
+        for i in 0.. {
+            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            let (line, tail) = std::mem::take(&mut rest).split_at_mut(end);
+            let last = tail.is_empty();
+            rest = tail.get_mut(1..).unwrap_or_default();
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                let origin = Origin::Line(i + 1);
+                let mut tape = spare.reset();
+                simd_json::fill_tape(line, &mut buffers, &mut tape)
+                    .map_err(|e| json_error(format!(" at {}", origin.stream()), e))?;
+                builder.event(tape.as_value(), origin)?;
+                spare = tape.reset();
             }
-            let origin = Origin::Line(i + 1);
-            let doc =
-                simd_json::to_borrowed_value_with_buffers(line, &mut buffers).map_err(|e| {
-                    DecodeError::Json {
-                        location: format!(" at {}", origin.stream()),
-                        msg: e.to_string(),
-                    }
-                })?;
-            builder.event(&doc, origin)?;
+            if last {
+                break;
+            }
         }
     }
     Ok(Decoded {
@@ -101,28 +116,34 @@ pub fn decode(
     })
 }
 
-struct Builder<'o> {
+struct Builder<'o, 'a> {
     options: &'o JsonLineOptions,
     /// The label name of each of `options.stream_fields`, sanitised once per request.
     label_names: Vec<String>,
     now: i64,
-    out: Vec<DecodedStream>,
+    out: Vec<DecodedStream<'a>>,
+    /// The previous event's field vector, empty, for its allocation.
+    spare: Vec<Field<'a>>,
 }
 
 /// A flattened field, borrowed from the parsed line where it can be: only what an entry keeps
 /// is copied (the line, the attributes, a new stream's labels).
 type Field<'a> = (Cow<'a, str>, Cow<'a, str>);
 
-impl Builder<'_> {
-    fn event(&mut self, doc: &Value<'_>, origin: Origin) -> Result<(), DecodeError> {
-        let Value::Object(_) = doc else {
+impl<'a> Builder<'_, 'a> {
+    fn event(&mut self, doc: Value<'_, 'a>, origin: Origin) -> Result<(), DecodeError> {
+        if doc.as_object().is_none() {
             return Err(DecodeError::Shape {
                 location: origin.stream(),
-                msg: format!("expected a JSON object, got {}", json_text(doc)),
+                msg: format!("expected a JSON object, got {}", shorten(doc.encode())),
             });
+        }
+        let mut fields = Fields {
+            out: std::mem::take(&mut self.spare),
+            seen: 0,
         };
-        let mut fields: Vec<Field<'_>> = Vec::new();
-        flatten(doc, &mut String::new(), &mut fields);
+        fields.flatten(doc, &mut String::new());
+        let mut fields = fields.out;
 
         let mut message = None;
         for candidate in &self.options.msg_fields {
@@ -195,13 +216,14 @@ impl Builder<'_> {
         let trace_id = take(&mut fields, "trace_id");
         let span_id = take(&mut fields, "span_id");
         let mut attributes: Vec<(String, String)> = fields
-            .into_iter()
+            .drain(..)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+        self.spare = fields;
         sort_attributes(&mut attributes);
         let entry = Entry {
             timestamp,
-            line: message.map(Cow::into_owned).unwrap_or_default(),
+            line: message.unwrap_or_default(),
             attributes,
             trace_id,
             span_id,
@@ -218,17 +240,25 @@ impl Builder<'_> {
     }
 }
 
-/// Flattens `v` into dotted `(name, text)` pairs, borrowing top-level names and string values
-/// from the document. Nulls are dropped, arrays kept as JSON text.
-fn flatten<'a>(v: &'a Value<'_>, prefix: &mut String, out: &mut Vec<Field<'a>>) {
-    let name = |prefix: &String| Cow::Owned(prefix.clone());
-    match v {
-        Value::Object(obj) => {
+/// An event's flattened fields.
+#[derive(Default)]
+struct Fields<'a> {
+    out: Vec<Field<'a>>,
+    /// A bit per name hash seen, so that a repeated name (the last value wins, as in most JSON
+    /// parsers) is looked for only when its bit is already set.
+    seen: u64,
+}
+
+impl<'a> Fields<'a> {
+    /// Flattens `v` into dotted `(name, text)` pairs, borrowing top-level names and string
+    /// values from the document. Nulls are dropped, arrays kept as JSON text.
+    fn flatten(&mut self, v: Value<'_, 'a>, prefix: &mut String) {
+        if let Some(obj) = v.as_object() {
             for (k, child) in obj.iter() {
-                if prefix.is_empty() && !matches!(child, Value::Object(_)) {
+                if prefix.is_empty() && child.as_object().is_none() {
                     // A top-level field: its name is the key itself.
                     if let Some(value) = leaf(child) {
-                        out.push((Cow::Borrowed(k.as_ref()), value));
+                        self.push(Cow::Borrowed(k), value);
                     }
                     continue;
                 }
@@ -237,30 +267,51 @@ fn flatten<'a>(v: &'a Value<'_>, prefix: &mut String, out: &mut Vec<Field<'a>>) 
                     prefix.push('.');
                 }
                 prefix.push_str(k);
-                flatten(child, prefix, out);
+                self.flatten(child, prefix);
                 prefix.truncate(len);
             }
+        } else if let Some(value) = leaf(v) {
+            self.push(Cow::Owned(prefix.clone()), value);
         }
-        other => {
-            if let Some(value) = leaf(other) {
-                out.push((name(prefix), value));
-            }
+    }
+
+    fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) {
+        let bytes = name.as_bytes();
+        let hash = bytes.len()
+            ^ bytes.first().map_or(0, |&b| usize::from(b) << 1)
+            ^ bytes.last().map_or(0, |&b| usize::from(b) << 3);
+        let bit = 1u64 << (hash % 64);
+        if self.seen & bit != 0
+            && let Some(slot) = self.out.iter_mut().find(|(k, _)| *k == name)
+        {
+            slot.1 = value;
+            return;
         }
+        self.seen |= bit;
+        self.out.push((name, value));
     }
 }
 
 /// The text of a non-object value; `None` for null.
-fn leaf<'a>(v: &'a Value<'_>) -> Option<Cow<'a, str>> {
-    Some(match v {
-        Value::String(s) => Cow::Borrowed(s.as_ref()),
-        Value::Static(StaticNode::Null) => return None,
-        Value::Static(StaticNode::Bool(b)) => Cow::Owned(b.to_string()),
-        Value::Static(StaticNode::I64(n)) => Cow::Owned(n.to_string()),
-        Value::Static(StaticNode::U64(n)) => Cow::Owned(n.to_string()),
-        Value::Static(StaticNode::F64(n)) => Cow::Owned(n.to_string()),
-        Value::Array(_) => Cow::Owned(simd_json::to_string(v).unwrap_or_default()),
-        Value::Object(_) => unreachable!("objects are flattened, not leaves"),
-    })
+fn leaf<'a>(v: Value<'_, 'a>) -> Option<Cow<'a, str>> {
+    if let Some(s) = v.into_string() {
+        return Some(Cow::Borrowed(s));
+    }
+    if v.is_null() {
+        return None;
+    }
+    Some(Cow::Owned(if let Some(b) = v.as_bool() {
+        b.to_string()
+    } else if let Some(n) = v.as_i64() {
+        n.to_string()
+    } else if let Some(n) = v.as_u64() {
+        n.to_string()
+    } else if let Some(n) = v.as_f64() {
+        n.to_string()
+    } else {
+        // An array.
+        v.encode()
+    }))
 }
 
 #[cfg(test)]
@@ -269,8 +320,16 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000_000_000;
 
-    fn run(body: &str, options: &JsonLineOptions) -> Result<Vec<DecodedStream>, DecodeError> {
-        decode(&mut body.as_bytes().to_vec(), options, NOW).map(|d| d.streams)
+    fn run(
+        body: &str,
+        options: &JsonLineOptions,
+    ) -> Result<Vec<DecodedStream<'static>>, DecodeError> {
+        decode(&mut body.as_bytes().to_vec(), options, NOW).map(|d| {
+            d.streams
+                .into_iter()
+                .map(DecodedStream::into_owned)
+                .collect()
+        })
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -341,6 +400,30 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_name_keeps_its_last_value_and_every_scalar_kind_is_text() {
+        let body = r#"{"message":"first","message":"last","a":{"b":1},"a.b":2,"f":1.5,"t":true,"u":18446744073709551615,"n":-3,"z":null,"e":"tab\there"}"#;
+        let streams = run(body, &JsonLineOptions::default()).unwrap();
+        let e = &streams[0].entries[0];
+        assert_eq!(e.line, "last");
+        assert_eq!(
+            e.attributes,
+            pairs(&[
+                ("a.b", "2"),
+                ("e", "tab\there"),
+                ("f", "1.5"),
+                ("n", "-3"),
+                ("t", "true"),
+                ("u", "18446744073709551615")
+            ])
+        );
+        // Many names, so that hash bits collide: every distinct one is kept.
+        let wide: Vec<String> = (0..200).map(|i| format!("\"k{i}\":{i}")).collect();
+        let body = format!("{{\"message\":\"m\",{}}}", wide.join(","));
+        let streams = run(&body, &JsonLineOptions::default()).unwrap();
+        assert_eq!(streams[0].entries[0].attributes.len(), 200);
+    }
+
+    #[test]
     fn no_stream_fields_gets_fallback_label() {
         let streams = run(r#"{"message":"x"}"#, &JsonLineOptions::default()).unwrap();
         assert_eq!(
@@ -356,7 +439,8 @@ mod tests {
             &b"{\"message\":\"a\xffb\",\"host\":\"h\xfe\",\"k\":\"v\"}\n"[..],
             b"[{\"message\":\"a\xffb\",\"host\":\"h\xfe\",\"k\":\"v\"}]",
         ] {
-            let decoded = decode(&mut body.to_vec(), &o, NOW).unwrap();
+            let mut body = body.to_vec();
+            let decoded = decode(&mut body, &o, NOW).unwrap();
             assert_eq!(decoded.invalid_utf8, 2);
             assert_eq!(
                 decoded[0].labels,

@@ -6,6 +6,8 @@
 //! to decode is tried again as [`raw`] messages (text as bytes, the same wire type) and its text
 //! converted with U+FFFD replacements, as Loki does; valid bodies pay nothing for that.
 
+use std::borrow::Cow;
+
 use simd_json::{BorrowedValue as Value, StaticNode};
 
 use super::{
@@ -170,7 +172,7 @@ pub mod raw {
 }
 
 /// Decodes an (already snappy-decompressed) protobuf `PushRequest`.
-pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
+pub fn decode_protobuf(body: &[u8]) -> Result<Decoded<'static>, DecodeError> {
     use prost::Message as _;
     if body.is_empty() {
         return Err(DecodeError::Empty);
@@ -203,7 +205,7 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Decoded, DecodeError> {
             sort_attributes(&mut attributes);
             entries.push(Entry {
                 timestamp,
-                line: entry.line,
+                line: Cow::Owned(entry.line),
                 attributes,
                 ..Entry::default()
             });
@@ -231,7 +233,7 @@ fn proto_timestamp_nanos(ts: Timestamp) -> Option<i64> {
 
 /// Decodes a Loki JSON push body. `body` is parsed in place (simd-json), and strings are borrowed
 /// from it until the entries are built; invalid UTF-8 and lone surrogate escapes in it are replaced first.
-pub fn decode_json(body: &mut Vec<u8>) -> Result<Decoded, DecodeError> {
+pub fn decode_json(body: &mut Vec<u8>) -> Result<Decoded<'_>, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
     }
@@ -293,7 +295,7 @@ pub fn decode_json(body: &mut Vec<u8>) -> Result<Decoded, DecodeError> {
     })
 }
 
-fn json_entry(value: &Value<'_>, origin: Origin, j: usize) -> Result<Entry, DecodeError> {
+fn json_entry<'a>(value: &Value<'a>, origin: Origin, j: usize) -> Result<Entry<'a>, DecodeError> {
     let shape = |msg: &str| DecodeError::Shape {
         location: origin.entry(j),
         msg: msg.to_string(),
@@ -332,7 +334,7 @@ fn json_entry(value: &Value<'_>, origin: Origin, j: usize) -> Result<Entry, Deco
     sort_attributes(&mut attributes);
     Ok(Entry {
         timestamp,
-        line: line.to_string(),
+        line: line.clone(),
         attributes,
         ..Entry::default()
     })
@@ -356,7 +358,11 @@ fn string_map(obj: &simd_json::value::borrowed::Object<'_>) -> Option<Vec<(Strin
 
 /// A short rendering of a JSON value for error messages.
 pub(crate) fn json_text(v: &Value<'_>) -> String {
-    let mut s = simd_json::to_string(v).unwrap_or_default();
+    shorten(simd_json::to_string(v).unwrap_or_default())
+}
+
+/// `s` cut to 64 bytes (on a character boundary) with an ellipsis, for error messages.
+pub(crate) fn shorten(mut s: String) -> String {
     if s.len() > 64 {
         let mut cut = 64;
         while !s.is_char_boundary(cut) {
@@ -547,7 +553,8 @@ mod tests {
             r#"{"streams":[{"stream":{"a":"b"}}]}"#,
             r#"{"streams":[{"stream":{"a":"b"},"values":null}]}"#,
         ] {
-            let streams = decode_json(&mut body.as_bytes().to_vec()).unwrap();
+            let mut body = body.as_bytes().to_vec();
+            let streams = decode_json(&mut body).unwrap();
             assert_eq!(streams.len(), 1);
             assert!(streams[0].entries.is_empty());
         }

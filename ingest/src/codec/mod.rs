@@ -9,6 +9,8 @@
 //! * [`labels`]: Loki label strings `{a="b"}`.
 //! * [`time`]: RFC 3339 and Unix timestamps to nanoseconds.
 
+use std::borrow::Cow;
+
 pub mod encoding;
 pub mod jsonline;
 pub mod labels;
@@ -57,13 +59,14 @@ pub enum StreamLabels {
     Pairs(Vec<(String, String)>),
 }
 
-/// One log entry as decoded.
+/// One log entry as decoded. The line is borrowed from the request body where the format
+/// allows it (JSON), so that it is copied once, into the row.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// Nanoseconds since the Unix epoch.
     pub timestamp: i64,
     /// The log line.
-    pub line: String,
+    pub line: Cow<'a, str>,
     /// Structured metadata or other fields, sorted by name.
     pub attributes: Vec<(String, String)>,
     /// Trace id if the source carried one.
@@ -74,29 +77,50 @@ pub struct Entry {
 
 /// Entries of one stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodedStream {
+pub struct DecodedStream<'a> {
     /// Where in the request it came from.
     pub origin: Origin,
     /// Its labels.
     pub labels: StreamLabels,
     /// Its entries, in arrival order.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Entry<'a>>,
+}
+
+impl DecodedStream<'_> {
+    /// The same stream, owning its lines.
+    pub fn into_owned(self) -> DecodedStream<'static> {
+        DecodedStream {
+            origin: self.origin,
+            labels: self.labels,
+            entries: self
+                .entries
+                .into_iter()
+                .map(|e| Entry {
+                    line: Cow::Owned(e.line.into_owned()),
+                    timestamp: e.timestamp,
+                    attributes: e.attributes,
+                    trace_id: e.trace_id,
+                    span_id: e.span_id,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A decoded request body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Decoded {
+pub struct Decoded<'a> {
     /// Its streams, in request order.
-    pub streams: Vec<DecodedStream>,
+    pub streams: Vec<DecodedStream<'a>>,
     /// Characters replaced by U+FFFD on the way: bytes of invalid UTF-8, and lone surrogate
     /// escapes in JSON (see [`utf8`]).
     pub invalid_utf8: usize,
 }
 
-impl std::ops::Deref for Decoded {
-    type Target = [DecodedStream];
+impl<'a> std::ops::Deref for Decoded<'a> {
+    type Target = [DecodedStream<'a>];
 
-    fn deref(&self) -> &[DecodedStream] {
+    fn deref(&self) -> &[DecodedStream<'a>] {
         &self.streams
     }
 }

@@ -177,7 +177,7 @@ async fn store(
     state: &IngestState,
     endpoint: Endpoint,
     tenant: &str,
-    decoded: Decoded,
+    decoded: Decoded<'_>,
 ) -> Result<usize> {
     let rows = state
         .pipeline
