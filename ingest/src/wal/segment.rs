@@ -52,19 +52,25 @@ impl Kind {
 
 /// Appends one framed record to `out`.
 pub fn encode_record(kind: Kind, seq: u64, payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&record_header(kind, seq, payload));
+    out.extend_from_slice(payload);
+}
+
+/// The header of the record framing `payload`; the payload follows it.
+pub fn record_header(kind: Kind, seq: u64, payload: &[u8]) -> [u8; HEADER_BYTES] {
     assert!(
         payload.len() <= MAX_PAYLOAD_BYTES,
         "WAL payload of {} bytes is over the limit",
         payload.len()
     );
-    let start = out.len();
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[kind as u8, 0, 0, 0]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&xxh3_64(payload).to_le_bytes());
-    let header_hash = xxh3_64(&out[start..start + 24]);
-    out.extend_from_slice(&header_hash.to_le_bytes());
-    out.extend_from_slice(payload);
+    let mut h = [0u8; HEADER_BYTES];
+    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4] = kind as u8;
+    h[8..16].copy_from_slice(&seq.to_le_bytes());
+    h[16..24].copy_from_slice(&xxh3_64(payload).to_le_bytes());
+    let header_hash = xxh3_64(&h[..24]);
+    h[24..32].copy_from_slice(&header_hash.to_le_bytes());
+    h
 }
 
 /// File name of the segment whose first record is `first_seq`.
