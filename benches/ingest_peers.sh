@@ -7,7 +7,8 @@
 #                           [--victorialogs BIN] [--loki BIN]
 #
 # Defaults: 20 s per case, 8 connections, loki-protobuf, 5,000 entries of 200 bytes per push, 10
-# streams; each case capped at 2 GiB of lines. The peers are optional: give the path of a binary
+# streams; each case capped at 2 GiB of lines. Formats are loadgen's: every system takes the Loki
+# ones; VictoriaLogs also takes jsonline and otlp on its own endpoints, Loki also otlp. The peers are optional: give the path of a binary
 # built from their public sources (none is fetched or built here). Prints one Markdown table row
 # per case: acknowledged entries/s, ack latency p50 / p99, the server's CPU seconds per million
 # entries (utime + stime from /proc, over the load only), and its peak RSS (VmHWM). Every case
@@ -16,7 +17,7 @@
 # (before/after figures). With CLICKHOUSE_URL unreachable, the ClickHouse case is skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-SECS=20 CONNS=8 FORMAT=loki-protobuf VL_BIN= LOKI_BIN= SUT=
+SECS=20 CONNS=8 FORMAT=loki-protobuf VL_BIN= LOKI_BIN= SUT= MPATH=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --seconds) SECS=$2; shift 2 ;;
@@ -72,8 +73,9 @@ measure() {
     local name=$1 url=$2 pid=$3 helper=${4:-} before after helper_before out extra=
     before=$(cpu_ticks "$pid")
     [[ -n $helper ]] && helper_before=$(cpu_ticks "$helper")
-    out=$("$LOADGEN" --url "$url" --format "$FORMAT" --entries-per-push 5000 --line-bytes 200 \
-        --streams 10 --connections "$CONNS" --seconds "$SECS" --max-bytes $((2 << 30)) --json)
+    out=$("$LOADGEN" --url "$url" --format "$FORMAT" ${MPATH:+--path "$MPATH"} \
+        --entries-per-push 5000 --line-bytes 200 --streams 10 --connections "$CONNS" \
+        --seconds "$SECS" --max-bytes $((2 << 30)) --json)
     after=$(cpu_ticks "$pid")
     if [[ -n $helper ]]; then
         extra="$(( $(cpu_ticks "$helper") - helper_before )) $(curl -s "http://127.0.0.1:$hole_port/blackhole/stats")"
@@ -93,7 +95,8 @@ if helper:
     h_ticks, stats = helper.split(" ", 1)
     rows = json.loads(stats)["log_rows"]
     h_cpu = int(h_ticks) / int(tick)
-    extra = (f"; the blackhole had {rows:,} rows ({rows / acked:.0%}), "
+    share = f" ({rows / acked:.0%})" if acked else ""
+    extra = (f"; the blackhole had {rows:,} rows{share}, "
              f"{h_cpu / (rows / 1e6) if rows else float('nan'):.2f} CPU s per M rows")
 print(f"| {name} | {r['entries_per_s']:,.0f} | {r['ack_ms']['p50']:.1f} / {r['ack_ms']['p99']:.1f} ms "
       f"| {per_m:.2f} | {int(hwm_kib) / 1024:,.0f} MiB | {acked:,} in {r['seconds']:.1f} s"
@@ -135,19 +138,32 @@ else
     echo "| sluice -> ClickHouse | (no ClickHouse at $CLICKHOUSE_URL) | | | | |"
 fi
 
-# 3. VictoriaLogs, through its Loki push endpoint.
-if [[ -n $VL_BIN ]]; then
+# The path a peer takes $FORMAT on (MPATH, empty for loadgen's default), or none.
+peer_path() {
+    case "$1/$FORMAT" in
+        vl/loki-*) MPATH=/insert/loki/api/v1/push ;;
+        vl/jsonline) MPATH="/insert/jsonline?_stream_fields=job,stream" ;;
+        vl/otlp) MPATH=/insert/opentelemetry/v1/logs ;;
+        loki/jsonline) return 1 ;;
+        *) MPATH= ;;
+    esac
+}
+
+# 3. VictoriaLogs, through its endpoint for the format (Loki push, JSON lines, OpenTelemetry).
+if [[ -n $VL_BIN ]] && peer_path vl; then
     port=$(free_port)
     start "$WORK/vl.log" "$VL_BIN" -httpListenAddr="127.0.0.1:$port" \
         -storageDataPath="$WORK/vl" -retentionPeriod=100y -loggerLevel=WARN
     for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.2; done
-    measure "VictoriaLogs" "http://127.0.0.1:$port/insert" "$PID"
+    measure "VictoriaLogs" "http://127.0.0.1:$port" "$PID"
     stop "$PID"
     rm -rf "$WORK/vl"
 fi
 
 # 4. Loki, one process, filesystem storage, limits raised so that none refuses the load.
-if [[ -n $LOKI_BIN ]]; then
+if [[ -n $LOKI_BIN ]] && ! peer_path loki; then
+    echo "| Loki | (takes no $FORMAT) | | | | |"
+elif [[ -n $LOKI_BIN ]]; then
     port=$(free_port) grpc=$(free_port)
     mkdir -p "$WORK/loki"
     cat >"$WORK/loki.yaml" <<EOF

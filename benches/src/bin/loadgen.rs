@@ -8,7 +8,9 @@
 //! seeded text of `--line-bytes` bytes whose first 16 characters are a unique hex nonce, patched
 //! into a prebuilt body per push, so no two pushes are equal (sluice acknowledges an exact
 //! repeat without storing it again) and building a push costs a copy (plus snappy for
-//! protobuf). Works against any Loki push endpoint (Loki, VictoriaLogs, sluice).
+//! protobuf). Works against any Loki push endpoint (Loki, VictoriaLogs, sluice); `--format otlp`
+//! sends OTLP/HTTP protobuf logs (to `/otlp/v1/logs`, Loki's path; `--path` for another, such as
+//! VictoriaLogs' `/insert/opentelemetry/v1/logs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +31,9 @@ enum Format {
     LokiJson,
     /// JSON lines (`/insert/jsonline`).
     Jsonline,
+    /// OTLP/HTTP logs, protobuf (`/otlp/v1/logs`): one resource per stream
+    /// (`service.name=loadgen`, `stream=N`), records with a time, severity and string body.
+    Otlp,
 }
 
 /// Command-line options.
@@ -41,6 +46,9 @@ struct Args {
     /// Body format.
     #[arg(long, value_enum, default_value = "loki-protobuf")]
     format: Format,
+    /// Path of the endpoint (with any query string), instead of the format's usual one.
+    #[arg(long)]
+    path: Option<String>,
     /// Bytes per log line.
     #[arg(long, default_value_t = 200)]
     line_bytes: usize,
@@ -131,7 +139,7 @@ impl Template {
                     body.extend_from_slice(b"\"}\n");
                 }
             }
-            Format::LokiProtobuf => {}
+            Format::LokiProtobuf | Format::Otlp => {}
         }
         Template {
             lines,
@@ -185,6 +193,49 @@ impl Template {
                 snap::raw::Encoder::new()
                     .compress_vec(&raw)
                     .expect("snappy")
+            }
+            Format::Otlp => {
+                use sluice_benches::otlp;
+                let per_stream = self.lines.len().div_ceil(args.streams.max(1));
+                let resource_logs = self
+                    .lines
+                    .chunks(per_stream)
+                    .enumerate()
+                    .map(|(s, chunk)| otlp::ResourceLogs {
+                        resource: Some(otlp::Resource {
+                            attributes: vec![
+                                otlp::attribute("service.name", "loadgen"),
+                                otlp::attribute("stream", s.to_string()),
+                            ],
+                        }),
+                        scope_logs: vec![otlp::ScopeLogs {
+                            scope: Some(otlp::InstrumentationScope {
+                                name: "loadgen".into(),
+                                version: env!("CARGO_PKG_VERSION").into(),
+                            }),
+                            log_records: chunk
+                                .iter()
+                                .enumerate()
+                                .map(|(i, l)| {
+                                    let ts = (now_ns + i as i64) as u64;
+                                    otlp::LogRecord {
+                                        time_unix_nano: ts,
+                                        observed_time_unix_nano: ts,
+                                        severity_number: 9,
+                                        severity_text: "INFO".into(),
+                                        body: otlp::string(format!(
+                                            "{}{}",
+                                            hex(s * per_stream + i),
+                                            &l[16..]
+                                        )),
+                                        ..otlp::LogRecord::default()
+                                    }
+                                })
+                                .collect(),
+                        }],
+                    })
+                    .collect();
+                otlp::ExportLogsServiceRequest { resource_logs }.encode_to_vec()
             }
         }
     }
@@ -259,14 +310,16 @@ fn parse_baseline(args: &Args, template: &Template) {
 #[tokio::main]
 async fn main() {
     let args = Arc::new(Args::parse());
-    let (path, content_type) = match args.format {
+    let (default_path, content_type) = match args.format {
         Format::LokiProtobuf => ("/loki/api/v1/push", "application/x-protobuf"),
+        Format::Otlp => ("/otlp/v1/logs", "application/x-protobuf"),
         Format::LokiJson => ("/loki/api/v1/push", "application/json"),
         Format::Jsonline => (
             "/insert/jsonline?_stream_fields=job,stream",
             "application/x-ndjson",
         ),
     };
+    let path = args.path.as_deref().unwrap_or(default_path);
     let url = format!("{}{path}", args.url.trim_end_matches('/'));
     let template = Arc::new(Template::new(&args, now_ns()));
     if args.parse_baseline {
