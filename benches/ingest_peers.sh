@@ -8,9 +8,11 @@
 #
 # Defaults: 20 s per case, 8 connections, loki-protobuf, 5,000 entries of 200 bytes per push, 10
 # streams; each case capped at 2 GiB of lines. Formats are loadgen's: every system takes the Loki
-# ones; VictoriaLogs also takes jsonline and otlp on its own endpoints, Loki also otlp. The peers are optional: give the path of a binary
-# built from their public sources (none is fetched or built here). Prints one Markdown table row
-# per case: acknowledged entries/s, ack latency p50 / p99, the server's CPU seconds per million
+# ones; VictoriaLogs also takes jsonline and otlp on its own endpoints, Loki also otlp. The peers
+# are optional: give the path of a binary built from their public sources (none is fetched or
+# built here). Prints one Markdown table row
+# per case (the first: the blackhole alone, fed RowBinary inserts by loadgen, the ceiling of the
+# second): acknowledged entries/s, ack latency p50 / p99, the server's CPU seconds per million
 # entries (utime + stime from /proc, over the load only), and its peak RSS (VmHWM). Every case
 # runs a fresh server with its own data directory, deleted afterwards. Needs
 # `cargo build --release -p sluice -p sluice-benches`; `--sluice` measures another build of sluice
@@ -108,6 +110,14 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2 / 1048576) " GiB"
 echo
 echo "| system | entries/s acknowledged | ack p50 / p99 | CPU s per M entries | peak RSS | acknowledged |"
 echo "|---|---|---|---|---|---|"
+
+# 0. The blackhole alone, fed sluice's inserts (RowBinary, LZ4) by loadgen: the ceiling of the
+#    sluice -> blackhole case.
+hole_port=$(free_port)
+start "$WORK/hole0.log" "$HOLE" --listen "127.0.0.1:$hole_port"
+for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$hole_port/ping" && break; sleep 0.1; done
+FORMAT=clickhouse measure "blackhole alone (the ceiling)" "http://127.0.0.1:$hole_port" "$PID"
+stop "$PID"
 
 # 1. sluice into the blackhole: sluice alone.
 hole_port=$(free_port) port=$(free_port)

@@ -189,3 +189,28 @@ async fn sluice_into_the_blackhole_stores_every_acknowledged_entry() {
     let _ = std::fs::remove_dir_all(&data);
     assert_eq!(stored, acknowledged, "{summary}");
 }
+
+/// `loadgen --format clickhouse` applies the schema and inserts RowBinary that the blackhole
+/// parses row by row: every acknowledged row is counted.
+#[tokio::test]
+async fn loadgen_inserts_sluices_rows_straight_into_the_blackhole() {
+    let hole = Hole::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--url", &hole.url, "--format", "clickhouse"])
+        .args(["--seconds", "1", "--connections", "2"])
+        .args(["--entries-per-push", "300", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let acknowledged = summary["statuses"]["200"].as_u64().unwrap_or(0) * 300;
+    assert!(acknowledged > 0, "{summary}");
+    assert_eq!(
+        summary["statuses"].as_object().unwrap().len(),
+        1,
+        "{summary}"
+    );
+    let stats = hole.stats().await;
+    assert_eq!(stats["log_rows"].as_u64(), Some(acknowledged), "{stats}");
+    assert_eq!(stats["other_rows"].as_u64(), Some(0), "{stats}");
+}

@@ -21,6 +21,7 @@ use clap::{Parser, ValueEnum};
 use ingest::codec::loki::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
 use prost::Message as _;
 use sluice_benches::Rng;
+use store::LogRow;
 
 /// Body formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -34,6 +35,10 @@ enum Format {
     /// OTLP/HTTP logs, protobuf (`/otlp/v1/logs`): one resource per stream
     /// (`service.name=loadgen`, `stream=N`), records with a time, severity and string body.
     Otlp,
+    /// RowBinary inserts into the `logs` table, LZ4-compressed, straight to a ClickHouse (or the
+    /// blackhole): what sluice sends, without sluice. `--url` is the ClickHouse URL; the schema
+    /// is applied first, as `sluice serve` does.
+    Clickhouse,
 }
 
 /// Command-line options.
@@ -139,7 +144,7 @@ impl Template {
                     body.extend_from_slice(b"\"}\n");
                 }
             }
-            Format::LokiProtobuf | Format::Otlp => {}
+            Format::LokiProtobuf | Format::Otlp | Format::Clickhouse => {}
         }
         Template {
             lines,
@@ -237,6 +242,27 @@ impl Template {
                     .collect();
                 otlp::ExportLogsServiceRequest { resource_logs }.encode_to_vec()
             }
+            Format::Clickhouse => {
+                let per_stream = self.lines.len().div_ceil(args.streams.max(1));
+                let tenant: Arc<str> = "loadgen".into();
+                let service: Arc<str> = "loadgen".into();
+                let mut out = Vec::new();
+                for (i, l) in self.lines.iter().enumerate() {
+                    let s = i / per_stream;
+                    let row = LogRow {
+                        tenant: tenant.clone(),
+                        stream_id: s as u64,
+                        timestamp: now_ns + i as i64,
+                        severity_text: "info".into(),
+                        severity_number: 9,
+                        service_name: service.clone(),
+                        body: format!("{}{}", hex(i), &l[16..]),
+                        ..LogRow::default()
+                    };
+                    store::rowbinary::put_log_row(&mut out, &row);
+                }
+                out
+            }
         }
     }
 }
@@ -313,6 +339,7 @@ async fn main() {
     let (default_path, content_type) = match args.format {
         Format::LokiProtobuf => ("/loki/api/v1/push", "application/x-protobuf"),
         Format::Otlp => ("/otlp/v1/logs", "application/x-protobuf"),
+        Format::Clickhouse => ("", "application/octet-stream"),
         Format::LokiJson => ("/loki/api/v1/push", "application/json"),
         Format::Jsonline => (
             "/insert/jsonline?_stream_fields=job,stream",
@@ -325,6 +352,16 @@ async fn main() {
     if args.parse_baseline {
         parse_baseline(&args, &template);
         return;
+    }
+    let clickhouse = (args.format == Format::Clickhouse).then(|| store::ClickHouseConfig {
+        url: args.url.clone(),
+        ..store::ClickHouseConfig::default()
+    });
+    if let Some(config) = &clickhouse
+        && let Err(e) = store::ch::prepare(config).await
+    {
+        eprintln!("loadgen: preparing the schema at {}: {e}", args.url);
+        std::process::exit(1);
     }
     let line_bytes_per_push = (template.lines.len() * args.line_bytes.max(17)) as u64;
     let stop = Arc::new(AtomicBool::new(false));
@@ -339,6 +376,9 @@ async fn main() {
                 url.clone(),
                 sent_bytes.clone(),
             );
+            let clickhouse = clickhouse
+                .as_ref()
+                .map(|c| (c.client(), store::rowbinary::insert_sql::<LogRow>("logs")));
             tokio::spawn(async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(60))
@@ -356,20 +396,33 @@ async fn main() {
                     n += 1;
                     let body = template.body(&args, nonce, now_ns());
                     let t = Instant::now();
-                    let result = http
-                        .post(&url)
-                        .header("Content-Type", content_type)
-                        .body(body)
-                        .send()
-                        .await;
-                    let status = match result {
-                        Ok(r) => {
-                            let code = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            code.to_string()
+                    let status = if let Some((client, sql)) = &clickhouse {
+                        let mut insert = client.insert_formatted_with(sql.as_str());
+                        let result = match insert.send(body.into()).await {
+                            Ok(()) => insert.end().await,
+                            Err(e) => Err(e),
+                        };
+                        match result {
+                            Ok(()) => "200".into(),
+                            Err(clickhouse::error::Error::TimedOut) => "timeout".into(),
+                            Err(_) => "error".into(),
                         }
-                        Err(e) if e.is_timeout() => "timeout".into(),
-                        Err(_) => "error".into(),
+                    } else {
+                        let result = http
+                            .post(&url)
+                            .header("Content-Type", content_type)
+                            .body(body)
+                            .send()
+                            .await;
+                        match result {
+                            Ok(r) => {
+                                let code = r.status().as_u16();
+                                let _ = r.bytes().await;
+                                code.to_string()
+                            }
+                            Err(e) if e.is_timeout() => "timeout".into(),
+                            Err(_) => "error".into(),
+                        }
                     };
                     if status == "204" || status == "200" {
                         seen.latencies_us.push(t.elapsed().as_micros() as u64);
