@@ -7,8 +7,8 @@
 //! Zipf(0.99) trace at three capacities.
 //!
 //! `cargo bench -p cache --bench read_heavy -j2` (`-- --quick` for a short run).
-//! The full contention suite (Exchange, RapidGrow, Zipfian get/put mixes) is
-//! the benches crate's job.
+//! The full contention suite (Exchange, RapidGrow, Zipfian get/put mixes,
+//! papaya and scc) is `examples/contention.rs`.
 
 use std::sync::{Arc, Barrier};
 use std::thread;

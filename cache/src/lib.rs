@@ -48,6 +48,10 @@
 //!   the Release/Acquire pairs on the slot pointers that carry them.
 //! * Read-heavy comparison with DashMap: `cargo bench -p cache --bench
 //!   read_heavy -j2`.
+//! * The contention suite, every map side by side (conc-map-bench's and
+//!   Caffeine's mixes, papaya and scc as outside references, bytes per entry):
+//!   `cargo run --release -p cache --example contention -- --workload all`
+//!   (see the example's header for the options).
 
 #[cfg(not(crossbeam_loom))]
 pub mod backends;
