@@ -35,6 +35,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cache::{Backend, Cache, EpochMap, build};
+use common::{Rng, scrambled_zipf};
+
+mod common;
 
 /// A concurrent `u64 -> u64` map under test.
 trait Map: Send + Sync + 'static {
@@ -205,56 +208,11 @@ const GROW_LIMIT: u64 = 1 << 22;
 /// Keys of the get/put mixes.
 const GETPUT_KEYS: u64 = 1 << 20;
 
-/// A seeded xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 /// Key `i` of thread `t`, scrambled so that neighbours share no hash pattern.
 fn key(t: usize, i: u64) -> u64 {
     ((t as u64) << 40 | i)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .rotate_left(29)
-}
-
-/// YCSB's scrambled Zipfian generator over `n` items with constant `theta`: Zipf ranks, then
-/// an FNV-1a hash spreads the popular items over the key space.
-fn scrambled_zipf(n: u64, theta: f64, count: usize, rng: &mut Rng) -> Vec<u64> {
-    let zeta = |n: u64| (1..=n).map(|i| 1.0 / (i as f64).powf(theta)).sum::<f64>();
-    let zetan = zeta(n);
-    let zeta2 = zeta(2);
-    let alpha = 1.0 / (1.0 - theta);
-    let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);
-    (0..count)
-        .map(|_| {
-            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-            let uz = u * zetan;
-            let rank = if uz < 1.0 {
-                0
-            } else if uz < 1.0 + 0.5f64.powf(theta) {
-                1
-            } else {
-                ((n as f64) * (eta * u - eta + 1.0).powf(alpha)) as u64
-            };
-            fnv1a(rank) % n
-        })
-        .collect()
-}
-
-fn fnv1a(x: u64) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for b in x.to_le_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// Runs `workload` on a fresh map with `threads` threads for at most `secs`; millions of

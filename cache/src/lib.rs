@@ -52,6 +52,8 @@
 //!   Caffeine's mixes, papaya and scc as outside references, bytes per entry):
 //!   `cargo run --release -p cache --example contention -- --workload all`
 //!   (see the example's header for the options).
+//! * Hit ratio of every backend beside Bélády's optimum on synthetic traces:
+//!   `cargo run --release -p cache --example hit_ratio`.
 
 #[cfg(not(crossbeam_loom))]
 pub mod backends;
