@@ -53,50 +53,30 @@ def panels(rows, panel_key, x_key, series_key, y_key):
     return out
 
 
-def contention(path, out):
-    data = panels(read(path), "workload", "threads", "map", "mops")
+def chart(path, out, panel, x, y, title, xlabel, ylabel, log_x=False, ylim=None):
+    """One panel per `panel` value, `y` against `x`, one line per map or policy."""
+    rows = read(path)
+    data = panels(rows, panel, x, "map" if "map" in rows[0] else "policy", y)
     nrows, ncols = grid(len(data))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False)
-    for ax, (workload, series) in zip(axes.flat, data.items()):
-        for name, points in series.items():
+    for ax, (name, series) in zip(axes.flat, data.items()):
+        for line, points in series.items():
             xs, ys = zip(*sorted(points))
-            ax.plot(xs, ys, marker="o", label=name, color=COLOURS.get(name),
-                    linewidth=2.2 if name == "epoch" else 1.2)
-        ax.set_title(workload)
-        ax.set_xlabel("threads")
-        ax.set_ylabel("Mops/s")
-        ax.set_xticks(sorted({x for pts in series.values() for x, _ in pts}))
-        ax.set_ylim(bottom=0)
+            ax.plot(xs, ys, "--" if line == "optimal" else "-", marker="o", label=line,
+                    color=COLOURS.get(line), linewidth=2.2 if line == "epoch" else 1.2)
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if log_x:
+            ax.set_xscale("log")
+        else:
+            ax.set_xticks(sorted({x for pts in series.values() for x, _ in pts}))
+        ax.set_ylim(*(ylim or (0, None)))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(data):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"Map throughput under contention ({Path(path).name})")
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    print(f"wrote {out}")
-
-
-def hit_ratio(path, out):
-    data = panels(read(path), "trace", "capacity", "policy", "hit_ratio")
-    nrows, ncols = grid(len(data))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False)
-    for ax, (trace, series) in zip(axes.flat, data.items()):
-        for name, points in series.items():
-            xs, ys = zip(*sorted(points))
-            style = "--" if name == "optimal" else "-"
-            ax.plot(xs, ys, style, marker="o", label=name, color=COLOURS.get(name),
-                    linewidth=2.2 if name == "epoch" else 1.2)
-        ax.set_title(trace)
-        ax.set_xscale("log")
-        ax.set_xlabel("capacity (entries)")
-        ax.set_ylabel("hit ratio")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(data):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"Hit ratio against Bélády's optimum ({Path(path).name})")
+    fig.suptitle(f"{title} ({Path(path).name})")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     print(f"wrote {out}")
@@ -110,8 +90,11 @@ def main():
         contention_csv = str(sorted(here.glob("contention-*.csv"))[-1])
     if hit_csv is None:
         hit_csv = str(sorted(here.glob("hit-ratio-*.csv"))[-1])
-    contention(contention_csv, here / "contention.png")
-    hit_ratio(hit_csv, here / "hit-ratio.png")
+    chart(contention_csv, here / "contention.png", "workload", "threads", "mops",
+          "Map throughput under contention", "threads", "Mops/s")
+    chart(hit_csv, here / "hit-ratio.png", "trace", "capacity", "hit_ratio",
+          "Hit ratio against Bélády's optimum", "capacity (entries)", "hit ratio",
+          log_x=True, ylim=(0, 1))
 
 
 if __name__ == "__main__":

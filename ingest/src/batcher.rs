@@ -804,6 +804,31 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Rows that cannot be decoded (a bug) are still kept: as the RowBinary that was to be
+    /// sent, with the decoding error in the reason.
+    #[test]
+    fn undecodable_rows_are_dead_lettered_as_rowbinary() {
+        let dir = temp_dir("dead-raw");
+        let (logs, _) = sample_logs();
+        let good = Rows::from_log_rows(&logs, Vec::new()).logs;
+        let cut = good[..good.len() - 3].to_vec();
+        let batch = Batch {
+            logs: vec![Bytes::from(good.clone()), Bytes::from(cut)],
+            log_rows: logs.len() * 2,
+            streams: Vec::new(),
+            token: "sluice-raw".into(),
+        };
+        let path = write_dead_letter(&dir, &batch, "refused").unwrap();
+        assert_eq!(path.extension().unwrap(), "rowbinary");
+        let kept = std::fs::read(&path).unwrap();
+        assert_eq!(&kept[..good.len()], &good[..]);
+        assert_eq!(kept.len(), good.len() * 2 - 3);
+        let reason = std::fs::read_to_string(dir.join("sluice-raw.reason")).unwrap();
+        assert!(reason.starts_with("refused\n"), "{reason}");
+        assert!(reason.contains("could not be decoded"), "{reason}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn a_permanently_refused_batch_is_dead_lettered_with_its_reason() {
         let dir = temp_dir("dead");

@@ -10,13 +10,15 @@
 //!            n_streams:varint (stream_id:u64 first_seen:i64 last_seen:i64 labels:pairs)*
 //!            n_rows:varint rowbinary_len:varint rowbinary
 //! str      = len:varint bytes          pairs = n:varint (str str)*
+//!            (strings, pairs and varints as RowBinary writes them: `store::rowbinary`)
 //! ```
 //! Integers are little-endian; varints are LEB128. Version 1 payloads (log rows in a format of
 //! their own, grouped by stream) are still read, so an upgrade loses nothing in the log.
 
 use std::sync::Arc;
 
-use store::{LogRow, StreamRow, rowbinary};
+use store::rowbinary::{self, put_map as put_pairs, put_str, put_varint};
+use store::{LogRow, StreamRow};
 
 use crate::pipeline::Rows;
 
@@ -148,27 +150,6 @@ fn decode_v1_logs(r: &mut Reader<'_>, tenant: Arc<str>) -> Result<Vec<LogRow>, P
         }
     }
     Ok(logs)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
-    put_varint(out, pairs.len() as u64);
-    for (k, v) in pairs {
-        put_str(out, k);
-        put_str(out, v);
-    }
 }
 
 struct Reader<'a> {
