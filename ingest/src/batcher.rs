@@ -172,6 +172,27 @@ struct Pending {
 }
 
 impl Pending {
+    /// The rows records read back from the log, pending together.
+    fn of(records: Vec<(u64, Rows)>) -> Pending {
+        let mut pending = Pending::default();
+        for (seq, rows) in records {
+            pending.add(seq, rows);
+        }
+        pending
+    }
+
+    /// The batch of these rows, one row per stream, sent under `token`.
+    fn into_batch(self, token: String) -> Batch {
+        let mut streams = self.streams;
+        merge_stream_rows(&mut streams);
+        Batch {
+            logs: self.logs.into_iter().map(Bytes::from).collect(),
+            log_rows: self.log_rows,
+            streams,
+            token,
+        }
+    }
+
     fn add(&mut self, seq: u64, rows: Rows) {
         self.since.get_or_insert_with(Instant::now);
         self.first_seq.get_or_insert(seq);
@@ -247,10 +268,7 @@ impl<S: BatchSink> Batcher<S> {
         for range in replay {
             match self.tail.read_range(&range) {
                 Ok(records) => {
-                    let mut pending = Pending::default();
-                    for (seq, rows) in records {
-                        pending.add(seq, rows);
-                    }
+                    let pending = Pending::of(records);
                     tracing::info!(
                         first = range.start(),
                         last = range.end(),
@@ -334,16 +352,7 @@ impl<S: BatchSink> Batcher<S> {
                 let reason = "the task writing this batch panicked (a bug in sluice: please report it with the log)";
                 match self.tail.read_range(&range) {
                     Ok(records) => {
-                        let mut pending = Pending::default();
-                        for (seq, rows) in records {
-                            pending.add(seq, rows);
-                        }
-                        let batch = Batch {
-                            logs: pending.logs.into_iter().map(Bytes::from).collect(),
-                            log_rows: pending.log_rows,
-                            streams: Vec::new(),
-                            token: self.token(&range),
-                        };
+                        let batch = Pending::of(records).into_batch(self.token(&range));
                         dead_letter(
                             &self.config.dead_letter_dir,
                             &batch,
@@ -420,21 +429,8 @@ impl<S: BatchSink> Batcher<S> {
         done: &mpsc::UnboundedSender<(SeqRange, u64, Outcome)>,
         flushes: &mut JoinSet<()>,
     ) {
-        let Pending {
-            logs,
-            log_rows,
-            streams,
-            records,
-            since,
-            ..
-        } = pending;
-        let mut batch = Batch {
-            logs: logs.into_iter().map(Bytes::from).collect(),
-            log_rows,
-            streams,
-            token: self.token(&range),
-        };
-        merge_stream_rows(&mut batch.streams);
+        let (records, since) = (pending.records, pending.since);
+        let batch = pending.into_batch(self.token(&range));
         self.in_flight
             .insert(*range.start(), since.unwrap_or_else(Instant::now));
         // Waiting for a permit is the back-pressure: the tail backs up meanwhile.

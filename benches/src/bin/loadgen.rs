@@ -153,36 +153,51 @@ impl Template {
         }
     }
 
+    /// The lines of a push, each starting with `nonce`+index in hex, cut into `--streams`
+    /// streams: `(stream number, lines)`.
+    fn streams(&self, args: &Args, nonce: u64) -> Vec<(usize, Vec<String>)> {
+        let per_stream = self.lines.len().div_ceil(args.streams.max(1));
+        self.lines
+            .chunks(per_stream)
+            .enumerate()
+            .map(|(s, chunk)| {
+                let lines = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("{}{}", hex(nonce, s * per_stream + i), &l[16..]))
+                    .collect();
+                (s, lines)
+            })
+            .collect()
+    }
+
     /// A body whose every line starts with `nonce`+index, in hex.
     fn body(&self, args: &Args, nonce: u64, now_ns: i64) -> Vec<u8> {
-        let hex = |i: usize| format!("{:016x}", nonce.wrapping_mul(1 << 20) + i as u64);
         match args.format {
             Format::LokiJson | Format::Jsonline => {
                 let mut body = self.body.clone();
                 for (i, &at) in self.nonce_at.iter().enumerate() {
-                    body[at..at + 16].copy_from_slice(hex(i).as_bytes());
+                    body[at..at + 16].copy_from_slice(hex(nonce, i).as_bytes());
                 }
                 body
             }
             Format::LokiProtobuf => {
-                let per_stream = self.lines.len().div_ceil(args.streams.max(1));
                 let streams = self
-                    .lines
-                    .chunks(per_stream)
-                    .enumerate()
-                    .map(|(s, chunk)| StreamAdapter {
+                    .streams(args, nonce)
+                    .into_iter()
+                    .map(|(s, lines)| StreamAdapter {
                         labels: format!(r#"{{job="loadgen", stream="{s}"}}"#),
-                        entries: chunk
-                            .iter()
+                        entries: lines
+                            .into_iter()
                             .enumerate()
-                            .map(|(i, l)| {
+                            .map(|(i, line)| {
                                 let ts = now_ns + i as i64;
                                 EntryAdapter {
                                     timestamp: Some(Timestamp {
                                         seconds: ts / 1_000_000_000,
                                         nanos: (ts % 1_000_000_000) as i32,
                                     }),
-                                    line: format!("{}{}", hex(s * per_stream + i), &l[16..]),
+                                    line,
                                     ..EntryAdapter::default()
                                 }
                             })
@@ -201,12 +216,10 @@ impl Template {
             }
             Format::Otlp => {
                 use sluice_benches::otlp;
-                let per_stream = self.lines.len().div_ceil(args.streams.max(1));
                 let resource_logs = self
-                    .lines
-                    .chunks(per_stream)
-                    .enumerate()
-                    .map(|(s, chunk)| otlp::ResourceLogs {
+                    .streams(args, nonce)
+                    .into_iter()
+                    .map(|(s, lines)| otlp::ResourceLogs {
                         resource: Some(otlp::Resource {
                             attributes: vec![
                                 otlp::attribute("service.name", "loadgen"),
@@ -218,21 +231,17 @@ impl Template {
                                 name: "loadgen".into(),
                                 version: env!("CARGO_PKG_VERSION").into(),
                             }),
-                            log_records: chunk
-                                .iter()
+                            log_records: lines
+                                .into_iter()
                                 .enumerate()
-                                .map(|(i, l)| {
+                                .map(|(i, line)| {
                                     let ts = (now_ns + i as i64) as u64;
                                     otlp::LogRecord {
                                         time_unix_nano: ts,
                                         observed_time_unix_nano: ts,
                                         severity_number: 9,
                                         severity_text: "INFO".into(),
-                                        body: otlp::string(format!(
-                                            "{}{}",
-                                            hex(s * per_stream + i),
-                                            &l[16..]
-                                        )),
+                                        body: otlp::string(line),
                                         ..otlp::LogRecord::default()
                                     }
                                 })
@@ -243,28 +252,35 @@ impl Template {
                 otlp::ExportLogsServiceRequest { resource_logs }.encode_to_vec()
             }
             Format::Clickhouse => {
-                let per_stream = self.lines.len().div_ceil(args.streams.max(1));
                 let tenant: Arc<str> = "loadgen".into();
                 let service: Arc<str> = "loadgen".into();
                 let mut out = Vec::new();
-                for (i, l) in self.lines.iter().enumerate() {
-                    let s = i / per_stream;
-                    let row = LogRow {
-                        tenant: tenant.clone(),
-                        stream_id: s as u64,
-                        timestamp: now_ns + i as i64,
-                        severity_text: "info".into(),
-                        severity_number: 9,
-                        service_name: service.clone(),
-                        body: format!("{}{}", hex(i), &l[16..]),
-                        ..LogRow::default()
-                    };
-                    store::rowbinary::put_log_row(&mut out, &row);
+                let mut i = 0;
+                for (s, lines) in self.streams(args, nonce) {
+                    for body in lines {
+                        let row = LogRow {
+                            tenant: tenant.clone(),
+                            stream_id: s as u64,
+                            timestamp: now_ns + i,
+                            severity_text: "info".into(),
+                            severity_number: 9,
+                            service_name: service.clone(),
+                            body,
+                            ..LogRow::default()
+                        };
+                        store::rowbinary::put_log_row(&mut out, &row);
+                        i += 1;
+                    }
                 }
                 out
             }
         }
     }
+}
+
+/// The 16-hex-digit nonce of line `i` of the push numbered `nonce`.
+fn hex(nonce: u64, i: usize) -> String {
+    format!("{:016x}", nonce.wrapping_mul(1 << 20) + i as u64)
 }
 
 #[derive(Default)]
