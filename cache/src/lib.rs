@@ -16,7 +16,8 @@
 //! [`Cache::stats`] run first). Hits and misses are counted by [`Cache::get`]
 //! in per-thread striped counters, so counting does not make reads contend.
 //!
-//! `unsafe` is confined to `epoch_map::raw`, the epoch map's raw core.
+//! `unsafe` is confined to the epoch map's raw cores, `epoch_map::raw` and
+//! `epoch_map::group` (the next one, see its docs).
 //!
 //! # Tests
 //!

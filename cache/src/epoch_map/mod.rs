@@ -94,6 +94,9 @@
 //! `cfg(crossbeam_loom)` dependency table) uses loom too; see the crate docs
 //! for the command.
 
+// The next raw core (std atomics and cells only, so not in loom builds yet).
+#[cfg(not(crossbeam_loom))]
+mod group;
 mod raw;
 
 use std::borrow::Borrow;
