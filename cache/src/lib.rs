@@ -16,8 +16,7 @@
 //! [`Cache::stats`] run first). Hits and misses are counted by [`Cache::get`]
 //! in per-thread striped counters, so counting does not make reads contend.
 //!
-//! `unsafe` is confined to the epoch map's raw cores, `epoch_map::raw` and
-//! `epoch_map::group` (the next one, see its docs).
+//! `unsafe` is confined to `epoch_map::group`, the epoch map's raw core.
 //!
 //! # Tests
 //!
@@ -45,8 +44,8 @@
 //!   tests default to 2. At 3, all models but `bounded_eviction_race` finish
 //!   within a few minutes; that one runs for well over a quarter of an hour.) Loom checks the atomics (orderings, interleavings) and,
 //!   through `loom::alloc::Track` values, that every value is freed; it does
-//!   not see plain memory, so publication of bucket contents is covered by
-//!   the Release/Acquire pairs on the slot pointers that carry them.
+//!   not see plain memory, so publication of slot contents is covered by the
+//!   Release/Acquire pairs on the group control words that carry them.
 //! * Read-heavy comparison with DashMap: `cargo bench -p cache --bench
 //!   read_heavy -j2`.
 //! * The contention suite, every map side by side (conc-map-bench's and

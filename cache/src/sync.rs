@@ -4,9 +4,13 @@
 //! build checks the map's atomics and the epoch machinery in one model.
 
 #[cfg(crossbeam_loom)]
-pub(crate) use loom::sync::atomic::{AtomicIsize, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicIsize, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(not(crossbeam_loom))]
-pub(crate) use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    AtomicIsize, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+};
 
 /// Number of stripes in a [`StripedCounter`]. One under loom, to keep the state
 /// space small.
@@ -54,5 +58,47 @@ impl StripedCounter {
             .map(|p| p.0.load(Ordering::Relaxed))
             .fold(0isize, |a, b| a.wrapping_add(b));
         s.max(0) as u64
+    }
+}
+
+/// One round of waiting in a spin loop: a CPU hint for the first rounds, then
+/// yielding the thread. Under loom, always a yield, which loom needs to see to
+/// schedule the thread being waited for.
+#[inline]
+pub(crate) fn spin(rounds: &mut u32) {
+    #[cfg(crossbeam_loom)]
+    {
+        let _ = rounds;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(crossbeam_loom))]
+    {
+        *rounds += 1;
+        if *rounds < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Whether this write should check the map's load: one write in 16 per thread,
+/// so that writes do not sum the length's stripes (16 cache lines) each time.
+/// Under loom, every write, so that its small models resize when they expect to.
+#[inline]
+pub(crate) fn sampled() -> bool {
+    #[cfg(crossbeam_loom)]
+    {
+        true
+    }
+    #[cfg(not(crossbeam_loom))]
+    {
+        use std::cell::Cell;
+        thread_local!(static WRITES: Cell<u32> = const { Cell::new(0) });
+        WRITES.with(|w| {
+            let n = w.get().wrapping_add(1);
+            w.set(n);
+            n % 16 == 0
+        })
     }
 }

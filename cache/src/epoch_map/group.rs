@@ -1,29 +1,34 @@
-//! The epoch map's next raw core: a table of *groups* holding entries inline, so
-//! that a hit costs one dependent cache miss (the group) instead of two or three
-//! (slot, bucket, entry) in [`super::raw`]. This step is the fixed-size table:
-//! lookups, inserts, replacements and removals with overflow chains and epoch-delayed
-//! slot reuse, and its tests. It is not wired into [`super::EpochMap`] yet: resizing
-//! (moving groups into a table twice the size) and the bounded mode come next, and
-//! then it replaces `raw`.
+//! The epoch map's raw core: a table of *groups* holding entries inline, so that a
+//! hit costs one dependent cache miss (the group), resized incrementally into a
+//! table twice (or half) the size. The only module of the crate allowed `unsafe`;
+//! [`super::EpochMap`] is the safe API over it.
 //!
 //! # Layout
 //!
-//! A group is 64-byte aligned: a state word, seven one-byte hash tags, seven CLOCK
-//! counters, an overflow pointer, then seven slots of `(hash, key, value, weight)`
-//! written in place. For `u64` keys and values a group is four cache lines on one
-//! page, the state and tags in the first. The group of a hash is `hash & mask`; a
-//! group that fills links an overflow group, and overflow groups are only ever
-//! appended, so every chain has a fixed order, head first.
+//! A group has a 16-byte *control* part, a state word and seven one-byte hash
+//! tags, and a 64-byte-aligned *body*: seven slots of `(hash, key, value,
+//! weight)` written in place, an overflow pointer and seven CLOCK counters. A
+//! table keeps the controls in one array and the bodies in another, as
+//! SwissTable keeps its control bytes apart: the control array is a sixteenth of
+//! the table for `u64` keys and values (a 32-byte slot), so it stays in the CPU's
+//! caches, and a hit misses only on its slot's line. The group of a hash is
+//! `hash & mask`; a group that fills links an overflow group (control and body in
+//! one allocation), and overflow groups are only ever appended, so every chain has
+//! a fixed order, head first.
 //!
 //! The state word holds, per slot `i`, an *occupied* bit (`i`) and a *reserved*
-//! bit (`8 + i`), and the chain's writer lock (bit 62, head groups only).
+//! bit (`8 + i`), and *linked* (bit 61: an overflow group follows); in head groups
+//! also the chain's writer lock (bit 62) and *moved* (bit 63: the chain's entries
+//! live in the next table now).
 //!
 //! # Reads
 //!
-//! A read loads the state (`Acquire`), compares the tags of the occupied slots with
-//! the hash's top seven bits and, on a match, the stored hash and the key in place.
-//! It takes no lock, retries nothing and stores nothing. It returns a reference
-//! into the slot, valid while the caller's epoch guard lives.
+//! A read loads the head's state (`Acquire`); if the chain has moved, it goes on in
+//! the next table. Otherwise it compares the tags of the occupied slots with the
+//! hash's top seven bits and, on a match, the stored hash and the key in place,
+//! group by group down the chain. It takes no lock, retries nothing and stores
+//! nothing (but for the CLOCK counter in bounded mode, see below). It returns a
+//! reference into the slot, valid while the caller's epoch guard lives.
 //!
 //! # Writes
 //!
@@ -45,13 +50,39 @@
 //!   entry, which was set before. The replacement takes effect at the clear; the
 //!   key is never seen absent, nor old after new.
 //!
+//! # Resizing
+//!
+//! Past 4 entries per group on average (of 7 slots) the table grows to twice the
+//! groups; below one entry per two groups it shrinks to half (never below its
+//! initial size). A
+//! writer that sees the load out of range installs the next table in the root's
+//! `next` (one CAS); from then on every write moves a chunk of chains. Moving a
+//! chain takes its lock for good: its entries are copied bit for bit into the
+//! next table (taking each target chain's lock: old before new, so locks never
+//! cycle), and the head is marked *moved*. The copies own the entries from then
+//! on; the old slots keep the same bits for readers still in the old table and are
+//! never dropped from there. Until its chain moves, a key's truth is the old
+//! chain, which readers read and writers write; after, it is the next table's. The
+//! thread that moves the last chain makes the next table the root and retires the
+//! old one. Nobody waits for a whole resize, and there is no global lock; a writer
+//! waits only for the move of its own chain, a bounded copy.
+//!
 //! # Reclamation
 //!
-//! A table is freed only when no deferred slot release is pending in it (no
-//! reserved bit without its occupied bit): the owner drops the occupied entries,
-//! then a deferred *reaper* frees the groups once the pending releases have run,
-//! deferring itself again while some remain. A release touches its group last when
-//! it clears its reserved bit (`Release`, paired with the reaper's `Acquire`).
+//! A table counts its pending deferred releases, in stripes, plus an *owner
+//! token* held while it is reachable. The token goes in a deferred function once
+//! the table is unlinked (so after the guards of that time), or when the map is
+//! dropped (after dropping the entries the table owns); whichever count goes last
+//! frees the table. No deferred function pins, so a collector that is shutting
+//! down can run them in any order.
+//!
+//! # Bounded mode
+//!
+//! A read in a bounded map raises the entry's CLOCK counter up to 3, only when
+//! below 3, so hot entries stop being written once saturated: the one shared store
+//! a read makes. An insert that takes the total weight over the bound runs the
+//! hand over the root's chains under their locks: an entry with counter zero is
+//! removed, others are decremented (GCLOCK).
 //!
 //! # Invariants the `unsafe` below relies on
 //!
@@ -60,14 +91,16 @@
 //! * **G2.** A slot is written only by the chain's lock holder, only while its
 //!   reserved bit is clear (after the `Acquire` load that saw it clear, which pairs
 //!   with the release's `Release` clear), and is published by the `Release` RMW that
-//!   sets its bits. Its contents never change while reserved.
-//! * **G3.** An entry is dropped only by the deferred release scheduled by the
-//!   writer that cleared its occupied bit, or by the owner at drop time, once.
-//! * **G4.** Groups are freed only by the reaper, after no release is pending and
-//!   the owner has let go of the table.
+//!   sets its bits. Its contents never change while reserved (but for the moving
+//!   of a whole chain, which copies and never changes the source).
+//! * **G3.** An entry is owned by the one slot that is occupied in a chain that has
+//!   not moved; it is dropped only by the deferred release scheduled by the writer
+//!   that cleared that occupied bit, or by the map's drop, once.
+//! * **G4.** A table and its groups are freed only when its last pending count
+//!   goes: its owner token, dropped after the table was unlinked from the root and
+//!   every guard pinned before that is gone (or when the map is dropped), and each
+//!   pending release, dropped as that release's last step.
 #![allow(unsafe_code)]
-// Wired into `EpochMap` once it resizes; until then only its tests use it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -75,17 +108,45 @@ use std::ptr;
 
 use crossbeam_epoch::Guard;
 
-// Not in loom builds yet (see `super`), so `std`'s atomics directly.
-use std::sync::atomic::{
-    AtomicPtr, AtomicU8, AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
+use crate::sync::{
+    AtomicPtr, AtomicU8, AtomicU64, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    StripedCounter, sampled, spin,
 };
 
 /// Slots per group.
-pub(crate) const SLOTS: usize = 7;
+const SLOTS: usize = 7;
 const OCCUPIED: u64 = (1 << SLOTS) - 1;
 const RESERVED_SHIFT: usize = 8;
 const LOCKED: u64 = 1 << 62;
+const MOVED: u64 = 1 << 63;
+/// In any group's state: an overflow group is linked after this one.
+const LINKED: u64 = 1 << 61;
+
+/// Load bounds, as `(numerator, denominator)` entries per group: the table grows
+/// above the first and shrinks below the second. Loom models tiny maps, so it
+/// resizes them at a handful of entries.
+#[cfg(not(crossbeam_loom))]
+const GROW_ABOVE: (usize, usize) = (4, 1);
+#[cfg(not(crossbeam_loom))]
+const SHRINK_BELOW: (usize, usize) = (1, 2);
+#[cfg(crossbeam_loom)]
+const GROW_ABOVE: (usize, usize) = (3, 4);
+#[cfg(crossbeam_loom)]
+const SHRINK_BELOW: (usize, usize) = (1, 7);
+
+/// Chains a writer moves per write while a resize is under way.
+#[cfg(not(crossbeam_loom))]
+const MOVE_CHUNK: usize = 8;
+#[cfg(crossbeam_loom)]
+const MOVE_CHUNK: usize = 1;
+
+/// Smallest table, in groups.
+const MIN_GROUPS: usize = 2;
+
+/// Largest CLOCK counter: an entry read this many times since the hand last
+/// passed survives this many passes.
+const CLOCK_MAX: u8 = 3;
 
 #[inline]
 fn occupied(i: usize) -> u64 {
@@ -109,58 +170,112 @@ fn tag(hash: u64) -> u8 {
     (hash >> 57) as u8 | 0x80
 }
 
-/// One entry, written in place in its group's slot.
-pub(crate) struct Slot<K, V> {
+/// Groups for `capacity` entries at the growth threshold.
+pub(crate) fn groups_for(capacity: usize) -> usize {
+    capacity
+        .saturating_mul(GROW_ABOVE.1)
+        .div_ceil(GROW_ABOVE.0)
+        .max(MIN_GROUPS)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << (usize::BITS - 8))
+}
+
+/// One entry, written in place in its group's slot. Never changes once published.
+pub(crate) struct Entry<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
     pub(crate) weight: u64,
 }
 
-#[repr(C, align(64))]
-struct Group<K, V> {
+/// A group's control word and tags: what a lookup reads first. Kept apart from
+/// the slots, four to a cache line, so that the control array of a large table
+/// stays in the CPU's caches and a hit misses only on its slot.
+#[repr(C, align(16))]
+struct Ctrl {
     state: AtomicU64,
     tags: [AtomicU8; 8],
-    /// GCLOCK counters, for the bounded mode (not used yet).
-    clocks: [AtomicU8; 8],
-    overflow: AtomicPtr<Group<K, V>>,
-    slots: [UnsafeCell<MaybeUninit<Slot<K, V>>>; SLOTS],
 }
 
-// SAFETY: other threads read `&K`/`&V` through a group (needs `Sync`) and drop
-// entries in deferred releases or at drop (needs `Send`); the bounds require both.
-// The cells are written only under G2's rules.
-unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Group<K, V> {}
-// SAFETY: as for `Sync`.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for Group<K, V> {}
-
-impl<K, V> Group<K, V> {
+impl Ctrl {
     fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
-            tags: Default::default(),
-            clocks: Default::default(),
-            overflow: AtomicPtr::new(ptr::null_mut()),
-            slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; SLOTS],
+            tags: std::array::from_fn(|_| AtomicU8::new(0)),
         }
+    }
+}
+
+/// A group's slots, its overflow link and its CLOCK counters.
+#[repr(C, align(64))]
+struct Body<K, V> {
+    slots: [UnsafeCell<MaybeUninit<Entry<K, V>>>; SLOTS],
+    /// Set (then `LINKED` in the state) when the group fills.
+    overflow: AtomicPtr<Overflow<K, V>>,
+    /// GCLOCK counters (bounded mode). `Relaxed` throughout: a hint for the
+    /// eviction hand that orders nothing.
+    clocks: [AtomicU8; 8],
+}
+
+impl<K, V> Body<K, V> {
+    fn new() -> Self {
+        Self {
+            slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; SLOTS],
+            overflow: AtomicPtr::new(ptr::null_mut()),
+            clocks: std::array::from_fn(|_| AtomicU8::new(0)),
+        }
+    }
+}
+
+/// An overflow group, allocated on its own and linked from the group before it.
+struct Overflow<K, V> {
+    ctrl: Ctrl,
+    body: Body<K, V>,
+}
+
+/// A group: its control word and its body, in a table's arrays or in an
+/// overflow allocation.
+struct Group<'a, K, V> {
+    ctrl: &'a Ctrl,
+    body: &'a Body<K, V>,
+}
+
+impl<K, V> Clone for Group<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for Group<'_, K, V> {}
+
+// SAFETY: other threads read `&K`/`&V` through a body (needs `Sync`) and drop
+// entries in deferred releases or at drop (needs `Send`); the bounds require both.
+// The cells are written only under G2's rules.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Body<K, V> {}
+// SAFETY: as for `Sync`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Body<K, V> {}
+
+impl<'a, K, V> Group<'a, K, V> {
+    /// Whether this is the group `other` is.
+    fn is(self, other: Group<'_, K, V>) -> bool {
+        ptr::eq(self.ctrl, other.ctrl)
     }
 
     /// The entry in slot `i`.
     ///
     /// # Safety
-    /// Slot `i` is reserved (G1), and stays so while the reference lives: it was
-    /// seen occupied or reserved under a guard that outlives `'a`, or the caller
-    /// holds the chain's lock and does not release the slot meanwhile.
+    /// Slot `i` is reserved (G1) and its table is not freed while the reference
+    /// lives: it was seen occupied under a guard that outlives `'b` (G3, G4), or
+    /// the caller holds the chain's lock and does not release the slot meanwhile.
     #[inline]
-    unsafe fn slot<'a>(&self, i: usize) -> &'a Slot<K, V> {
-        // SAFETY: initialised by G1; not freed while reserved, and the group
-        // itself outlives `'a` by the caller's contract.
-        unsafe { &*(*self.slots[i].get()).as_ptr() }
+    unsafe fn entry<'b>(self, i: usize) -> &'b Entry<K, V> {
+        // SAFETY: initialised by G1; not freed for `'b` by the caller's contract.
+        unsafe { &*(*self.body.slots[i].get()).as_ptr() }
     }
 
-    /// The occupied slot of this group holding `hash` and a key `eq` accepts.
+    /// The occupied slot of this group, in `state`, holding `hash` and a key
+    /// `eq` accepts.
     #[inline]
-    fn find(&self, state: u64, hash: u64, eq: &impl Fn(&K) -> bool) -> Option<usize> {
+    fn find(self, state: u64, hash: u64, eq: &impl Fn(&K) -> bool) -> Option<usize> {
         let t = tag(hash);
         let mut m = state & OCCUPIED;
         while m != 0 {
@@ -168,11 +283,11 @@ impl<K, V> Group<K, V> {
             m &= m - 1;
             // Relaxed: the tag was written before the Release RMW that set the
             // occupied bit this thread loaded with Acquire.
-            if self.tags[i].load(Relaxed) == t {
-                // SAFETY: occupied in a state loaded by this thread, which holds a
-                // guard (readers) or the lock (writers); see `slot`.
-                let s = unsafe { self.slot(i) };
-                if s.hash == hash && eq(&s.key) {
+            if self.ctrl.tags[i].load(Relaxed) == t {
+                // SAFETY: occupied in a state loaded by this thread, which holds
+                // a guard (readers) or the lock (writers); see `entry`.
+                let e = unsafe { self.entry(i) };
+                if e.hash == hash && eq(&e.key) {
                     return Some(i);
                 }
             }
@@ -180,41 +295,63 @@ impl<K, V> Group<K, V> {
         None
     }
 
-    /// The next group of the chain.
+    /// The next group of the chain, given this group's `state`.
     #[inline]
-    fn next(&self) -> Option<&Group<K, V>> {
+    fn next_after(self, state: u64) -> Option<Group<'a, K, V>> {
+        if state & LINKED == 0 {
+            return None;
+        }
         // Acquire: pairs with the Release store that linked the group after
         // initialising it.
-        let p = self.overflow.load(Acquire);
-        // SAFETY: overflow groups are freed with their table only (G4), which
-        // outlives `&self`.
-        unsafe { p.as_ref() }
+        let p = self.body.overflow.load(Acquire);
+        // SAFETY: `LINKED` is set after the pointer; overflow groups are freed
+        // with their table only (G4), which outlives `'a`.
+        let o = unsafe { &*p };
+        Some(Group {
+            ctrl: &o.ctrl,
+            body: &o.body,
+        })
+    }
+
+    /// The next group of the chain.
+    #[inline]
+    fn next(self) -> Option<Group<'a, K, V>> {
+        // Acquire: pairs with the Release RMW that set `LINKED`.
+        self.next_after(self.ctrl.state.load(Acquire))
+    }
+
+    /// This group and the overflow groups after it.
+    fn chain(self) -> impl Iterator<Item = Group<'a, K, V>> {
+        std::iter::successors(Some(self), |g| g.next())
+    }
+
+    /// Raises slot `i`'s CLOCK counter, writing only while below the ceiling.
+    #[inline]
+    fn touch(self, i: usize) {
+        let c = self.body.clocks[i].load(Relaxed);
+        if c < CLOCK_MAX {
+            self.body.clocks[i].store(c + 1, Relaxed);
+        }
     }
 }
 
-/// What a write did; references are valid while the guard passed in lives.
-pub(crate) enum Written<'g, K, V> {
-    /// The key was absent; this is the new entry.
-    Inserted(&'g Slot<K, V>),
-    /// The key was present; this was its entry, now replaced.
-    Replaced(&'g Slot<K, V>),
-    /// Insert-if-absent found the key; this is its entry, unchanged.
-    Existing(&'g Slot<K, V>),
-}
-
-/// A fixed-size table of groups. See the module docs.
-pub(crate) struct GroupTable<K, V> {
-    groups: *mut [Group<K, V>],
-    mask: usize,
-}
-
-// SAFETY: shares entries as `Group` does.
-unsafe impl<K: Send + Sync, V: Send + Sync> Send for GroupTable<K, V> {}
-// SAFETY: as for `Send`.
-unsafe impl<K: Send + Sync, V: Send + Sync> Sync for GroupTable<K, V> {}
-
 /// A chain's writer lock, released on drop.
 struct ChainLock<'a>(&'a AtomicU64);
+
+impl ChainLock<'_> {
+    /// Flips `bits` of `g`'s state (bits the lock holder knows the value of) with
+    /// `Release`, and releases the lock, in one RMW when `g` is the chain's head.
+    fn flip_and_unlock<K, V>(self, g: Group<'_, K, V>, bits: u64) {
+        if ptr::eq(self.0, &g.ctrl.state) {
+            // Release: publishes the slot writes (G2) and hands the chain to the
+            // next holder (pairs with its Acquire CAS).
+            self.0.fetch_xor(bits | LOCKED, Release);
+            std::mem::forget(self);
+        } else {
+            g.ctrl.state.fetch_xor(bits, Release);
+        }
+    }
+}
 
 impl Drop for ChainLock<'_> {
     fn drop(&mut self) {
@@ -223,315 +360,894 @@ impl Drop for ChainLock<'_> {
     }
 }
 
-impl<K, V> GroupTable<K, V>
+/// Takes the lock of the chain at `head`, unless the chain has moved.
+fn lock_chain<K, V>(head: Group<'_, K, V>) -> Option<ChainLock<'_>> {
+    let state = &head.ctrl.state;
+    let mut spins = 0u32;
+    loop {
+        // Acquire: a moved chain's entries are read in the next table, whose
+        // link this orders after (pairs with the Release that set MOVED).
+        let s = state.load(Acquire);
+        if s & MOVED != 0 {
+            return None;
+        }
+        // Acquire: pairs with the Release that unlocked, so the previous
+        // holder's writes are visible.
+        if s & LOCKED == 0
+            && state
+                .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+                .is_ok()
+        {
+            return Some(ChainLock(state));
+        }
+        spin(&mut spins);
+    }
+}
+
+/// The group and slot of the occupied entry for `hash` and `eq`, under the lock.
+fn find_locked<'a, K, V>(
+    head: Group<'a, K, V>,
+    hash: u64,
+    eq: &impl Fn(&K) -> bool,
+) -> Option<(Group<'a, K, V>, usize)> {
+    head.chain().find_map(|g| {
+        // Acquire: as in `RawMap::get`.
+        g.find(g.ctrl.state.load(Acquire), hash, eq).map(|i| (g, i))
+    })
+}
+
+/// A slot with its reserved bit clear, at or after `from` in chain order,
+/// linking a new overflow group when the chain has none. Under the lock.
+fn free_slot<K, V>(from: Group<'_, K, V>) -> (Group<'_, K, V>, usize) {
+    let mut g = from;
+    loop {
+        // Acquire: pairs with a release's Release clear of the reserved bit, so
+        // its drop happened before the slot is overwritten (G2).
+        let state = g.ctrl.state.load(Acquire);
+        let used = reserved_set(state);
+        if used != OCCUPIED {
+            return (g, (!used & OCCUPIED).trailing_zeros() as usize);
+        }
+        match g.next_after(state) {
+            Some(n) => g = n,
+            None => {
+                let o = Box::into_raw(Box::new(Overflow {
+                    ctrl: Ctrl::new(),
+                    body: Body::new(),
+                }));
+                // Release (both): the group is initialised before readers
+                // reach it through the pointer, and the pointer before `LINKED`.
+                g.body.overflow.store(o, Release);
+                g.ctrl.state.fetch_or(LINKED, Release);
+                // SAFETY: just allocated; freed with the table (G4).
+                let o = unsafe { &*o };
+                let n = Group {
+                    ctrl: &o.ctrl,
+                    body: &o.body,
+                };
+                return (n, 0);
+            }
+        }
+    }
+}
+
+/// Writes `entry` into free slot `i` of `g` with its tag and CLOCK counter. Does
+/// not publish it.
+///
+/// # Safety
+/// The caller holds the chain's lock and slot `i`'s reserved bit is clear (G2).
+unsafe fn fill<K, V>(g: Group<'_, K, V>, i: usize, entry: Entry<K, V>, clock: u8) {
+    g.ctrl.tags[i].store(tag(entry.hash), Relaxed);
+    g.body.clocks[i].store(clock, Relaxed);
+    // SAFETY: the caller's contract.
+    unsafe { (*g.body.slots[i].get()).write(entry) };
+}
+
+/// Schedules the drop of slot `i` of `g` (in `table`) and the clearing of its
+/// reserved bit for when no guard pinned now remains. Counted in the table's
+/// pending releases until it has run.
+fn release<K: Send + 'static, V: Send + 'static>(
+    table: &Table<K, V>,
+    g: Group<'_, K, V>,
+    i: usize,
+    guard: &Guard,
+) {
+    let stripe = table.pending.up();
+    let t = table as *const Table<K, V> as usize;
+    let ctrl = g.ctrl as *const Ctrl as usize;
+    // Three words, so that crossbeam-epoch stores the closure inline instead of
+    // boxing it: the slot and the stripe ride in the body pointer's low bits
+    // (a body is 64-byte aligned; `i < 8`, `stripe < 8`).
+    let body = g.body as *const Body<K, V> as usize | i | stripe << 3;
+    // SAFETY: the closure runs after every guard that could read the slot is gone
+    // (G3), and before the table is freed: it holds one of the table's pending
+    // counts until its last step (G4). `K` and `V` are `Send + 'static`.
+    unsafe {
+        guard.defer_unchecked(move || {
+            let (i, stripe) = (body & 7, body >> 3 & 7);
+            let body = &*((body & !63) as *const Body<K, V>);
+            ptr::drop_in_place((*body.slots[i].get()).as_mut_ptr());
+            // Release: pairs with the Acquire loads of `free_slot`.
+            (*(ctrl as *const Ctrl))
+                .state
+                .fetch_and(!reserved(i), Release);
+            Table::down(t as *mut Table<K, V>, stripe);
+        });
+    }
+}
+
+/// Stripes of a table's pending-release count (at most 8: see `release`).
+#[cfg(not(crossbeam_loom))]
+const PENDING_STRIPES: usize = 8;
+#[cfg(crossbeam_loom)]
+const PENDING_STRIPES: usize = 1;
+
+// `release` packs a slot index and a stripe into a body pointer's low bits.
+const _: () = assert!(SLOTS <= 8 && PENDING_STRIPES <= 8);
+
+/// One stripe on its own cache line.
+#[repr(align(128))]
+struct Stripe(AtomicUsize);
+
+/// How many deferred releases of a table have not run yet, plus one *owner
+/// token* held while the table is reachable (dropped once it is unlinked and the
+/// guards of that time are gone, or when the map is dropped). Striped so that
+/// writers to different chains do not contend; the last count to go frees the
+/// table.
+///
+/// A table gets no new release once its owner token is dropped (writers stop at
+/// moved chains, and a dropped map has none), so after that every stripe only
+/// falls, and all stripes seen at zero means none will rise again.
+struct Pending {
+    stripes: [Stripe; PENDING_STRIPES],
+    /// Set by the one thread that frees the table.
+    freed: AtomicU8,
+}
+
+impl Pending {
+    fn new() -> Self {
+        let p = Self {
+            stripes: std::array::from_fn(|_| Stripe(AtomicUsize::new(0))),
+            freed: AtomicU8::new(0),
+        };
+        // The owner token.
+        p.stripes[0].0.store(1, Relaxed);
+        p
+    }
+
+    /// Counts one more pending release; returns its stripe.
+    fn up(&self) -> usize {
+        // Spread by the calling thread's stack address: stable per thread and
+        // distinct between threads, with no thread-local lookup.
+        let probe = 0u8;
+        let s = (&probe as *const u8 as usize >> 12) % PENDING_STRIPES;
+        // Relaxed: the count is raised before the release is deferred, on this
+        // thread; only its fall orders anything (`down`).
+        self.stripes[s].0.fetch_add(1, Relaxed);
+        s
+    }
+
+    /// Whether every stripe is zero.
+    fn all_zero(&self) -> bool {
+        // Acquire: pairs with the AcqRel decrements, so every release's work
+        // happened before the table is freed.
+        self.stripes.iter().all(|s| s.0.load(Acquire) == 0)
+    }
+}
+
+/// One table: the groups and, during a resize, the next table.
+struct Table<K, V> {
+    ctrls: Box<[Ctrl]>,
+    bodies: Box<[Body<K, V>]>,
+    mask: usize,
+    /// The table this one is being moved into; null when no resize is under way.
+    next: AtomicPtr<Table<K, V>>,
+    /// Chains handed out to movers so far.
+    claimed: AtomicUsize,
+    /// Chains moved so far.
+    moved: AtomicUsize,
+    /// Pending releases and the owner token: see [`Pending`].
+    pending: Pending,
+}
+
+impl<K, V> Table<K, V> {
+    fn new(groups: usize) -> Self {
+        Self {
+            ctrls: (0..groups).map(|_| Ctrl::new()).collect(),
+            bodies: (0..groups).map(|_| Body::new()).collect(),
+            mask: groups - 1,
+            next: AtomicPtr::new(ptr::null_mut()),
+            claimed: AtomicUsize::new(0),
+            moved: AtomicUsize::new(0),
+            pending: Pending::new(),
+        }
+    }
+
+    /// Drops one count of stripe `stripe` of `table`'s pending releases (stripe 0
+    /// for the owner token), freeing the table when it was the last.
+    ///
+    /// # Safety
+    /// The caller holds that count, and does not touch the table afterwards.
+    unsafe fn down(table: *mut Table<K, V>, stripe: usize) {
+        // SAFETY: allocated while a count is held.
+        let t = unsafe { &*table };
+        // AcqRel: Release orders this holder's work before the free; Acquire
+        // (with `all_zero`'s) orders the others' before it, if this thread frees.
+        if t.pending.stripes[stripe].0.fetch_sub(1, AcqRel) == 1
+            && t.pending.all_zero()
+            && t.pending.freed.swap(1, AcqRel) == 0
+        {
+            // SAFETY: no count is left, none can be taken any more (see
+            // `Pending`), and `freed` makes this the only free.
+            drop(unsafe { Box::from_raw(table) });
+        }
+    }
+
+    /// Number of groups (chains).
+    #[inline]
+    fn len(&self) -> usize {
+        self.ctrls.len()
+    }
+
+    /// The head group of chain `j`.
+    #[inline]
+    fn group(&self, j: usize) -> Group<'_, K, V> {
+        Group {
+            ctrl: &self.ctrls[j],
+            body: &self.bodies[j],
+        }
+    }
+
+    #[inline]
+    fn head(&self, hash: u64) -> Group<'_, K, V> {
+        self.group(hash as usize & self.mask)
+    }
+
+    /// The head groups of every chain.
+    fn heads(&self) -> impl Iterator<Item = Group<'_, K, V>> {
+        (0..self.len()).map(|j| self.group(j))
+    }
+
+    /// The table being filled from this one.
+    ///
+    /// # Safety
+    /// A resize of this table is under way (a chain was seen moved, or `next`
+    /// non-null), so `next` is set, and the caller's guard keeps it.
+    #[inline]
+    unsafe fn next_table<'g>(&self) -> &'g Table<K, V> {
+        // Acquire: pairs with the Release CAS that installed it.
+        let n = self.next.load(Acquire);
+        debug_assert!(!n.is_null());
+        // SAFETY: the caller's contract; a table is freed only after it is
+        // unlinked and the guards of that time are gone (G4).
+        unsafe { &*n }
+    }
+}
+
+impl<K, V> Drop for Table<K, V> {
+    fn drop(&mut self) {
+        // The entries are dropped (or moved out) before: only the overflow
+        // groups are left to free.
+        for body in self.bodies.iter() {
+            let mut p = body.overflow.load(Relaxed);
+            while !p.is_null() {
+                // SAFETY: overflow groups are owned by their table, freed once here.
+                let o = unsafe { Box::from_raw(p) };
+                p = o.body.overflow.load(Relaxed);
+            }
+        }
+    }
+}
+
+/// What a write found and did.
+pub(crate) enum Outcome<'g, K, V> {
+    /// The key was absent; this new entry is in.
+    Inserted(&'g Entry<K, V>),
+    /// The key was present; this (now released) entry was replaced.
+    Replaced(&'g Entry<K, V>),
+    /// Insert-if-absent found this entry and left it; the new entry was dropped.
+    Existing(&'g Entry<K, V>),
+    /// Bounded mode: the entry alone outweighs the bound; it was dropped.
+    Rejected,
+}
+
+impl<K, V> Outcome<'_, K, V> {
+    /// The variant's name, for messages.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Outcome::Inserted(_) => "inserted",
+            Outcome::Replaced(_) => "replaced",
+            Outcome::Existing(_) => "existing",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// The hash table. Hashing and the safe API are in [`super::EpochMap`].
+pub(crate) struct RawMap<K, V> {
+    root: AtomicPtr<Table<K, V>>,
+    len: StripedCounter,
+    weight: StripedCounter,
+    /// The table never shrinks below this many groups.
+    min_groups: usize,
+    /// Bound on the total weight; `u64::MAX` for an unbounded map.
+    max_weight: u64,
+    /// CLOCK hand: the next root chain the evictor looks at.
+    hand: AtomicUsize,
+    evictions: AtomicU64,
+    resizes: AtomicU64,
+}
+
+// SAFETY: the map shares entries as `Group` does.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for RawMap<K, V> {}
+// SAFETY: as for `Send`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for RawMap<K, V> {}
+
+impl<K, V> RawMap<K, V> {
+    pub(crate) fn new(capacity: usize, max_weight: u64) -> Self {
+        let groups = groups_for(capacity);
+        Self {
+            root: AtomicPtr::new(Box::into_raw(Box::new(Table::new(groups)))),
+            len: StripedCounter::new(),
+            weight: StripedCounter::new(),
+            min_groups: groups,
+            max_weight,
+            hand: AtomicUsize::new(0),
+            evictions: AtomicU64::new(0),
+            resizes: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.sum() as usize
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        if self.is_bounded() {
+            self.weight.sum()
+        } else {
+            self.len.sum()
+        }
+    }
+
+    pub(crate) fn max_weight(&self) -> u64 {
+        self.max_weight
+    }
+
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.max_weight != u64::MAX
+    }
+
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Relaxed)
+    }
+
+    pub(crate) fn resizes(&self) -> u64 {
+        self.resizes.load(Relaxed)
+    }
+
+    /// Groups of the current root table.
+    pub(crate) fn groups(&self, guard: &Guard) -> usize {
+        self.root(guard).len()
+    }
+
+    /// Whether a resize is under way.
+    pub(crate) fn is_resizing(&self, guard: &Guard) -> bool {
+        // Relaxed: only nullness is used.
+        !self.root(guard).next.load(Relaxed).is_null()
+    }
+
+    #[inline]
+    fn root<'g>(&self, _guard: &'g Guard) -> &'g Table<K, V> {
+        // Acquire: pairs with the Release CAS in `finish` that installs a new
+        // root (the first is published by whatever shared the map).
+        let t = self.root.load(Acquire);
+        // SAFETY: never null; a table loaded from `root` under a guard is freed
+        // only after that guard is gone (G4).
+        unsafe { &*t }
+    }
+
+    /// Appends to `out` every entry reachable from chain `j` of `t` (a table
+    /// loaded under a guard that lives for `'g`) whose hash
+    /// satisfies `hash & fmask == fval`, following moved chains into later tables:
+    /// each key along exactly one path, however many resizes happened since, and
+    /// once.
+    fn visit<'g>(
+        t: &'g Table<K, V>,
+        j: usize,
+        (fmask, fval): (usize, usize),
+        out: &mut Vec<&'g Entry<K, V>>,
+    ) where
+        K: Eq,
+    {
+        // Chain `j` holds only hashes with `hash & t.mask == j`. Both masks are
+        // low-bit masks, so the two conditions together are the finer one, or
+        // nothing when they disagree: then no key of this path is here. So two
+        // paths that split in a grown table and meet again in a shrunk one each
+        // keep only their own keys.
+        let (fmask, fval) = if t.mask > fmask {
+            if j & fmask != fval {
+                return;
+            }
+            (t.mask, j)
+        } else {
+            if fval & t.mask != j {
+                return;
+            }
+            (fmask, fval)
+        };
+        let head = t.group(j);
+        // Acquire: as in `get`.
+        if head.ctrl.state.load(Acquire) & MOVED != 0 {
+            // SAFETY: a chain moved, so `next` is set.
+            let n: &'g Table<K, V> = unsafe { t.next_table() };
+            if n.len() > t.len() {
+                Self::visit(n, j, (fmask, fval), out);
+                Self::visit(n, j + t.len(), (fmask, fval), out);
+            } else {
+                Self::visit(n, j & n.mask, (fmask, fval), out);
+            }
+            return;
+        }
+        let start = out.len();
+        for g in head.chain() {
+            // Acquire: as in `get`.
+            let mut m = g.ctrl.state.load(Acquire) & OCCUPIED;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                // SAFETY: occupied when loaded under `guard` (G3, G4).
+                let e = unsafe { g.entry(i) };
+                if e.hash as usize & fmask == fval {
+                    out.push(e);
+                }
+            }
+        }
+        // The scan can meet a key twice: replaced (or removed and inserted again)
+        // into a later group of the chain after the scan passed its first slot.
+        // Keep the later, newer one. A chain holds a handful of entries.
+        let mut k = start;
+        while k < out.len() {
+            if out[k + 1..].iter().any(|e| e.key == out[k].key) {
+                out.remove(k);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    /// Iterates over the entries, one root chain at a time.
+    pub(crate) fn iter<'g>(&'g self, guard: &'g Guard) -> RawIter<'g, K, V> {
+        let table = self.root(guard);
+        RawIter {
+            table,
+            next_chain: 0,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl<K, V> RawMap<K, V>
 where
     K: Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// A table with `groups` groups (a power of two).
-    pub(crate) fn new(groups: usize) -> Self {
-        assert!(groups.is_power_of_two());
-        let b: Box<[Group<K, V>]> = (0..groups).map(|_| Group::new()).collect();
-        Self {
-            groups: Box::into_raw(b),
-            mask: groups - 1,
-        }
-    }
-
-    #[inline]
-    fn head(&self, hash: u64) -> &Group<K, V> {
-        // SAFETY: the groups live until the table is dropped (G4).
-        let groups = unsafe { &*self.groups };
-        &groups[hash as usize & self.mask]
-    }
-
-    /// The entry for `hash` whose key `eq` accepts.
+    /// The entry for `hash` whose key `eq` accepts. Stores nothing but, with
+    /// `touch` in bounded mode, the CLOCK counter when below its ceiling.
     #[inline]
     pub(crate) fn get<'g>(
-        &'g self,
+        &self,
         hash: u64,
         eq: impl Fn(&K) -> bool,
-        _guard: &'g Guard,
-    ) -> Option<&'g Slot<K, V>> {
-        let mut g = self.head(hash);
-        loop {
+        touch: bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let mut t = self.root(guard);
+        'table: loop {
+            let head = t.head(hash);
             // Acquire: pairs with the Release RMW that set an occupied bit after
-            // writing the slot (G2).
-            let state = g.state.load(Acquire);
-            if let Some(i) = g.find(state, hash, &eq) {
-                // SAFETY: occupied when loaded under `_guard`: a removal defers
-                // the drop past this guard (G3).
-                return Some(unsafe { g.slot(i) });
+            // writing the slot (G2), and with the one that set MOVED.
+            let mut state = head.ctrl.state.load(Acquire);
+            if state & MOVED != 0 {
+                // SAFETY: a chain moved, so `next` is set.
+                t = unsafe { t.next_table() };
+                continue 'table;
             }
-            g = g.next()?;
-        }
-    }
-
-    fn lock<'a>(&self, head: &'a Group<K, V>) -> ChainLock<'a> {
-        let mut spins = 0u32;
-        loop {
-            let s = head.state.load(Relaxed);
-            // Acquire: pairs with the Release that unlocked, so the previous
-            // holder's writes are visible.
-            if s & LOCKED == 0
-                && head
-                    .state
-                    .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
-                    .is_ok()
-            {
-                return ChainLock(&head.state);
-            }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
-
-    /// The group and slot of the occupied entry for `hash` and `eq`, under the lock.
-    fn find_locked<'a>(
-        head: &'a Group<K, V>,
-        hash: u64,
-        eq: &impl Fn(&K) -> bool,
-    ) -> Option<(&'a Group<K, V>, usize)> {
-        let mut g = head;
-        loop {
-            if let Some(i) = g.find(g.state.load(Acquire), hash, eq) {
-                return Some((g, i));
-            }
-            g = g.next()?;
-        }
-    }
-
-    /// A slot with its reserved bit clear, at or after `from` in chain order,
-    /// linking a new overflow group when the chain has none. Under the lock.
-    fn free_slot(from: &Group<K, V>) -> (&Group<K, V>, usize) {
-        let mut g = from;
-        loop {
-            // Acquire: pairs with a release's Release clear of the reserved bit,
-            // so its drop happened before this slot is overwritten (G2).
-            let used = reserved_set(g.state.load(Acquire));
-            if used != OCCUPIED {
-                return (g, (!used & OCCUPIED).trailing_zeros() as usize);
-            }
-            match g.next() {
-                Some(n) => g = n,
-                None => {
-                    let n = Box::into_raw(Box::new(Group::new()));
-                    // Release: the group is initialised before readers reach it.
-                    g.overflow.store(n, Release);
-                    // SAFETY: just allocated; freed with the table (G4).
-                    return (unsafe { &*n }, 0);
+            let mut g = head;
+            loop {
+                if let Some(i) = g.find(state, hash, &eq) {
+                    if touch && self.is_bounded() {
+                        g.touch(i);
+                    }
+                    // SAFETY: occupied when loaded under `guard`: a removal defers
+                    // the drop past it (G3), and the table outlives it (G4).
+                    return Some(unsafe { g.entry(i) });
                 }
+                g = g.next_after(state)?;
+                // Acquire: as above.
+                state = g.ctrl.state.load(Acquire);
             }
         }
     }
 
-    /// Schedules the drop of slot `i` of `g` and the clearing of its reserved bit
-    /// for when no guard pinned now remains.
-    fn release(g: &Group<K, V>, i: usize, guard: &Guard) {
-        let g = g as *const Group<K, V> as usize;
-        // SAFETY: the closure runs after every guard that could read the slot is
-        // gone (G3), and before the groups are freed: the reaper waits for this
-        // reserved bit (G4). `K` and `V` are `Send + 'static`.
-        unsafe {
-            guard.defer_unchecked(move || {
-                let g = &*(g as *const Group<K, V>);
-                ptr::drop_in_place((*g.slots[i].get()).as_mut_ptr());
-                // Release: pairs with the Acquire loads of `free_slot` and the
-                // reaper; the group is not touched after this.
-                g.state.fetch_and(!reserved(i), Release);
-            });
+    /// Locks the chain holding the truth for `hash`, moving on to later tables
+    /// past moved chains. Returns the table and the lock.
+    fn lock_for<'g>(&self, hash: u64, guard: &'g Guard) -> (&'g Table<K, V>, ChainLock<'g>) {
+        let mut t = self.root(guard);
+        loop {
+            match lock_chain(t.head(hash)) {
+                Some(lock) => return (t, lock),
+                // SAFETY: a chain moved, so `next` is set.
+                None => t = unsafe { t.next_table() },
+            }
         }
     }
 
-    /// Inserts `key`/`value`, replacing the entry of an equal key unless
-    /// `if_absent`.
+    /// Inserts `entry`, replacing the entry of an equal key unless `if_absent`.
     pub(crate) fn insert<'g>(
-        &'g self,
-        hash: u64,
-        key: K,
-        value: V,
-        weight: u64,
+        &self,
+        entry: Entry<K, V>,
         if_absent: bool,
         guard: &'g Guard,
-    ) -> Written<'g, K, V>
+    ) -> Outcome<'g, K, V>
     where
         K: Eq,
     {
-        let head = self.head(hash);
-        let _lock = self.lock(head);
-        let old = Self::find_locked(head, hash, &|k: &K| *k == key);
+        let hash = entry.hash;
+        if entry.weight > self.max_weight {
+            // The caller meant to replace the key's value: drop the old one too.
+            let key = &entry.key;
+            self.remove(hash, |k| k == key, guard);
+            return Outcome::Rejected;
+        }
+        let (t, lock) = self.lock_for(hash, guard);
+        let head = t.head(hash);
+        let old = find_locked(head, hash, &|k: &K| *k == entry.key);
         if let (true, Some((g, i))) = (if_absent, old) {
+            drop(lock);
             // SAFETY: occupied under the lock and `guard`.
-            return Written::Existing(unsafe { g.slot(i) });
+            return Outcome::Existing(unsafe { g.entry(i) });
         }
+        let weight = entry.weight;
+        let mut check = false;
         // Forward of the old entry's group only: see "Writes" in the module docs.
-        let (g, i) = Self::free_slot(old.map_or(head, |(g, _)| g));
-        // SAFETY: reserved bit clear, lock held (G2).
-        unsafe {
-            (*g.slots[i].get()).write(Slot {
-                hash,
-                key,
-                value,
-                weight,
-            });
-        }
-        g.tags[i].store(tag(hash), Relaxed);
-        g.clocks[i].store(0, Relaxed);
-        match old {
-            Some((og, oi)) if ptr::eq(og, g) => {
-                // One RMW: publish the new slot and retire the old one together.
-                // Release: publishes the slot (G2).
-                g.state
-                    .fetch_xor(occupied(i) | reserved(i) | occupied(oi), Release);
-            }
+        let (g, i) = free_slot(old.map_or(head, |(g, _)| g));
+        // SAFETY: lock held, reserved bit clear (G2).
+        unsafe { fill(g, i, entry, 0) };
+        let out = match old {
             Some((og, oi)) => {
-                g.state.fetch_or(occupied(i) | reserved(i), Release);
-                og.state.fetch_and(!occupied(oi), Release);
+                if og.is(g) {
+                    // One RMW publishes the new slot and retires the old one.
+                    lock.flip_and_unlock(g, occupied(i) | reserved(i) | occupied(oi));
+                } else {
+                    // New first: see "Writes" in the module docs.
+                    // Release: publishes the slot (G2).
+                    g.ctrl.state.fetch_or(occupied(i) | reserved(i), Release);
+                    lock.flip_and_unlock(og, occupied(oi));
+                }
+                // Unlocked: the old slot stays reserved until its release.
+                release(t, og, oi, guard);
+                // SAFETY: reserved until the release, which waits for `guard`.
+                let o = unsafe { og.entry(oi) };
+                self.weigh(hash, weight as isize - o.weight as isize);
+                Outcome::Replaced(o)
             }
             None => {
-                g.state.fetch_or(occupied(i) | reserved(i), Release);
+                lock.flip_and_unlock(g, occupied(i) | reserved(i));
+                check = self.count(hash, 1);
+                self.weigh(hash, weight as isize);
+                // SAFETY: published; released only after `guard` is gone.
+                Outcome::Inserted(unsafe { g.entry(i) })
             }
+        };
+        self.after_write(check, guard);
+        if self.is_bounded() && self.weight() > self.max_weight {
+            self.evict(guard);
         }
-        match old {
-            Some((og, oi)) => {
-                Self::release(og, oi, guard);
-                // SAFETY: reserved until the release, which waits for `guard`.
-                Written::Replaced(unsafe { og.slot(oi) })
-            }
-            // SAFETY: just published; released only after `guard` is gone.
-            None => Written::Inserted(unsafe { g.slot(i) }),
-        }
+        out
     }
 
     /// Removes the entry for `hash` whose key `eq` accepts.
     pub(crate) fn remove<'g>(
-        &'g self,
+        &self,
         hash: u64,
         eq: impl Fn(&K) -> bool,
         guard: &'g Guard,
-    ) -> Option<&'g Slot<K, V>> {
-        let head = self.head(hash);
-        let _lock = self.lock(head);
-        let (g, i) = Self::find_locked(head, hash, &eq)?;
-        g.state.fetch_and(!occupied(i), Release);
-        Self::release(g, i, guard);
+    ) -> Option<&'g Entry<K, V>> {
+        let (t, lock) = self.lock_for(hash, guard);
+        let Some((g, i)) = find_locked(t.head(hash), hash, &eq) else {
+            drop(lock);
+            // Misses too keep a resize moving on a map that sees only them.
+            self.after_write(false, guard);
+            return None;
+        };
+        lock.flip_and_unlock(g, occupied(i));
+        let out = Some(self.unlinked(t, g, i, guard));
+        self.after_write(out.is_some_and(|(_, check)| check), guard);
+        out.map(|(e, _)| e)
+    }
+
+    /// Book-keeping after occupied slot `i` of `g` was cleared: schedules its
+    /// release and counts it out. Also says whether to check the load (see
+    /// [`sampled`]).
+    fn unlinked<'g>(
+        &self,
+        t: &Table<K, V>,
+        g: Group<'_, K, V>,
+        i: usize,
+        guard: &'g Guard,
+    ) -> (&'g Entry<K, V>, bool) {
+        release(t, g, i, guard);
         // SAFETY: reserved until the release, which waits for `guard`.
-        Some(unsafe { g.slot(i) })
+        let e = unsafe { g.entry(i) };
+        let check = self.count(e.hash, -1);
+        self.weigh(e.hash, -(e.weight as isize));
+        (e, check)
     }
 
-    /// Calls `f` on every occupied entry (weakly consistent).
-    pub(crate) fn for_each<'g>(&'g self, _guard: &'g Guard, mut f: impl FnMut(&'g Slot<K, V>)) {
-        // SAFETY: the groups live as long as the table (G4).
-        for head in unsafe { &*self.groups } {
-            let mut g = head;
-            loop {
-                let mut m = g.state.load(Acquire) & OCCUPIED;
+    /// Counts an entry in or out; whether this write should check the load.
+    #[inline]
+    fn count(&self, hash: u64, delta: isize) -> bool {
+        self.len.add(hash, delta);
+        sampled()
+    }
+
+    /// Weights are kept in bounded mode only (an unbounded map reports its
+    /// length as its weight), which spares unbounded writes an atomic.
+    #[inline]
+    fn weigh(&self, hash: u64, delta: isize) {
+        if self.is_bounded() && delta != 0 {
+            self.weight.add(hash, delta);
+        }
+    }
+
+    /// After a write: helps a resize under way, or, if `check`, starts one when
+    /// the load has left its range.
+    fn after_write(&self, check: bool, guard: &Guard) {
+        let t = self.root(guard);
+        // Acquire: pairs with the CAS below (by another thread).
+        if !t.next.load(Acquire).is_null() {
+            self.help(t, guard);
+            return;
+        }
+        if !check {
+            return;
+        }
+        let n = t.len();
+        let len = self.len();
+        let target = if len.saturating_mul(GROW_ABOVE.1) > n * GROW_ABOVE.0
+            && n < 1 << (usize::BITS - 8)
+        {
+            n * 2
+        } else if n > self.min_groups && len.saturating_mul(SHRINK_BELOW.1) < n * SHRINK_BELOW.0 {
+            n / 2
+        } else {
+            return;
+        };
+        let new = Box::into_raw(Box::new(Table::new(target)));
+        // Success Release: publishes the new table to the Acquire loads of
+        // `next`. Failure: another writer won; free ours and help.
+        // `next` is set only while `t` is root: `t` stops being root only after
+        // all its chains moved into its `next`.
+        if t.next
+            .compare_exchange(ptr::null_mut(), new, Release, Relaxed)
+            .is_err()
+        {
+            // SAFETY: never published.
+            drop(unsafe { Box::from_raw(new) });
+        }
+        self.help(t, guard);
+    }
+
+    /// Moves a chunk of `t`'s chains into its next table.
+    fn help(&self, t: &Table<K, V>, guard: &Guard) {
+        let n = t.len();
+        // Relaxed: hands out indices; the moves synchronise through the locks.
+        let start = t.claimed.fetch_add(MOVE_CHUNK, Relaxed);
+        if start >= n {
+            return;
+        }
+        // SAFETY: a resize of `t` is under way (callers saw `next` set).
+        let next = unsafe { t.next_table() };
+        for j in start..(start + MOVE_CHUNK).min(n) {
+            self.move_chain(t, next, j, guard);
+        }
+    }
+
+    /// Moves chain `j` of `t` into `next`, unless it moved already.
+    fn move_chain(&self, t: &Table<K, V>, next: &Table<K, V>, j: usize, guard: &Guard) {
+        let head = t.group(j);
+        let Some(lock) = lock_chain(head) else {
+            return;
+        };
+        for g in head.chain() {
+            // Acquire: as in `find_locked`.
+            let mut m = g.ctrl.state.load(Acquire) & OCCUPIED;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                // SAFETY: occupied under the lock.
+                let hash = unsafe { g.entry(i) }.hash;
+                // `next` is not resizing (a resize starts only at the root, and
+                // `t` is still root), so its chains never move meanwhile.
+                let target = next.head(hash);
+                let tlock = lock_chain(target).expect("a table being filled does not move");
+                let (tg, ti) = free_slot(target);
+                // SAFETY: the source is occupied and stays unchanged (its chain is
+                // locked for good); the copy takes over ownership (G3), the source
+                // is never dropped from the old table. The target slot is free
+                // under its chain's lock (G2).
+                unsafe {
+                    let e = ptr::read((*g.body.slots[i].get()).as_ptr());
+                    fill(tg, ti, e, g.body.clocks[i].load(Relaxed));
+                }
+                // Release: publishes the copy (G2).
+                tg.ctrl.state.fetch_or(occupied(ti) | reserved(ti), Release);
+                drop(tlock);
+            }
+        }
+        // The chain keeps its lock for good. Release: readers and writers that
+        // see MOVED see the copies.
+        head.ctrl.state.fetch_or(MOVED, Release);
+        std::mem::forget(lock);
+        // AcqRel: the last mover sees every other move before swapping the root.
+        if t.moved.fetch_add(1, AcqRel) + 1 == t.len() {
+            self.finish(t, next, guard);
+        }
+    }
+
+    /// Makes `next` the root in place of `t`, whose chains have all moved, and
+    /// retires `t`.
+    fn finish(&self, t: &Table<K, V>, next: &Table<K, V>, guard: &Guard) {
+        let old = t as *const Table<K, V> as *mut Table<K, V>;
+        // Release: publishes the moves to `root`'s Acquire loads. Only the thread
+        // that moved the last chain gets here, and `t` stays root until it does.
+        let swapped = self.root.compare_exchange(
+            old,
+            next as *const Table<K, V> as *mut Table<K, V>,
+            Release,
+            Relaxed,
+        );
+        debug_assert!(swapped.is_ok(), "resize finished twice");
+        self.resizes.fetch_add(1, Relaxed);
+        let addr = old as usize;
+        // SAFETY: `t` was unlinked from `root` just now and its entries all moved
+        // (owned by `next` now): once the guards of now are gone, nothing reaches
+        // it, and the owner token goes (G4). The table is freed then, or by its
+        // last pending release.
+        unsafe { guard.defer_unchecked(move || Table::down(addr as *mut Table<K, V>, 0)) };
+    }
+
+    /// CLOCK eviction until the total weight is within the bound. The hand sweeps
+    /// the root's chains (or the chains they moved into) under their locks: an entry with a zero counter is
+    /// removed, others are decremented (GCLOCK). Concurrent evictors share the
+    /// hand.
+    fn evict(&self, guard: &Guard) {
+        let mut steps = 0usize;
+        while self.weight() > self.max_weight {
+            let t = self.root(guard);
+            let n = t.len();
+            // Each full sweep lowers every counter, so CLOCK_MAX + 1 sweeps
+            // suffice unless entries keep arriving; then give up for now.
+            if steps > (usize::from(CLOCK_MAX) + 2) * n {
+                break;
+            }
+            steps += 1;
+            // Relaxed: the hand only spreads evictors over the table.
+            let mut j = self.hand.fetch_add(1, Relaxed) % n;
+            // A moved chain's entries are in the next table: sweep there (chain
+            // `j` of a grown table, the one `j` shrinks into otherwise).
+            let mut t = t;
+            let lock = loop {
+                match lock_chain(t.group(j)) {
+                    Some(lock) => break lock,
+                    None => {
+                        // SAFETY: a chain moved, so `next` is set.
+                        t = unsafe { t.next_table() };
+                        j &= t.mask;
+                    }
+                }
+            };
+            'chain: for g in t.group(j).chain() {
+                // Acquire: as in `find_locked`.
+                let mut m = g.ctrl.state.load(Acquire) & OCCUPIED;
                 while m != 0 {
                     let i = m.trailing_zeros() as usize;
                     m &= m - 1;
-                    // SAFETY: occupied when loaded under `_guard` (G3).
-                    f(unsafe { g.slot(i) });
+                    let c = g.body.clocks[i].load(Relaxed);
+                    if c > 0 {
+                        g.body.clocks[i].store(c - 1, Relaxed);
+                    } else if self.weight() > self.max_weight {
+                        // Release: as in `remove`.
+                        g.ctrl.state.fetch_and(!occupied(i), Release);
+                        self.unlinked(t, g, i, guard);
+                        self.evictions.fetch_add(1, Relaxed);
+                    } else {
+                        break 'chain;
+                    }
                 }
-                match g.next() {
-                    Some(n) => g = n,
-                    None => break,
-                }
             }
+            drop(lock);
         }
     }
 }
 
-/// Whether any slot of the table is reserved without being occupied (a release
-/// is pending).
-///
-/// # Safety
-/// `groups` is a live table.
-unsafe fn releases_pending<K, V>(groups: *mut [Group<K, V>]) -> bool {
-    // SAFETY: the caller's contract.
-    for head in unsafe { &*groups } {
-        let mut g = head;
-        loop {
-            // Acquire: pairs with the release's Release clear (G4).
-            let s = g.state.load(Acquire);
-            if reserved_set(s) & !(s & OCCUPIED) != 0 {
-                return true;
-            }
-            match g.next() {
-                Some(n) => g = n,
-                None => break,
-            }
-        }
-    }
-    false
+/// Iterator over a [`RawMap`], weakly consistent (see [`super`]'s docs).
+pub(crate) struct RawIter<'g, K, V> {
+    /// The root when the iteration started, loaded under a guard living for `'g`.
+    table: &'g Table<K, V>,
+    next_chain: usize,
+    buf: Vec<&'g Entry<K, V>>,
+    pos: usize,
 }
 
-/// Frees the table's groups and overflow groups once no release is pending,
-/// deferring itself meanwhile.
-///
-/// # Safety
-/// `groups` is a table whose owner has dropped its entries and let go of it,
-/// and no one else frees it.
-unsafe fn reap<K, V>(groups: *mut [Group<K, V>]) {
-    // SAFETY: the caller's contract.
-    if unsafe { releases_pending(groups) } {
-        let addr = (groups as *mut Group<K, V> as usize, groups.len());
-        let guard = crossbeam_epoch::pin();
-        // SAFETY: the releases run before this closure can, or it defers
-        // itself again; nothing else frees the table.
-        unsafe {
-            guard.defer_unchecked(move || {
-                let groups = ptr::slice_from_raw_parts_mut(addr.0 as *mut Group<K, V>, addr.1);
-                reap(groups);
-            });
-        }
-        return;
-    }
-    // SAFETY: no release is pending and no reader remains (the owner let go of
-    // the table after its last guard), so nothing can reach the groups.
-    unsafe {
-        for head in &*groups {
-            let mut p = head.overflow.load(Relaxed);
-            while !p.is_null() {
-                let b = Box::from_raw(p);
-                p = b.overflow.load(Relaxed);
+impl<'g, K: Eq, V> Iterator for RawIter<'g, K, V> {
+    type Item = &'g Entry<K, V>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.pos == self.buf.len() {
+            if self.next_chain == self.table.len() {
+                return None;
             }
+            self.buf.clear();
+            self.pos = 0;
+            let j = self.next_chain;
+            self.next_chain += 1;
+            RawMap::visit(self.table, j, (self.table.mask, j), &mut self.buf);
         }
-        drop(Box::from_raw(groups));
+        self.pos += 1;
+        Some(self.buf[self.pos - 1])
     }
 }
 
-impl<K, V> Drop for GroupTable<K, V> {
+impl<K, V> Drop for RawMap<K, V> {
     fn drop(&mut self) {
-        // `&mut self`: no reader or writer of this table remains, only deferred
-        // releases.
-        // SAFETY: the groups are live (G4).
-        for head in unsafe { &*self.groups } {
-            let mut g = head;
-            loop {
-                let s = g.state.load(Acquire);
-                let mut m = s & OCCUPIED;
-                while m != 0 {
-                    let i = m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    // SAFETY: occupied, so initialised and owned by the table
-                    // (G1, G3); dropped once, its bits cleared below.
-                    unsafe { ptr::drop_in_place((*g.slots[i].get()).as_mut_ptr()) };
-                }
-                let occ = s & OCCUPIED;
-                g.state.fetch_and(!(occ | occ << RESERVED_SHIFT), Relaxed);
-                // SAFETY: linked overflow groups live with the table.
-                match unsafe { g.overflow.load(Acquire).as_ref() } {
-                    Some(n) => g = n,
-                    None => break,
-                }
+        // `&mut self`: no reader or writer remains, only deferred releases and
+        // the owner tokens of tables retired earlier (which never reach the root).
+        let t = self.root.load(Acquire);
+        // SAFETY: the root is live and ours.
+        let next = unsafe { &*t }.next.load(Acquire);
+        for table in [t, next] {
+            if table.is_null() {
+                continue;
+            }
+            // SAFETY: exclusive access; during a resize the entries of moved
+            // chains are owned by the next table, the others by the root (G3),
+            // so each is dropped once. Nothing reaches either table afterwards,
+            // so the owner token goes now (G4).
+            unsafe {
+                drop_owned(&*table);
+                Table::down(table, 0);
             }
         }
-        // SAFETY: entries dropped, and the table is let go of here.
-        unsafe { reap(self.groups) };
+    }
+}
+
+/// Drops the entries owned by `t` (those of chains that have not moved) and
+/// clears their bits.
+///
+/// # Safety
+/// The caller has exclusive access to `t`, and drops its entries only once.
+unsafe fn drop_owned<K, V>(t: &Table<K, V>) {
+    for head in t.heads() {
+        if head.ctrl.state.load(Acquire) & MOVED != 0 {
+            continue;
+        }
+        for g in head.chain() {
+            let s = g.ctrl.state.load(Acquire);
+            let occ = s & OCCUPIED;
+            let mut m = occ;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                // SAFETY: occupied, so initialised and owned here (G1, G3).
+                unsafe { ptr::drop_in_place((*g.body.slots[i].get()).as_mut_ptr()) };
+            }
+            g.ctrl
+                .state
+                .fetch_and(!(occ | occ << RESERVED_SHIFT), Relaxed);
+        }
     }
 }
 
@@ -540,24 +1256,42 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicI64, AtomicU64 as StdU64, Ordering::SeqCst};
     use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
 
     use super::*;
 
+    /// Every key in chain 0 of tables up to 256 groups: long chains through
+    /// every resize. The top bits vary, so tags differ; repeats of a tag exercise
+    /// the full comparison.
     fn h(k: u64) -> u64 {
-        // Every key in one group of a small table: long chains. The top bits vary,
-        // so the tags differ and the full-hash comparison is exercised on repeats.
         k.wrapping_mul(0x9E37_79B9_7F4A_7C15) & !0xff
+    }
+
+    fn put<'g, V: Send + Sync + 'static>(
+        m: &RawMap<u64, V>,
+        k: u64,
+        v: V,
+        if_absent: bool,
+        guard: &'g Guard,
+    ) -> Outcome<'g, u64, V> {
+        let e = Entry {
+            hash: h(k),
+            key: k,
+            value: v,
+            weight: 1,
+        };
+        m.insert(e, if_absent, guard)
     }
 
     /// Drives the collector until `live` reaches zero or ten seconds pass (tests
     /// running beside this one hold pins too, so one flush may not be enough).
     fn settle(live: &AtomicI64) {
-        let start = std::time::Instant::now();
-        while live.load(SeqCst) != 0 && start.elapsed() < std::time::Duration::from_secs(10) {
+        let start = Instant::now();
+        while live.load(SeqCst) != 0 && start.elapsed() < Duration::from_secs(10) {
             for _ in 0..64 {
                 crossbeam_epoch::pin().flush();
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -585,126 +1319,140 @@ mod tests {
     }
 
     #[test]
-    fn follows_a_model_through_long_chains() {
+    fn follows_a_model_through_long_chains_and_resizes() {
         let live = Arc::new(AtomicI64::new(0));
-        let t: GroupTable<u64, Tracked> = GroupTable::new(2);
+        let m: RawMap<u64, Tracked> = RawMap::new(1, u64::MAX);
         let mut model = HashMap::new();
         let mut x = 0x1234_5678_9abc_def1u64;
-        for step in 0..20_000u64 {
+        for step in 0..40_000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let k = x % 97;
+            // The key range swells and shrinks, so the table grows and shrinks.
+            let range = if (step / 5_000) % 2 == 0 { 300 } else { 7 };
+            let k = x % range;
             let guard = crossbeam_epoch::pin();
             match x >> 60 {
-                0..=7 => {
-                    let w = t.insert(h(k), k, Tracked::new(step, &live), 1, false, &guard);
-                    match (w, model.insert(k, step)) {
-                        (Written::Inserted(s), None) => assert_eq!(s.value.v, step),
-                        (Written::Replaced(s), Some(old)) => assert_eq!(s.value.v, old),
-                        _ => panic!("insert {k}: outcome differs from the model"),
+                0..=7 => match (
+                    put(&m, k, Tracked::new(step, &live), false, &guard),
+                    model.insert(k, step),
+                ) {
+                    (Outcome::Inserted(e), None) => assert_eq!(e.value.v, step),
+                    (Outcome::Replaced(e), Some(old)) => assert_eq!(e.value.v, old),
+                    _ => panic!("insert {k}: outcome differs from the model"),
+                },
+                8..=9 => match (
+                    put(&m, k, Tracked::new(step, &live), true, &guard),
+                    model.get(&k),
+                ) {
+                    (Outcome::Existing(e), Some(&v)) => assert_eq!(e.value.v, v),
+                    (Outcome::Inserted(_), None) => {
+                        model.insert(k, step);
                     }
-                }
-                8..=9 => {
-                    let w = t.insert(h(k), k, Tracked::new(step, &live), 1, true, &guard);
-                    match (w, model.get(&k)) {
-                        (Written::Existing(s), Some(&v)) => assert_eq!(s.value.v, v),
-                        (Written::Inserted(_), None) => {
-                            model.insert(k, step);
-                        }
-                        _ => panic!("insert-if-absent {k}: outcome differs from the model"),
-                    }
-                }
+                    _ => panic!("insert-if-absent {k}: outcome differs from the model"),
+                },
                 10..=12 => {
-                    let got = t.remove(h(k), |q| *q == k, &guard).map(|s| s.value.v);
+                    let got = m.remove(h(k), |q| *q == k, &guard).map(|e| e.value.v);
                     assert_eq!(got, model.remove(&k), "remove {k}");
                 }
                 _ => {
-                    let got = t.get(h(k), |q| *q == k, &guard).map(|s| s.value.v);
+                    let got = m.get(h(k), |q| *q == k, false, &guard).map(|e| e.value.v);
                     assert_eq!(got, model.get(&k).copied(), "get {k}");
                 }
             }
+            assert_eq!(m.len(), model.len());
         }
+        assert!(m.resizes() >= 4, "{} resizes", m.resizes());
         let guard = crossbeam_epoch::pin();
         let mut seen = HashMap::new();
-        t.for_each(&guard, |s| {
-            assert_eq!(s.weight, 1);
+        for e in m.iter(&guard) {
+            assert_eq!(e.weight, 1);
             assert!(
-                seen.insert(s.key, s.value.v).is_none(),
+                seen.insert(e.key, e.value.v).is_none(),
                 "key {} twice",
-                s.key
+                e.key
             );
-        });
+        }
         assert_eq!(seen, model);
         drop(guard);
-        drop(t);
+        drop(m);
         settle(&live);
         assert_eq!(live.load(SeqCst), 0, "values leaked or dropped twice");
     }
 
     #[test]
     fn readers_never_see_a_key_absent_or_going_back() {
-        // Writers replace each key's value with rising versions and remove none;
-        // readers must always find every key, with versions that never decrease.
+        // Writers replace each key's value with rising versions and remove none,
+        // while a third thread swells and drains other keys so the table keeps
+        // growing and shrinking; readers must always find every key, with
+        // versions that never decrease.
         const KEYS: u64 = 40;
-        let t: Arc<GroupTable<u64, u64>> = Arc::new(GroupTable::new(2));
+        let m: Arc<RawMap<u64, u64>> = Arc::new(RawMap::new(1, u64::MAX));
         {
             let guard = crossbeam_epoch::pin();
             for k in 0..KEYS {
-                t.insert(h(k), k, 0, 1, false, &guard);
+                put(&m, k, 0, false, &guard);
             }
         }
-        let start = Arc::new(Barrier::new(4));
-        let writers: Vec<_> = (0..2u64)
+        let start = Arc::new(Barrier::new(5));
+        let mut threads: Vec<_> = (0..2u64)
             .map(|w| {
-                let (t, start) = (Arc::clone(&t), Arc::clone(&start));
+                let (m, start) = (Arc::clone(&m), Arc::clone(&start));
                 std::thread::spawn(move || {
                     start.wait();
                     for v in 1..=20_000u64 {
-                        let k = (v * 7 + w) % KEYS;
+                        // Writer w owns the keys of its parity: versions rise.
+                        let k = (v * 2 + w) % KEYS;
                         let guard = crossbeam_epoch::pin();
-                        // Versions rise per key: writer w owns keys of its parity.
-                        if k % 2 == w {
-                            t.insert(h(k), k, v, 1, false, &guard);
-                        }
+                        put(&m, k, v, false, &guard);
                     }
                 })
             })
             .collect();
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (t, start) = (Arc::clone(&t), Arc::clone(&start));
-                std::thread::spawn(move || {
-                    start.wait();
-                    let mut last = vec![0u64; KEYS as usize];
-                    for n in 0..200_000u64 {
-                        let k = n % KEYS;
-                        let guard = crossbeam_epoch::pin();
-                        let v = t.get(h(k), |q| *q == k, &guard).map(|s| s.value);
-                        let v = v.unwrap_or_else(|| panic!("key {k} absent"));
-                        assert!(
-                            v >= last[k as usize],
-                            "key {k} went back from {} to {v}",
-                            last[k as usize]
-                        );
-                        last[k as usize] = v;
+        {
+            let (m, start) = (Arc::clone(&m), Arc::clone(&start));
+            threads.push(std::thread::spawn(move || {
+                start.wait();
+                for round in 0..20u64 {
+                    for k in 1_000..1_400 {
+                        put(&m, k, round, false, &crossbeam_epoch::pin());
                     }
-                })
-            })
-            .collect();
-        for j in writers.into_iter().chain(readers) {
-            j.join().unwrap();
+                    for k in 1_000..1_400 {
+                        m.remove(h(k), |q| *q == k, &crossbeam_epoch::pin());
+                    }
+                }
+            }));
         }
+        threads.extend((0..2).map(|_| {
+            let (m, start) = (Arc::clone(&m), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                let mut last = vec![0u64; KEYS as usize];
+                for n in 0..200_000u64 {
+                    let k = n % KEYS;
+                    let guard = crossbeam_epoch::pin();
+                    let v = m.get(h(k), |q| *q == k, false, &guard).map(|e| e.value);
+                    let v = v.unwrap_or_else(|| panic!("key {k} absent"));
+                    let l = &mut last[k as usize];
+                    assert!(v >= *l, "key {k} went back from {l} to {v}");
+                    *l = v;
+                }
+            })
+        }));
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(m.resizes() >= 2, "{} resizes", m.resizes());
     }
 
     #[test]
     fn concurrent_churn_frees_every_value_once() {
         let live = Arc::new(AtomicI64::new(0));
-        let t: Arc<GroupTable<u64, Tracked>> = Arc::new(GroupTable::new(4));
+        let m: Arc<RawMap<u64, Tracked>> = Arc::new(RawMap::new(1, u64::MAX));
         let start = Arc::new(Barrier::new(4));
         let threads: Vec<_> = (0..4u64)
             .map(|n| {
-                let (t, start, live) = (Arc::clone(&t), Arc::clone(&start), Arc::clone(&live));
+                let (m, start, live) = (Arc::clone(&m), Arc::clone(&start), Arc::clone(&live));
                 std::thread::spawn(move || {
                     start.wait();
                     let mut x = n + 1;
@@ -712,19 +1460,19 @@ mod tests {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
-                        let k = x % 200;
+                        let k = x % if (step / 3_000) % 2 == 0 { 400 } else { 20 };
                         let guard = crossbeam_epoch::pin();
                         match x >> 62 {
                             0 | 1 => {
-                                t.insert(h(k), k, Tracked::new(step, &live), 1, false, &guard);
+                                put(&m, k, Tracked::new(step, &live), false, &guard);
                             }
                             2 => {
-                                t.remove(h(k), |q| *q == k, &guard);
+                                m.remove(h(k), |q| *q == k, &guard);
                             }
                             _ => {
-                                if let Some(s) = t.get(h(k), |q| *q == k, &guard) {
-                                    assert_eq!(s.key, k);
-                                    assert_eq!(s.value.dropped.load(SeqCst), 0, "read after drop");
+                                if let Some(e) = m.get(h(k), |q| *q == k, false, &guard) {
+                                    assert_eq!(e.key, k);
+                                    assert_eq!(e.value.dropped.load(SeqCst), 0, "read after drop");
                                 }
                             }
                         }
@@ -732,11 +1480,12 @@ mod tests {
                 })
             })
             .collect();
-        for j in threads {
-            j.join().unwrap();
+        for t in threads {
+            t.join().unwrap();
         }
-        let t = Arc::into_inner(t).expect("threads joined");
-        drop(t);
+        let m = Arc::into_inner(m).expect("threads joined");
+        assert!(m.resizes() >= 2, "{} resizes", m.resizes());
+        drop(m);
         settle(&live);
         assert_eq!(live.load(SeqCst), 0, "values leaked or dropped twice");
     }

@@ -3,67 +3,58 @@
 //!
 //! # Algorithm
 //!
-//! The map is an array of *buckets* (a power of two of them); the bucket of a
-//! key is `hash & mask`. Each bucket slot is an atomic pointer to an
-//! **immutable** bucket: null when empty, the entry itself when the bucket
-//! holds one entry (the common case, tagged in the pointer's low bits), and
-//! otherwise one allocation holding `(hash, entry pointer)` pairs. Entries
-//! (hash, key, value, weight) are allocated once and never change.
+//! The map is a table of *groups* of seven slots holding the entries (hash,
+//! key, value, weight) in place; the group of a key is `hash & mask`, and a full
+//! group links an overflow group. Each group's control word (occupied and
+//! reserved bits per slot, a writer lock, *moved*) and its seven one-byte hash
+//! tags sit in a control array apart from the slots, as SwissTable keeps its
+//! control bytes: the control array is small enough to stay in the CPU's caches,
+//! so a hit costs one dependent miss, on its slot.
 //!
-//! * **Reads** pin the epoch, load the slot and scan the bucket, comparing the
-//!   stored hashes first and keys only on a hash match. They take no lock, retry
-//!   nothing and store to no shared location of the map (but see *Bounded mode*).
-//! * **Writes** (insert, replace, remove) are copy-on-write: build the bucket's
-//!   next version and install it with one compare-and-swap on the slot; on
-//!   failure, retry against the bucket that won. The replaced bucket and any
-//!   replaced or removed entry are handed to the epoch collector, which frees
-//!   them once every thread that could have seen them has unpinned.
-//!   A CAS fails only because another write to the same bucket succeeded, so
-//!   writes are lock-free.
-//! * **Resizing** (grow by two past load factor 3/4, shrink by two at 1/8,
-//!   never below the initial size) is incremental and cooperative, after the
-//!   forwarding scheme of Java's `ConcurrentHashMap` and Click's non-blocking
-//!   hash table, with target-driven bucket migration. A writer that sees the load
-//!   factor out of range allocates a table of the new size whose slots are all
-//!   tagged *uninitialised*, and installs it with a CAS on the old table's
-//!   `next`. A target slot is built by *freezing* its one (growing) or two
-//!   (shrinking) source slots — a CAS that tags the source pointer, after which
-//!   writes to it fail — and then CAS-installing a new bucket holding the source
-//!   entries that hash to that target (pointers are copied; entries are not).
-//!   Every writer that meets a frozen slot builds its own target slot and
-//!   continues there, and every write also builds a chunk of target slots; the
-//!   thread that builds the last one makes the new table the root and retires
-//!   the old one. Nobody waits for a migration: until a target slot is built the
-//!   frozen source bucket is still the live one for its keys, so readers read it
-//!   and writers build the target themselves. There is no global lock and no
-//!   stop-the-world phase; a resize costs each writer a bounded amount of work.
-//!   A migration advances with writes (removes that miss included); while one
-//!   is pending, lookups of keys whose target is built take one more hop.
-//! * **Reclamation** is crossbeam-epoch's (Fraser's epoch-based reclamation):
-//!   buckets and entries are retired by the thread whose CAS unlinked them, old
-//!   tables with their frozen buckets by the thread that finished the
-//!   migration. Dropping the map finishes any migration and frees what is left.
-//!   Each entry is freed exactly once, after no guard can reach it. Buckets store
-//!   each entry's hash beside its pointer (and a frozen single-entry pointer
-//!   records which of the two growth targets its entry goes to), so that a
-//!   reader of a frozen bucket dereferences only entries whose own target slot
-//!   it saw unbuilt — the others may already be removed from it and freed.
+//! * **Reads** load the control word (`Acquire`), compare tags, then the hash and
+//!   the key in place. They take no lock, retry nothing and store to no shared
+//!   location of the map (but see *Bounded mode*).
+//! * **Writes** take the key's chain lock (one CAS on the head group's control
+//!   word; the chain is the head group and its overflow groups), write the entry
+//!   into a free slot and publish it with one `Release` RMW that also releases the
+//!   lock. Writes are therefore *not* lock-free: a writer preempted while holding
+//!   a chain lock delays the writers of that chain (a few keys), never a reader
+//!   and never another chain. A removal clears the slot's occupied bit; the slot
+//!   stays reserved until a deferred function (crossbeam-epoch) has dropped the
+//!   entry, once no guard can be reading it. A replacement writes the new entry
+//!   at or after the old one's group in chain order before clearing the old one,
+//!   so a reader never sees the key absent, nor old after new.
+//! * **Resizing** (grow by two past 4 entries per group on average, shrink by two
+//!   below one per two groups, never below the initial size) is incremental and
+//!   cooperative, as in Java's `ConcurrentHashMap`: the writer that sees the load
+//!   out of range installs the next table, and every write then moves a chunk of
+//!   chains into it. Moving a chain takes its lock for good, copies its entries
+//!   bit for bit into the next table and marks the chain *moved*; readers and
+//!   writers that meet a moved chain go on in the next table. The thread that
+//!   moves the last chain makes the new table the root. There is no global lock
+//!   and no stop-the-world phase.
+//! * **Reclamation** is crossbeam-epoch's (Fraser's epoch-based reclamation).
+//!   Each table counts its pending deferred releases plus an owner token that
+//!   goes once it is unlinked and the guards of that time are gone; the last
+//!   count frees it.
 //!
-//! Builds on: K. Fraser, *Practical lock-freedom* (2004), epoch-based
+//! The raw core is `group.rs`, the only module with `unsafe`, with its
+//! invariants. Builds on: K. Fraser, *Practical lock-freedom* (2004), epoch-based
 //! reclamation as implemented by crossbeam-epoch; D. Lea, `java.util.concurrent.
-//! ConcurrentHashMap` (JDK 8), forwarding nodes and cooperative transfer;
-//! C. Click, *A lock-free wait-free hash table* (2007), incremental copying of
-//! a table under concurrent access; copy-on-write buckets as in RCU-protected
-//! hash tables (Triplett, McKenney, Walpole, *Resizable, scalable, concurrent
-//! hash tables via relativistic programming*, 2011). Eviction is CLOCK
-//! (Corbató, 1968) with the generalised counters of GCLOCK (Smith, 1978).
+//! ConcurrentHashMap` (JDK 8), cooperative transfer of bins to a new table; the
+//! SwissTable and hashbrown layout of control bytes apart from slots (Google
+//! Abseil, 2017); scc's `HashIndex` and papaya for lock-free reads of a resizable
+//! table under epoch reclamation. Eviction is CLOCK (Corbató, 1968) with the
+//! generalised counters of GCLOCK (Smith, 1978).
 //!
 //! # Consistency
 //!
 //! * Per key, the map is linearizable: `get`, `insert`, `remove` and
 //!   `get_or_insert_with` take effect atomically at one instant between their
-//!   call and return (a write at its successful CAS; a read at its load of the
-//!   live bucket). Each key has exactly one live bucket at any time.
+//!   call and return (a write at the RMW that publishes or clears its slot; a
+//!   read at its load of the control word of the group where it finds the key,
+//!   or of the last group of the chain). Each key has exactly one chain holding
+//!   its truth at any time: in the old table until that chain has moved.
 //! * A reference returned under a [`MapGuard`] stays valid (the entry is not
 //!   freed) while the guard lives, even if the key is removed or replaced
 //!   meanwhile; it then shows the value the key had when it was read.
@@ -72,17 +63,17 @@
 //! * Iteration is weakly consistent (like `ConcurrentHashMap`'s): it yields each
 //!   key at most once, every key present for the whole iteration exactly once,
 //!   and keys inserted or removed during it either way. It walks the root table
-//!   it started with; through frozen slots it follows each key's class along
-//!   exactly one path of later tables, however many resizes happen meanwhile. It does not block
-//!   writers, and writers do not invalidate it.
-//! * `clear` removes what it finds, bucket by bucket; it is not atomic.
+//!   it started with; through moved chains it follows each key's class along
+//!   exactly one path of later tables, however many resizes happen meanwhile.
+//!   It does not block writers, and writers do not invalidate it.
+//! * `clear` removes what it finds, chain by chain; it is not atomic.
 //!
 //! # Bounded mode
 //!
 //! [`EpochMap::bounded`] caps the total weight. An insert that pushes the total
-//! over the bound runs the CLOCK hand over the root buckets: an entry whose
-//! counter is zero is evicted (a CAS removal like any other), others have their
-//! counter decremented. A read increments the entry's counter up to 3 — but
+//! over the bound runs the CLOCK hand over the root's chains, under their locks:
+//! an entry whose counter is zero is evicted (removed like any other), others
+//! have their counter decremented. A read increments the entry's counter up to 3 — but
 //! only when below 3, so hot entries stop being written once saturated and the
 //! read path stays free of contended stores. That counter is the only shared
 //! store a read ever makes. An entry heavier than the bound is not inserted.
@@ -94,17 +85,14 @@
 //! `cfg(crossbeam_loom)` dependency table) uses loom too; see the crate docs
 //! for the command.
 
-// The next raw core (std atomics and cells only, so not in loom builds yet).
-#[cfg(not(crossbeam_loom))]
 mod group;
-mod raw;
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
-use raw::{Entry, Outcome, RawIter, RawMap};
+use group::{Entry, Outcome, RawIter, RawMap};
 
 /// Default capacity of [`EpochMap::new`], in entries.
 const DEFAULT_CAPACITY: usize = 16;
@@ -233,9 +221,10 @@ impl<K, V, S> EpochMap<K, V, S> {
         self.raw.resizes()
     }
 
-    /// Number of buckets of the current table (for tests and metrics).
-    pub fn buckets(&self) -> usize {
-        self.raw.buckets(&pin().guard)
+    /// Number of groups (of seven slots) of the current table (for tests and
+    /// metrics).
+    pub fn groups(&self) -> usize {
+        self.raw.groups(&pin().guard)
     }
 
     /// Whether a resize is under way (for tests and metrics).
@@ -273,10 +262,7 @@ where
     {
         let e = self
             .raw
-            .get(self.hash(key), |k| k.borrow() == key, &guard.guard)?;
-        if self.raw.is_bounded() {
-            e.touch();
-        }
+            .get(self.hash(key), |k| k.borrow() == key, true, &guard.guard)?;
         Some(&e.value)
     }
 
@@ -308,7 +294,7 @@ where
     {
         let guard = pin();
         self.raw
-            .get(self.hash(key), |k| k.borrow() == key, &guard.guard)
+            .get(self.hash(key), |k| k.borrow() == key, false, &guard.guard)
             .is_some()
     }
 
@@ -343,7 +329,12 @@ where
         weight: u64,
         guard: &'g MapGuard,
     ) -> Inserted<'g, V> {
-        let entry = Entry::new(self.hash(&key), key, value, weight);
+        let entry = Entry {
+            hash: self.hash(&key),
+            key,
+            value,
+            weight,
+        };
         match self.raw.insert(entry, false, &guard.guard) {
             Outcome::Replaced(e) => Inserted::Replaced(&e.value),
             Outcome::Rejected => Inserted::Rejected,
@@ -361,17 +352,19 @@ where
     {
         let guard = pin();
         let hash = self.hash(&key);
-        if let Some(e) = self.raw.get(hash, |k| *k == key, &guard.guard) {
-            if self.raw.is_bounded() {
-                e.touch();
-            }
+        if let Some(e) = self.raw.get(hash, |k| *k == key, true, &guard.guard) {
             return e.value.clone();
         }
         let value = make();
         if self.raw.max_weight() == 0 {
             return value; // nothing fits
         }
-        let entry = Entry::new(hash, key, value, 1);
+        let entry = Entry {
+            hash,
+            key,
+            value,
+            weight: 1,
+        };
         match self.raw.insert(entry, true, &guard.guard) {
             Outcome::Existing(e) | Outcome::Inserted(e) => e.value.clone(),
             other => unreachable!("insert-if-absent of weight 1: {}", other.name()),
@@ -397,13 +390,16 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.raw
-            .remove(self.hash(key), &|k: &K| k.borrow() == key, &guard.guard)
+            .remove(self.hash(key), |k: &K| k.borrow() == key, &guard.guard)
             .map(|e| &e.value)
     }
 
     /// Removes the entries present when called (not atomic; see module docs).
     pub fn clear(&self) {
-        self.raw.clear(&pin().guard);
+        let guard = pin();
+        for e in self.raw.iter(&guard.guard) {
+            self.raw.remove(e.hash, |k| k == &e.key, &guard.guard);
+        }
     }
 
     /// Iterates over `(key, value)` pairs, weakly consistently.
@@ -444,7 +440,7 @@ impl<K, V> fmt::Debug for Iter<'_, K, V> {
     }
 }
 
-impl<'g, K, V> Iterator for Iter<'g, K, V> {
+impl<'g, K: Eq, V> Iterator for Iter<'g, K, V> {
     type Item = (&'g K, &'g V);
 
     fn next(&mut self) -> Option<Self::Item> {
