@@ -67,7 +67,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-pub use epoch_map::{EpochMap, Inserted, Iter, MapGuard, pin};
+pub use epoch_map::{EpochMap, Inserted, Iter, MapGuard, Pinned, pin};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -206,3 +206,48 @@ fn iteration_across_grow_and_shrink_chains() {
         assert_eq!(stable_seen, stable, "round {round}");
     }
 }
+
+/// The pinned view agrees with the map's own methods and with a model, and the
+/// references it hands out outlive a removal of their key.
+#[test]
+fn pinned_view_matches_a_model() {
+    let map: EpochMap<u32, u32> = EpochMap::with_capacity(1);
+    let mut model = HashMap::new();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for _round in 0..200 {
+        let p = map.pin();
+        for _ in 0..50 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (k, v) = ((x % 300) as u32, (x >> 32) as u32);
+            match x >> 61 {
+                0..=2 => assert_eq!(p.insert(k, v).copied(), model.insert(k, v), "insert {k}"),
+                3 => assert_eq!(p.remove(&k).copied(), model.remove(&k), "remove {k}"),
+                4 => {
+                    let got = *p.get_or_insert_with(k, || v).expect("unbounded map");
+                    assert_eq!(got, *model.entry(k).or_insert(v), "get_or_insert {k}");
+                }
+                _ => {
+                    assert_eq!(p.get(&k).copied(), model.get(&k).copied(), "get {k}");
+                    assert_eq!(p.contains_key(&k), model.contains_key(&k));
+                }
+            }
+        }
+        assert_eq!(p.iter().count(), model.len());
+    }
+    assert_eq!(map.len(), model.len());
+
+    let p = map.pin();
+    p.insert(1_000_000, 7);
+    let kept = p.get(&1_000_000).expect("just inserted");
+    assert_eq!(map.remove(&1_000_000), Some(7));
+    assert_eq!(*kept, 7, "a reference lives as long as its view");
+    assert!(p.get(&1_000_000).is_none());
+    drop(p);
+
+    let nothing: EpochMap<u32, u32> = EpochMap::bounded(0);
+    assert_eq!(nothing.pin().get_or_insert_with(1, || 5), Err(5));
+    assert_eq!(nothing.get_or_insert_with(1, || 6), 6);
+    assert!(nothing.is_empty());
+}

@@ -6,15 +6,17 @@
 //! # Layout
 //!
 //! A group has a 16-byte *control* part, a state word and seven one-byte hash
-//! tags, and a 64-byte-aligned *body*: seven slots of `(hash, key, value,
-//! weight)` written in place, an overflow pointer and seven CLOCK counters. A
-//! table keeps the controls in one array and the bodies in another, as
-//! SwissTable keeps its control bytes apart: the control array is a sixteenth of
-//! the table for `u64` keys and values (a 32-byte slot), so it stays in the CPU's
-//! caches, and a hit misses only on its slot's line. The group of a hash is
-//! `hash & mask`; a group that fills links an overflow group (control and body in
-//! one allocation), and overflow groups are only ever appended, so every chain has
-//! a fixed order, head first.
+//! tags, and a 64-byte-aligned *body*: seven slots of `(key, value, low half of
+//! the hash, weight)` written in place, an overflow pointer and seven CLOCK
+//! counters (192 bytes for `u64` keys and values). A table keeps the controls in
+//! one array and the bodies in another, as SwissTable keeps its control bytes
+//! apart: the control array is a twelfth of the table for `u64` keys and values,
+//! so it stays in the CPU's caches, and a hit misses only on its slot's line.
+//! Arrays of 2 MiB and more are aligned to huge pages and advised as such
+//! (`madvise`), so that on Linux with transparent huge pages that miss rarely
+//! adds a page walk. The group of a hash is `hash & mask`; a group that fills
+//! links an overflow group (control and body in one allocation), and overflow
+//! groups are only ever appended, so every chain has a fixed order, head first.
 //!
 //! The state word holds, per slot `i`, an *occupied* bit (`i`) and a *reserved*
 //! bit (`8 + i`), and *linked* (bit 61: an overflow group follows); in head groups
@@ -102,9 +104,10 @@
 //!   pending release, dropped as that release's last step.
 #![allow(unsafe_code)]
 
+use std::alloc::{self, Layout};
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 use crossbeam_epoch::Guard;
 
@@ -143,6 +146,8 @@ const MOVE_CHUNK: usize = 1;
 
 /// Smallest table, in groups.
 const MIN_GROUPS: usize = 2;
+/// Largest table, in groups: entries keep the low 32 bits of their hash.
+const MAX_GROUPS: usize = 1 << 31;
 
 /// Largest CLOCK counter: an entry read this many times since the hand last
 /// passed survives this many passes.
@@ -177,15 +182,39 @@ pub(crate) fn groups_for(capacity: usize) -> usize {
         .div_ceil(GROW_ABOVE.0)
         .max(MIN_GROUPS)
         .checked_next_power_of_two()
-        .unwrap_or(1 << (usize::BITS - 8))
+        .unwrap_or(MAX_GROUPS)
+        .min(MAX_GROUPS)
 }
 
 /// One entry, written in place in its group's slot. Never changes once published.
+///
+/// It keeps the low half of its hash, which places it in tables of up to 2^32
+/// groups (the tag, from the top bits, is in the group's control part), and its
+/// weight saturated to `u32::MAX`: 24 bytes with `u64` keys and values instead
+/// of 32, so a group's seven slots take three cache lines instead of four.
 pub(crate) struct Entry<K, V> {
-    pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
-    pub(crate) weight: u64,
+    pub(crate) hash: u32,
+    pub(crate) weight: u32,
+}
+
+impl<K, V> Entry<K, V> {
+    /// An entry for `key` of full hash `hash`.
+    pub(crate) fn new(hash: u64, key: K, value: V, weight: u64) -> Self {
+        Self {
+            key,
+            value,
+            hash: hash as u32,
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Well-mixed bits for choosing a counter stripe.
+    #[inline]
+    fn hint(&self) -> u64 {
+        u64::from(self.hash) << 32
+    }
 }
 
 /// A group's control word and tags: what a lookup reads first. Kept apart from
@@ -287,7 +316,7 @@ impl<'a, K, V> Group<'a, K, V> {
                 // SAFETY: occupied in a state loaded by this thread, which holds
                 // a guard (readers) or the lock (writers); see `entry`.
                 let e = unsafe { self.entry(i) };
-                if e.hash == hash && eq(&e.key) {
+                if e.hash == hash as u32 && eq(&e.key) {
                     return Some(i);
                 }
             }
@@ -431,13 +460,13 @@ fn free_slot<K, V>(from: Group<'_, K, V>) -> (Group<'_, K, V>, usize) {
     }
 }
 
-/// Writes `entry` into free slot `i` of `g` with its tag and CLOCK counter. Does
-/// not publish it.
+/// Writes `entry` into free slot `i` of `g` with its hash tag and CLOCK counter.
+/// Does not publish it.
 ///
 /// # Safety
 /// The caller holds the chain's lock and slot `i`'s reserved bit is clear (G2).
-unsafe fn fill<K, V>(g: Group<'_, K, V>, i: usize, entry: Entry<K, V>, clock: u8) {
-    g.ctrl.tags[i].store(tag(entry.hash), Relaxed);
+unsafe fn fill<K, V>(g: Group<'_, K, V>, i: usize, entry: Entry<K, V>, tag: u8, clock: u8) {
+    g.ctrl.tags[i].store(tag, Relaxed);
     g.body.clocks[i].store(clock, Relaxed);
     // SAFETY: the caller's contract.
     unsafe { (*g.body.slots[i].get()).write(entry) };
@@ -535,10 +564,89 @@ impl Pending {
     }
 }
 
+/// Arrays at least this large are aligned to, and advised as, huge pages.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// A fixed-size array of a table, allocated by hand so that a large one can be
+/// backed by transparent huge pages: a lookup's one miss then rarely adds a TLB
+/// miss (a page walk) on top. The kernel decides; where huge pages are off or
+/// unavailable this is an ordinary allocation.
+struct Array<T> {
+    ptr: NonNull<T>,
+    len: usize,
+}
+
+impl<T> Array<T> {
+    fn new(len: usize, mut make: impl FnMut() -> T) -> Self {
+        let layout = Self::layout(len);
+        if layout.size() == 0 {
+            return Self {
+                ptr: NonNull::dangling(),
+                len,
+            };
+        }
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc::alloc(layout) }.cast::<T>();
+        let Some(ptr) = NonNull::new(raw) else {
+            alloc::handle_alloc_error(layout);
+        };
+        #[cfg(all(target_os = "linux", not(crossbeam_loom)))]
+        if layout.size() >= HUGE_PAGE {
+            // SAFETY: advice on memory this array owns, page aligned (the layout's
+            // alignment is a huge page). A failure only means no huge pages.
+            unsafe {
+                libc::madvise(raw.cast(), layout.size(), libc::MADV_HUGEPAGE);
+            }
+        }
+        for i in 0..len {
+            // SAFETY: within the allocation; each element written once.
+            unsafe { ptr.as_ptr().add(i).write(make()) };
+        }
+        Self { ptr, len }
+    }
+
+    fn layout(len: usize) -> Layout {
+        let layout = Layout::array::<T>(len).expect("table size overflows");
+        if layout.size() >= HUGE_PAGE {
+            layout.align_to(HUGE_PAGE).expect("huge page alignment")
+        } else {
+            layout
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Array<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        // SAFETY: `len` initialised elements (`new`), alive until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for Array<T> {
+    fn drop(&mut self) {
+        let layout = Self::layout(self.len);
+        // SAFETY: the elements were initialised in `new` and are dropped once
+        // here; the memory was allocated with this same layout.
+        unsafe {
+            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len));
+            if layout.size() != 0 {
+                alloc::dealloc(self.ptr.as_ptr().cast(), layout);
+            }
+        }
+    }
+}
+
+// SAFETY: an owned array of `T`.
+unsafe impl<T: Send> Send for Array<T> {}
+// SAFETY: shared access hands out `&T` only.
+unsafe impl<T: Sync> Sync for Array<T> {}
+
 /// One table: the groups and, during a resize, the next table.
 struct Table<K, V> {
-    ctrls: Box<[Ctrl]>,
-    bodies: Box<[Body<K, V>]>,
+    ctrls: Array<Ctrl>,
+    bodies: Array<Body<K, V>>,
     mask: usize,
     /// The table this one is being moved into; null when no resize is under way.
     next: AtomicPtr<Table<K, V>>,
@@ -553,8 +661,8 @@ struct Table<K, V> {
 impl<K, V> Table<K, V> {
     fn new(groups: usize) -> Self {
         Self {
-            ctrls: (0..groups).map(|_| Ctrl::new()).collect(),
-            bodies: (0..groups).map(|_| Body::new()).collect(),
+            ctrls: Array::new(groups, Ctrl::new),
+            bodies: Array::new(groups, Body::new),
             mask: groups - 1,
             next: AtomicPtr::new(ptr::null_mut()),
             claimed: AtomicUsize::new(0),
@@ -884,9 +992,11 @@ where
         }
     }
 
-    /// Inserts `entry`, replacing the entry of an equal key unless `if_absent`.
+    /// Inserts `entry` (of full hash `hash`), replacing the entry of an equal key
+    /// unless `if_absent`.
     pub(crate) fn insert<'g>(
         &self,
+        hash: u64,
         entry: Entry<K, V>,
         if_absent: bool,
         guard: &'g Guard,
@@ -894,8 +1004,7 @@ where
     where
         K: Eq,
     {
-        let hash = entry.hash;
-        if entry.weight > self.max_weight {
+        if u64::from(entry.weight) > self.max_weight {
             // The caller meant to replace the key's value: drop the old one too.
             let key = &entry.key;
             self.remove(hash, |k| k == key, guard);
@@ -914,7 +1023,7 @@ where
         // Forward of the old entry's group only: see "Writes" in the module docs.
         let (g, i) = free_slot(old.map_or(head, |(g, _)| g));
         // SAFETY: lock held, reserved bit clear (G2).
-        unsafe { fill(g, i, entry, 0) };
+        unsafe { fill(g, i, entry, tag(hash), 0) };
         let out = match old {
             Some((og, oi)) => {
                 if og.is(g) {
@@ -981,8 +1090,8 @@ where
         release(t, g, i, guard);
         // SAFETY: reserved until the release, which waits for `guard`.
         let e = unsafe { g.entry(i) };
-        let check = self.count(e.hash, -1);
-        self.weigh(e.hash, -(e.weight as isize));
+        let check = self.count(e.hint(), -1);
+        self.weigh(e.hint(), -(e.weight as isize));
         (e, check)
     }
 
@@ -1016,9 +1125,7 @@ where
         }
         let n = t.len();
         let len = self.len();
-        let target = if len.saturating_mul(GROW_ABOVE.1) > n * GROW_ABOVE.0
-            && n < 1 << (usize::BITS - 8)
-        {
+        let target = if len.saturating_mul(GROW_ABOVE.1) > n * GROW_ABOVE.0 && n < MAX_GROUPS {
             n * 2
         } else if n > self.min_groups && len.saturating_mul(SHRINK_BELOW.1) < n * SHRINK_BELOW.0 {
             n / 2
@@ -1070,8 +1177,9 @@ where
                 // SAFETY: occupied under the lock.
                 let hash = unsafe { g.entry(i) }.hash;
                 // `next` is not resizing (a resize starts only at the root, and
-                // `t` is still root), so its chains never move meanwhile.
-                let target = next.head(hash);
+                // `t` is still root), so its chains never move meanwhile. The low
+                // half of the hash places it (tables stay below 2^32 groups).
+                let target = next.head(u64::from(hash));
                 let tlock = lock_chain(target).expect("a table being filled does not move");
                 let (tg, ti) = free_slot(target);
                 // SAFETY: the source is occupied and stays unchanged (its chain is
@@ -1080,7 +1188,9 @@ where
                 // under its chain's lock (G2).
                 unsafe {
                     let e = ptr::read((*g.body.slots[i].get()).as_ptr());
-                    fill(tg, ti, e, g.body.clocks[i].load(Relaxed));
+                    let (tag, clock) =
+                        (g.ctrl.tags[i].load(Relaxed), g.body.clocks[i].load(Relaxed));
+                    fill(tg, ti, e, tag, clock);
                 }
                 // Release: publishes the copy (G2).
                 tg.ctrl.state.fetch_or(occupied(ti) | reserved(ti), Release);
@@ -1274,13 +1384,7 @@ mod tests {
         if_absent: bool,
         guard: &'g Guard,
     ) -> Outcome<'g, u64, V> {
-        let e = Entry {
-            hash: h(k),
-            key: k,
-            value: v,
-            weight: 1,
-        };
-        m.insert(e, if_absent, guard)
+        m.insert(h(k), Entry::new(h(k), k, v, 1), if_absent, guard)
     }
 
     /// Drives the collector until `live` reaches zero or ten seconds pass (tests

@@ -254,6 +254,18 @@ where
         pin()
     }
 
+    /// A view of the map pinned to the epoch once, for many operations: each
+    /// operation through it skips pinning (a thread-local lookup and a fenced
+    /// store), and the references it returns live as long as the view. Keep it
+    /// short-lived, as any guard: while it lives, nothing removed from any map
+    /// is freed. The methods of the map itself pin per call.
+    pub fn pin(&self) -> Pinned<'_, K, V, S> {
+        Pinned {
+            map: self,
+            guard: pin(),
+        }
+    }
+
     /// A reference to the value for `key`, valid while `guard` lives.
     pub fn get_ref<'g, Q>(&self, key: &Q, guard: &'g MapGuard) -> Option<&'g V>
     where
@@ -308,7 +320,8 @@ where
 
     /// Inserts with `weight`; returns the replaced value. In bounded mode an
     /// entry heavier than the bound is dropped (and `None` returned), and the
-    /// insert may evict other entries.
+    /// insert may evict other entries. A weight above `u32::MAX` counts as
+    /// `u32::MAX`.
     pub fn insert_weighted(&self, key: K, value: V, weight: u64) -> Option<V>
     where
         V: Clone,
@@ -329,13 +342,9 @@ where
         weight: u64,
         guard: &'g MapGuard,
     ) -> Inserted<'g, V> {
-        let entry = Entry {
-            hash: self.hash(&key),
-            key,
-            value,
-            weight,
-        };
-        match self.raw.insert(entry, false, &guard.guard) {
+        let hash = self.hash(&key);
+        let entry = Entry::new(hash, key, value, weight);
+        match self.raw.insert(hash, entry, false, &guard.guard) {
             Outcome::Replaced(e) => Inserted::Replaced(&e.value),
             Outcome::Rejected => Inserted::Rejected,
             Outcome::Inserted(_) => Inserted::New,
@@ -351,22 +360,31 @@ where
         V: Clone,
     {
         let guard = pin();
+        match self.get_or_insert_entry(key, make, &guard) {
+            Ok(e) => e.value.clone(),
+            Err(value) => value,
+        }
+    }
+
+    /// The entry for `key`, inserting `make()` (weight 1) first if absent; in a
+    /// bounded map of bound 0, where nothing fits, `make()`'s value back.
+    fn get_or_insert_entry<'g>(
+        &self,
+        key: K,
+        make: impl FnOnce() -> V,
+        guard: &'g MapGuard,
+    ) -> Result<&'g Entry<K, V>, V> {
         let hash = self.hash(&key);
         if let Some(e) = self.raw.get(hash, |k| *k == key, true, &guard.guard) {
-            return e.value.clone();
+            return Ok(e);
         }
         let value = make();
         if self.raw.max_weight() == 0 {
-            return value; // nothing fits
+            return Err(value); // nothing fits
         }
-        let entry = Entry {
-            hash,
-            key,
-            value,
-            weight: 1,
-        };
-        match self.raw.insert(entry, true, &guard.guard) {
-            Outcome::Existing(e) | Outcome::Inserted(e) => e.value.clone(),
+        let entry = Entry::new(hash, key, value, 1);
+        match self.raw.insert(hash, entry, true, &guard.guard) {
+            Outcome::Existing(e) | Outcome::Inserted(e) => Ok(e),
             other => unreachable!("insert-if-absent of weight 1: {}", other.name()),
         }
     }
@@ -398,7 +416,8 @@ where
     pub fn clear(&self) {
         let guard = pin();
         for e in self.raw.iter(&guard.guard) {
-            self.raw.remove(e.hash, |k| k == &e.key, &guard.guard);
+            self.raw
+                .remove(self.hash(&e.key), |k| k == &e.key, &guard.guard);
         }
     }
 
@@ -415,6 +434,90 @@ where
         for (k, v) in self.iter(&guard) {
             f(k, v);
         }
+    }
+}
+
+/// An [`EpochMap`] pinned to the epoch: see [`EpochMap::pin`].
+pub struct Pinned<'m, K, V, S = RandomState> {
+    map: &'m EpochMap<K, V, S>,
+    guard: MapGuard,
+}
+
+impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pinned").field("map", self.map).finish()
+    }
+}
+
+impl<K, V, S> Pinned<'_, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The value for `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.get_ref(key, &self.guard)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.map.hash(key);
+        let eq = |k: &K| k.borrow() == key;
+        self.map
+            .raw
+            .get(hash, eq, false, &self.guard.guard)
+            .is_some()
+    }
+
+    /// Inserts with weight 1; returns the replaced value.
+    pub fn insert(&self, key: K, value: V) -> Option<&V> {
+        match self.map.insert_ref(key, value, 1, &self.guard) {
+            Inserted::Replaced(old) => Some(old),
+            _ => None,
+        }
+    }
+
+    /// Inserts with `weight`; reports what happened (see
+    /// [`EpochMap::insert_weighted`]).
+    pub fn insert_weighted(&self, key: K, value: V, weight: u64) -> Inserted<'_, V> {
+        self.map.insert_ref(key, value, weight, &self.guard)
+    }
+
+    /// The value for `key`, inserting `make()` (weight 1) first if the key is
+    /// absent; atomic, as [`EpochMap::get_or_insert_with`]. In a bounded map of
+    /// bound 0, where nothing fits, `Err` with `make()`'s value.
+    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> Result<&V, V> {
+        self.map
+            .get_or_insert_entry(key, make, &self.guard)
+            .map(|e| &e.value)
+    }
+
+    /// Removes `key`; returns its value.
+    pub fn remove<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.remove_ref(key, &self.guard)
+    }
+
+    /// Iterates over `(key, value)` pairs, weakly consistently.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        self.map.iter(&self.guard)
+    }
+
+    /// The map.
+    pub fn map(&self) -> &EpochMap<K, V, S> {
+        self.map
     }
 }
 
