@@ -5,11 +5,11 @@
 
 #[cfg(crossbeam_loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicIsize, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+    AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(crossbeam_loom))]
 pub(crate) use std::sync::atomic::{
-    AtomicIsize, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+    AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 
 /// Number of stripes in a [`StripedCounter`]. One under loom, to keep the state

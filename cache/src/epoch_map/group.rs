@@ -27,10 +27,12 @@
 //!
 //! A read loads the head's state (`Acquire`); if the chain has moved, it goes on in
 //! the next table. Otherwise it compares the tags of the occupied slots with the
-//! hash's top seven bits and, on a match, the stored hash and the key in place,
-//! group by group down the chain. It takes no lock, retries nothing and stores
-//! nothing (but for the CLOCK counter in bounded mode, see below). It returns a
-//! reference into the slot, valid while the caller's epoch guard lives.
+//! hash's top seven bits and, on a match, the stored low half of the hash and the
+//! key in place, group by group down the chain. It takes no lock, retries nothing
+//! and stores nothing (but for the CLOCK counter in bounded mode, see below). It
+//! returns a reference into the slot, valid while the caller's epoch guard lives;
+//! the value is read in place until the key's first replacement, then through a
+//! box (one more miss).
 //!
 //! # Writes
 //!
@@ -38,19 +40,18 @@
 //! covers the whole chain), so writes are not lock-free: a writer preempted while
 //! holding it delays the other writers of that one chain, never a reader.
 //! * An insert writes the entry into a slot whose reserved bit is clear, then
-//!   sets the slot's occupied and reserved bits with one `Release` RMW: readers
-//!   that see the bit see the entry.
+//!   sets the slot's occupied and reserved bits and adds one to the group's
+//!   publish version with one `Release` RMW (which also releases the lock when
+//!   the group is the head): readers that see the bit see the entry.
 //! * A removal clears the occupied bit. The slot stays reserved, so no writer
 //!   reuses it, and a deferred function (crossbeam-epoch) drops the entry and
 //!   clears the reserved bit once every guard that might be reading it is gone.
-//! * A replacement writes the new entry into a free slot *at or after* the old
-//!   entry's group in chain order, sets its bits, then clears the old entry's
-//!   occupied bit (in one RMW when both are in one group). A reader scans the chain
-//!   head first and stops at its first match, so it meets the old entry's group
-//!   before the new one's: if it reads the old group before the old bit is
-//!   cleared it returns the old value, else it is past the clear and finds the new
-//!   entry, which was set before. The replacement takes effect at the clear; the
-//!   key is never seen absent, nor old after new.
+//! * A replacement keeps the key's slot: it boxes the new value and swaps the
+//!   box into the entry (`AcqRel`), and defers the drop of the old value (the
+//!   first time, the inline value is moved out to a box of its own; its bits stay
+//!   in the slot for readers that loaded them). A new slot per replacement would
+//!   keep the old slots out of use until their release, a few epochs later, and a
+//!   hot key's chain would grow with its write rate.
 //!
 //! # Resizing
 //!
@@ -93,7 +94,7 @@
 //! * **G2.** A slot is written only by the chain's lock holder, only while its
 //!   reserved bit is clear (after the `Acquire` load that saw it clear, which pairs
 //!   with the release's `Release` clear), and is published by the `Release` RMW that
-//!   sets its bits. Its contents never change while reserved (but for the moving
+//!   sets its bits (an add of bits known clear, which carries into no other field). Its contents never change while reserved (but for the moving
 //!   of a whole chain, which copies and never changes the source).
 //! * **G3.** An entry is owned by the one slot that is occupied in a chain that has
 //!   not moved; it is dropped only by the deferred release scheduled by the writer
@@ -106,13 +107,13 @@
 
 use std::alloc::{self, Layout};
 use std::cell::UnsafeCell;
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr::{self, NonNull};
 
 use crossbeam_epoch::Guard;
 
 use crate::sync::{
-    AtomicPtr, AtomicU8, AtomicU64, AtomicUsize,
+    AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
     StripedCounter, sampled, spin,
 };
@@ -186,17 +187,24 @@ pub(crate) fn groups_for(capacity: usize) -> usize {
         .min(MAX_GROUPS)
 }
 
-/// One entry, written in place in its group's slot. Never changes once published.
+/// One entry, written in place in its group's slot. Its key never changes once
+/// published; its value does, in place: a replacement boxes the new value and
+/// swaps the box in, so that a key replaced over and over keeps its slot (a new
+/// slot per replacement would leave the old ones out of use until their release,
+/// a few epochs later, and a hot key's chain would grow with its write rate).
 ///
 /// It keeps the low half of its hash, which places it in tables of up to 2^32
 /// groups (the tag, from the top bits, is in the group's control part), and its
-/// weight saturated to `u32::MAX`: 24 bytes with `u64` keys and values instead
-/// of 32, so a group's seven slots take three cache lines instead of four.
+/// weight saturated to `u32::MAX`: 32 bytes with `u64` keys and values.
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
-    pub(crate) value: V,
+    /// The value as inserted; dead (moved out) once `boxed` is set.
+    inline: ManuallyDrop<V>,
+    /// The value since the last replacement, null before the first.
+    boxed: AtomicPtr<V>,
     pub(crate) hash: u32,
-    pub(crate) weight: u32,
+    /// Written under the chain's lock; read by writers (accounting) only.
+    weight: AtomicU32,
 }
 
 impl<K, V> Entry<K, V> {
@@ -204,10 +212,33 @@ impl<K, V> Entry<K, V> {
     pub(crate) fn new(hash: u64, key: K, value: V, weight: u64) -> Self {
         Self {
             key,
-            value,
+            inline: ManuallyDrop::new(value),
+            boxed: AtomicPtr::new(ptr::null_mut()),
             hash: hash as u32,
-            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            weight: AtomicU32::new(saturate(weight)),
         }
+    }
+
+    /// The current value.
+    #[inline]
+    pub(crate) fn value(&self) -> &V {
+        // Acquire: pairs with the AcqRel swap that installed the box after
+        // writing it.
+        let p = self.boxed.load(Acquire);
+        if p.is_null() {
+            &self.inline
+        } else {
+            // SAFETY: a box installed in this entry is freed only by a deferred
+            // function scheduled when it was replaced, or with the entry: after
+            // the guard under which the caller reached the entry (G3).
+            unsafe { &*p }
+        }
+    }
+
+    /// The current weight.
+    #[inline]
+    pub(crate) fn weight(&self) -> u32 {
+        self.weight.load(Relaxed)
     }
 
     /// Well-mixed bits for choosing a counter stripe.
@@ -215,6 +246,24 @@ impl<K, V> Entry<K, V> {
     fn hint(&self) -> u64 {
         u64::from(self.hash) << 32
     }
+}
+
+impl<K, V> Drop for Entry<K, V> {
+    fn drop(&mut self) {
+        let p = self.boxed.load(Relaxed);
+        if p.is_null() {
+            // SAFETY: never moved out (no box installed); dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.inline) };
+        } else {
+            // SAFETY: the entry owns its current box.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// A weight as an entry keeps it.
+fn saturate(weight: u64) -> u32 {
+    u32::try_from(weight).unwrap_or(u32::MAX)
 }
 
 /// A group's control word and tags: what a lookup reads first. Kept apart from
@@ -284,11 +333,6 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Body<K, V> {}
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Body<K, V> {}
 
 impl<'a, K, V> Group<'a, K, V> {
-    /// Whether this is the group `other` is.
-    fn is(self, other: Group<'_, K, V>) -> bool {
-        ptr::eq(self.ctrl, other.ctrl)
-    }
-
     /// The entry in slot `i`.
     ///
     /// # Safety
@@ -368,18 +412,31 @@ impl<'a, K, V> Group<'a, K, V> {
 struct ChainLock<'a>(&'a AtomicU64);
 
 impl ChainLock<'_> {
-    /// Flips `bits` of `g`'s state (bits the lock holder knows the value of) with
+    /// Adds `delta` to `g`'s state (setting bits the lock holder knows are clear,
+    /// or clearing bits it knows are set: no carry or borrow crosses a bit) with
     /// `Release`, and releases the lock, in one RMW when `g` is the chain's head.
-    fn flip_and_unlock<K, V>(self, g: Group<'_, K, V>, bits: u64) {
+    fn commit<K, V>(self, g: Group<'_, K, V>, delta: u64) {
         if ptr::eq(self.0, &g.ctrl.state) {
             // Release: publishes the slot writes (G2) and hands the chain to the
             // next holder (pairs with its Acquire CAS).
-            self.0.fetch_xor(bits | LOCKED, Release);
+            self.0.fetch_add(delta.wrapping_sub(LOCKED), Release);
             std::mem::forget(self);
         } else {
-            g.ctrl.state.fetch_xor(bits, Release);
+            g.ctrl.state.fetch_add(delta, Release);
         }
     }
+}
+
+/// The state delta that publishes slot `i` (occupied and reserved, known clear).
+#[inline]
+fn publish(i: usize) -> u64 {
+    occupied(i) + reserved(i)
+}
+
+/// The state delta that clears occupied bit `i` (known set).
+#[inline]
+fn unpublish(i: usize) -> u64 {
+    occupied(i).wrapping_neg()
 }
 
 impl Drop for ChainLock<'_> {
@@ -751,8 +808,8 @@ impl<K, V> Drop for Table<K, V> {
 pub(crate) enum Outcome<'g, K, V> {
     /// The key was absent; this new entry is in.
     Inserted(&'g Entry<K, V>),
-    /// The key was present; this (now released) entry was replaced.
-    Replaced(&'g Entry<K, V>),
+    /// The key was present; this was its value, now replaced.
+    Replaced(&'g V),
     /// Insert-if-absent found this entry and left it; the new entry was dropped.
     Existing(&'g Entry<K, V>),
     /// Bounded mode: the entry alone outweighs the bound; it was dropped.
@@ -913,7 +970,8 @@ impl<K, V> RawMap<K, V> {
         }
         // The scan can meet a key twice: replaced (or removed and inserted again)
         // into a later group of the chain after the scan passed its first slot.
-        // Keep the later, newer one. A chain holds a handful of entries.
+        // Keep one (either was the key's value during the iteration). A chain
+        // holds a handful of entries.
         let mut k = start;
         while k < out.len() {
             if out[k + 1..].iter().any(|e| e.key == out[k].key) {
@@ -992,65 +1050,88 @@ where
         }
     }
 
-    /// Inserts `entry` (of full hash `hash`), replacing the entry of an equal key
-    /// unless `if_absent`.
+    /// Inserts `key` (of full hash `hash`) with `value`, replacing the value of an
+    /// equal key unless `if_absent`.
     pub(crate) fn insert<'g>(
         &self,
         hash: u64,
-        entry: Entry<K, V>,
+        key: K,
+        value: V,
+        weight: u64,
         if_absent: bool,
         guard: &'g Guard,
     ) -> Outcome<'g, K, V>
     where
         K: Eq,
     {
-        if u64::from(entry.weight) > self.max_weight {
+        if weight > self.max_weight {
             // The caller meant to replace the key's value: drop the old one too.
-            let key = &entry.key;
-            self.remove(hash, |k| k == key, guard);
+            self.remove(hash, |k| *k == key, guard);
             return Outcome::Rejected;
         }
+        let weight = saturate(weight);
         let (t, lock) = self.lock_for(hash, guard);
         let head = t.head(hash);
-        let old = find_locked(head, hash, &|k: &K| *k == entry.key);
-        if let (true, Some((g, i))) = (if_absent, old) {
-            drop(lock);
-            // SAFETY: occupied under the lock and `guard`.
-            return Outcome::Existing(unsafe { g.entry(i) });
-        }
-        let weight = entry.weight;
-        let mut check = false;
-        // Forward of the old entry's group only: see "Writes" in the module docs.
-        let (g, i) = free_slot(old.map_or(head, |(g, _)| g));
-        // SAFETY: lock held, reserved bit clear (G2).
-        unsafe { fill(g, i, entry, tag(hash), 0) };
-        let out = match old {
-            Some((og, oi)) => {
-                if og.is(g) {
-                    // One RMW publishes the new slot and retires the old one.
-                    lock.flip_and_unlock(g, occupied(i) | reserved(i) | occupied(oi));
+        let out = match find_locked(head, hash, &|k: &K| *k == key) {
+            Some((g, i)) if if_absent => {
+                drop(lock);
+                // SAFETY: occupied under the lock and `guard`.
+                return Outcome::Existing(unsafe { g.entry(i) });
+            }
+            Some((g, i)) => {
+                // SAFETY: occupied under the lock and `guard`.
+                let e = unsafe { g.entry(i) };
+                let new = Box::into_raw(Box::new(value));
+                // AcqRel: Release publishes the box's contents to `value`'s
+                // Acquire load; Acquire makes the old box's contents ours to move.
+                let old = e.boxed.swap(new, AcqRel);
+                let old_weight = e.weight.swap(weight, Relaxed);
+                drop(lock);
+                let old: *mut V = if old.is_null() {
+                    // The first replacement: move the inline value out to a box
+                    // of its own. Its bits stay in the slot for readers that
+                    // loaded it, and the entry never drops them again (`Drop`).
+                    // SAFETY: never moved before (no box was installed), and the
+                    // lock was held across the swap, so no other writer did.
+                    Box::into_raw(Box::new(unsafe { ptr::read(&*e.inline) }))
                 } else {
-                    // New first: see "Writes" in the module docs.
-                    // Release: publishes the slot (G2).
-                    g.ctrl.state.fetch_or(occupied(i) | reserved(i), Release);
-                    lock.flip_and_unlock(og, occupied(oi));
-                }
-                // Unlocked: the old slot stays reserved until its release.
-                release(t, og, oi, guard);
-                // SAFETY: reserved until the release, which waits for `guard`.
-                let o = unsafe { og.entry(oi) };
-                self.weigh(hash, weight as isize - o.weight as isize);
-                Outcome::Replaced(o)
+                    old
+                };
+                // SAFETY: the box is freed only by the deferred drop below, after
+                // `guard`.
+                let old_ref: &'g V = unsafe { &*old };
+                let addr = old as usize;
+                // SAFETY: unlinked from the entry by the swap (or never in it);
+                // freed once no guard that could have loaded it remains. `V` is
+                // `Send + 'static`.
+                unsafe { guard.defer_unchecked(move || drop(Box::from_raw(addr as *mut V))) };
+                self.weigh(hash, weight as isize - old_weight as isize);
+                Outcome::Replaced(old_ref)
             }
             None => {
-                lock.flip_and_unlock(g, occupied(i) | reserved(i));
-                check = self.count(hash, 1);
+                let (g, i) = free_slot(head);
+                // SAFETY: lock held, reserved bit clear (G2).
+                unsafe {
+                    fill(
+                        g,
+                        i,
+                        Entry::new(hash, key, value, weight.into()),
+                        tag(hash),
+                        0,
+                    )
+                };
+                lock.commit(g, publish(i));
+                let check = self.count(hash, 1);
                 self.weigh(hash, weight as isize);
+                self.after_write(check, guard);
                 // SAFETY: published; released only after `guard` is gone.
                 Outcome::Inserted(unsafe { g.entry(i) })
             }
         };
-        self.after_write(check, guard);
+        if let Outcome::Replaced(_) = out {
+            // Same length: no resize to start, but keep helping one.
+            self.after_write(false, guard);
+        }
         if self.is_bounded() && self.weight() > self.max_weight {
             self.evict(guard);
         }
@@ -1071,7 +1152,7 @@ where
             self.after_write(false, guard);
             return None;
         };
-        lock.flip_and_unlock(g, occupied(i));
+        lock.commit(g, unpublish(i));
         let out = Some(self.unlinked(t, g, i, guard));
         self.after_write(out.is_some_and(|(_, check)| check), guard);
         out.map(|(e, _)| e)
@@ -1091,7 +1172,7 @@ where
         // SAFETY: reserved until the release, which waits for `guard`.
         let e = unsafe { g.entry(i) };
         let check = self.count(e.hint(), -1);
-        self.weigh(e.hint(), -(e.weight as isize));
+        self.weigh(e.hint(), -(e.weight() as isize));
         (e, check)
     }
 
@@ -1193,7 +1274,7 @@ where
                     fill(tg, ti, e, tag, clock);
                 }
                 // Release: publishes the copy (G2).
-                tg.ctrl.state.fetch_or(occupied(ti) | reserved(ti), Release);
+                tg.ctrl.state.fetch_add(publish(ti), Release);
                 drop(tlock);
             }
         }
@@ -1384,7 +1465,7 @@ mod tests {
         if_absent: bool,
         guard: &'g Guard,
     ) -> Outcome<'g, u64, V> {
-        m.insert(h(k), Entry::new(h(k), k, v, 1), if_absent, guard)
+        m.insert(h(k), k, v, 1, if_absent, guard)
     }
 
     /// Drives the collector until `live` reaches zero or ten seconds pass (tests
@@ -1441,26 +1522,26 @@ mod tests {
                     put(&m, k, Tracked::new(step, &live), false, &guard),
                     model.insert(k, step),
                 ) {
-                    (Outcome::Inserted(e), None) => assert_eq!(e.value.v, step),
-                    (Outcome::Replaced(e), Some(old)) => assert_eq!(e.value.v, old),
+                    (Outcome::Inserted(e), None) => assert_eq!(e.value().v, step),
+                    (Outcome::Replaced(v), Some(old)) => assert_eq!(v.v, old),
                     _ => panic!("insert {k}: outcome differs from the model"),
                 },
                 8..=9 => match (
                     put(&m, k, Tracked::new(step, &live), true, &guard),
                     model.get(&k),
                 ) {
-                    (Outcome::Existing(e), Some(&v)) => assert_eq!(e.value.v, v),
+                    (Outcome::Existing(e), Some(&v)) => assert_eq!(e.value().v, v),
                     (Outcome::Inserted(_), None) => {
                         model.insert(k, step);
                     }
                     _ => panic!("insert-if-absent {k}: outcome differs from the model"),
                 },
                 10..=12 => {
-                    let got = m.remove(h(k), |q| *q == k, &guard).map(|e| e.value.v);
+                    let got = m.remove(h(k), |q| *q == k, &guard).map(|e| e.value().v);
                     assert_eq!(got, model.remove(&k), "remove {k}");
                 }
                 _ => {
-                    let got = m.get(h(k), |q| *q == k, false, &guard).map(|e| e.value.v);
+                    let got = m.get(h(k), |q| *q == k, false, &guard).map(|e| e.value().v);
                     assert_eq!(got, model.get(&k).copied(), "get {k}");
                 }
             }
@@ -1470,9 +1551,9 @@ mod tests {
         let guard = crossbeam_epoch::pin();
         let mut seen = HashMap::new();
         for e in m.iter(&guard) {
-            assert_eq!(e.weight, 1);
+            assert_eq!(e.weight(), 1);
             assert!(
-                seen.insert(e.key, e.value.v).is_none(),
+                seen.insert(e.key, e.value().v).is_none(),
                 "key {} twice",
                 e.key
             );
@@ -1535,7 +1616,7 @@ mod tests {
                 for n in 0..200_000u64 {
                     let k = n % KEYS;
                     let guard = crossbeam_epoch::pin();
-                    let v = m.get(h(k), |q| *q == k, false, &guard).map(|e| e.value);
+                    let v = m.get(h(k), |q| *q == k, false, &guard).map(|e| *e.value());
                     let v = v.unwrap_or_else(|| panic!("key {k} absent"));
                     let l = &mut last[k as usize];
                     assert!(v >= *l, "key {k} went back from {l} to {v}");
@@ -1547,6 +1628,27 @@ mod tests {
             t.join().unwrap();
         }
         assert!(m.resizes() >= 2, "{} resizes", m.resizes());
+    }
+
+    #[test]
+    fn a_hot_key_replaced_over_and_over_keeps_its_chain_short() {
+        let m: RawMap<u64, u64> = RawMap::new(64, u64::MAX);
+        for k in 0..64 {
+            put(&m, k, 0, false, &crossbeam_epoch::pin());
+        }
+        for v in 1..200_000u64 {
+            put(&m, 7, v, false, &crossbeam_epoch::pin());
+        }
+        let guard = crossbeam_epoch::pin();
+        let t = m.root(&guard);
+        let longest = t.heads().map(|h| h.chain().count()).max().unwrap_or(0);
+        // 64 keys in one chain (see `h`) take ten groups: a replacement keeps its
+        // key's slot.
+        assert!(longest <= 10, "a chain of {longest} groups");
+        assert_eq!(
+            m.get(h(7), |q| *q == 7, false, &guard).map(|e| *e.value()),
+            Some(199_999)
+        );
     }
 
     #[test]
@@ -1576,7 +1678,11 @@ mod tests {
                             _ => {
                                 if let Some(e) = m.get(h(k), |q| *q == k, false, &guard) {
                                     assert_eq!(e.key, k);
-                                    assert_eq!(e.value.dropped.load(SeqCst), 0, "read after drop");
+                                    assert_eq!(
+                                        e.value().dropped.load(SeqCst),
+                                        0,
+                                        "read after drop"
+                                    );
                                 }
                             }
                         }

@@ -13,7 +13,8 @@
 //!
 //! * **Reads** load the control word (`Acquire`), compare tags, then the hash and
 //!   the key in place. They take no lock, retry nothing and store to no shared
-//!   location of the map (but see *Bounded mode*).
+//!   location of the map (but see *Bounded mode*). A value is inline until its
+//!   key's first replacement, then boxed: one more miss to read it.
 //! * **Writes** take the key's chain lock (one CAS on the head group's control
 //!   word; the chain is the head group and its overflow groups), write the entry
 //!   into a free slot and publish it with one `Release` RMW that also releases the
@@ -21,9 +22,9 @@
 //!   a chain lock delays the writers of that chain (a few keys), never a reader
 //!   and never another chain. A removal clears the slot's occupied bit; the slot
 //!   stays reserved until a deferred function (crossbeam-epoch) has dropped the
-//!   entry, once no guard can be reading it. A replacement writes the new entry
-//!   at or after the old one's group in chain order before clearing the old one,
-//!   so a reader never sees the key absent, nor old after new.
+//!   entry, once no guard can be reading it. A replacement keeps the key's slot
+//!   and swaps a boxed value into it (the old value is dropped through the epoch
+//!   too), so a hot key written over and over does not use up its chain's slots.
 //! * **Resizing** (grow by two past 4 entries per group on average, shrink by two
 //!   below one per two groups, never below the initial size) is incremental and
 //!   cooperative, as in Java's `ConcurrentHashMap`: the writer that sees the load
@@ -275,7 +276,7 @@ where
         let e = self
             .raw
             .get(self.hash(key), |k| k.borrow() == key, true, &guard.guard)?;
-        Some(&e.value)
+        Some(e.value())
     }
 
     /// Applies `f` to the value for `key`.
@@ -343,9 +344,11 @@ where
         guard: &'g MapGuard,
     ) -> Inserted<'g, V> {
         let hash = self.hash(&key);
-        let entry = Entry::new(hash, key, value, weight);
-        match self.raw.insert(hash, entry, false, &guard.guard) {
-            Outcome::Replaced(e) => Inserted::Replaced(&e.value),
+        match self
+            .raw
+            .insert(hash, key, value, weight, false, &guard.guard)
+        {
+            Outcome::Replaced(v) => Inserted::Replaced(v),
             Outcome::Rejected => Inserted::Rejected,
             Outcome::Inserted(_) => Inserted::New,
             other => unreachable!("upsert: {}", other.name()),
@@ -361,7 +364,7 @@ where
     {
         let guard = pin();
         match self.get_or_insert_entry(key, make, &guard) {
-            Ok(e) => e.value.clone(),
+            Ok(e) => e.value().clone(),
             Err(value) => value,
         }
     }
@@ -382,8 +385,7 @@ where
         if self.raw.max_weight() == 0 {
             return Err(value); // nothing fits
         }
-        let entry = Entry::new(hash, key, value, 1);
-        match self.raw.insert(hash, entry, true, &guard.guard) {
+        match self.raw.insert(hash, key, value, 1, true, &guard.guard) {
             Outcome::Existing(e) | Outcome::Inserted(e) => Ok(e),
             other => unreachable!("insert-if-absent of weight 1: {}", other.name()),
         }
@@ -409,7 +411,7 @@ where
     {
         self.raw
             .remove(self.hash(key), |k: &K| k.borrow() == key, &guard.guard)
-            .map(|e| &e.value)
+            .map(|e| e.value())
     }
 
     /// Removes the entries present when called (not atomic; see module docs).
@@ -498,7 +500,7 @@ where
     pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> Result<&V, V> {
         self.map
             .get_or_insert_entry(key, make, &self.guard)
-            .map(|e| &e.value)
+            .map(|e| e.value())
     }
 
     /// Removes `key`; returns its value.
@@ -547,6 +549,6 @@ impl<'g, K: Eq, V> Iterator for Iter<'g, K, V> {
     type Item = (&'g K, &'g V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|e| (&e.key, &e.value))
+        self.inner.next().map(|e| (&e.key, e.value()))
     }
 }
