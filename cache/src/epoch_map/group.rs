@@ -1344,18 +1344,23 @@ where
                 // Acquire: as in `find_locked`.
                 let mut m = g.ctrl.state.load(Acquire) & OCCUPIED;
                 while m != 0 {
+                    // The hand stops as soon as the bound holds: entries it has
+                    // not reached keep their counters (a chain holds several
+                    // entries; ageing them all per eviction would age hot
+                    // entries faster than CLOCK does).
+                    if self.weight() <= self.max_weight {
+                        break 'chain;
+                    }
                     let i = m.trailing_zeros() as usize;
                     m &= m - 1;
                     let c = g.body.clocks[i].load(Relaxed);
                     if c > 0 {
                         g.body.clocks[i].store(c - 1, Relaxed);
-                    } else if self.weight() > self.max_weight {
+                    } else {
                         // Release: as in `remove`.
                         g.ctrl.state.fetch_and(!occupied(i), Release);
                         self.unlinked(t, g, i, guard);
                         self.evictions.fetch_add(1, Relaxed);
-                    } else {
-                        break 'chain;
                     }
                 }
             }
