@@ -276,6 +276,57 @@ fn bounded_eviction_race() {
     });
 }
 
+/// Two replacements of one key (the inline value moves out to a box, then a
+/// box is swapped for a box) racing a reader that holds its reference across
+/// them: the reader sees one of the three values, its reference stays readable
+/// while its guard lives, and every replaced value is freed once.
+#[test]
+fn replacements_race_a_reader_holding_its_reference() {
+    model(|| {
+        let map = Arc::new(new_map());
+        put(&map, 1, 10);
+        let m1 = map.clone();
+        let writer = thread::spawn(move || (put(&m1, 1, 20), put(&m1, 1, 30)));
+        let guard = map.guard();
+        let seen = map.get_ref(&1, &guard).map(|v| *v.get_ref());
+        assert!(matches!(seen, Some(10) | Some(20) | Some(30)), "{seen:?}");
+        let (first, second) = writer.join().unwrap();
+        assert_eq!((first, second), (Some(10), Some(20)));
+        // Still readable: the guard keeps the value it was read under.
+        assert_eq!(map.get_ref(&1, &guard).map(|v| *v.get_ref()), Some(30));
+        drop(guard);
+        assert_eq!(get(&map, 1), Some(30));
+    });
+}
+
+/// A removed key's slot is released (its value dropped, the slot free for
+/// another key) only once no guard that could read it remains: a reader that
+/// raced the removal still reads the removed value after the remover has
+/// inserted another key, and every value is freed once.
+#[test]
+fn a_removed_slot_is_not_reused_under_a_reader() {
+    model(|| {
+        let map = Arc::new(new_map());
+        put(&map, 1, 10);
+        let m1 = map.clone();
+        let writer = thread::spawn(move || {
+            assert_eq!(del(&m1, 1), Some(10));
+            // Pinning and flushing gives the collector the chance to run the
+            // release, and the insert the chance to take the slot.
+            cache::epoch_map::flush();
+            put(&m1, 2, 20);
+        });
+        let guard = map.guard();
+        let seen = map.get_ref(&1, &guard);
+        // The writer is done, its release possibly run: not for a slot this
+        // guard may still read, so the value read before is intact.
+        writer.join().unwrap();
+        assert!(matches!(seen.map(|v| *v.get_ref()), Some(10) | None));
+        drop(guard);
+        assert_eq!((get(&map, 1), get(&map, 2)), (None, Some(20)));
+    });
+}
+
 /// `clear` racing an insert: afterwards the map holds at most the new key.
 #[test]
 fn clear_races_insert() {

@@ -40,9 +40,9 @@
 //! covers the whole chain), so writes are not lock-free: a writer preempted while
 //! holding it delays the other writers of that one chain, never a reader.
 //! * An insert writes the entry into a slot whose reserved bit is clear, then
-//!   sets the slot's occupied and reserved bits and adds one to the group's
-//!   publish version with one `Release` RMW (which also releases the lock when
-//!   the group is the head): readers that see the bit see the entry.
+//!   sets the slot's occupied and reserved bits with one `Release` RMW (which
+//!   also releases the lock when the group is the head): readers that see the bit
+//!   see the entry.
 //! * A removal clears the occupied bit. The slot stays reserved, so no writer
 //!   reuses it, and a deferred function (crossbeam-epoch) drops the entry and
 //!   clears the reserved bit once every guard that might be reading it is gone.
