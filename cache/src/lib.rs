@@ -40,11 +40,12 @@
 //!     LOOM_MAX_PREEMPTIONS=2 cargo test -p cache --release --test loom -j2
 //!   ```
 //!
-//!   (one to two minutes on two cores; without `LOOM_MAX_PREEMPTIONS` the
-//!   tests default to 2. At 3, all models but `bounded_eviction_race` finish
-//!   within a few minutes; that one runs for well over a quarter of an hour.) Loom checks the atomics (orderings, interleavings) and,
-//!   through `loom::alloc::Track` values, that every value is freed; it does
-//!   not see plain memory, so publication of slot contents is covered by the
+//!   (under a minute on two cores once built; without `LOOM_MAX_PREEMPTIONS`
+//!   the tests default to 2. At 3, the 13 models take about a minute; at 4,
+//!   about six.) Loom
+//!   checks the atomics (orderings, interleavings) and, through
+//!   `loom::alloc::Track` values, that every value is freed; it does not see
+//!   plain memory, so publication of slot contents is covered by the
 //!   Release/Acquire pairs on the group control words that carry them.
 //! * Read-heavy comparison with DashMap: `cargo bench -p cache --bench
 //!   read_heavy -j2`.

@@ -164,6 +164,18 @@ fn reserved(i: usize) -> u64 {
     1 << (RESERVED_SHIFT + i)
 }
 
+/// The slot indices of the set bits of `mask`, lowest first.
+#[inline]
+fn slots_in(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            i
+        })
+    })
+}
+
 /// Slots whose reserved bit is set in `state`.
 #[inline]
 fn reserved_set(state: u64) -> u64 {
@@ -350,10 +362,7 @@ impl<'a, K, V> Group<'a, K, V> {
     #[inline]
     fn find(self, state: u64, hash: u64, eq: &impl Fn(&K) -> bool) -> Option<usize> {
         let t = tag(hash);
-        let mut m = state & OCCUPIED;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
+        for i in slots_in(state & OCCUPIED) {
             // Relaxed: the tag was written before the Release RMW that set the
             // occupied bit this thread loaded with Acquire.
             if self.ctrl.tags[i].load(Relaxed) == t {
@@ -957,10 +966,7 @@ impl<K, V> RawMap<K, V> {
         let start = out.len();
         for g in head.chain() {
             // Acquire: as in `get`.
-            let mut m = g.ctrl.state.load(Acquire) & OCCUPIED;
-            while m != 0 {
-                let i = m.trailing_zeros() as usize;
-                m &= m - 1;
+            for i in slots_in(g.ctrl.state.load(Acquire) & OCCUPIED) {
                 // SAFETY: occupied when loaded under `guard` (G3, G4).
                 let e = unsafe { g.entry(i) };
                 if e.hash as usize & fmask == fval {
@@ -1251,10 +1257,7 @@ where
         };
         for g in head.chain() {
             // Acquire: as in `find_locked`.
-            let mut m = g.ctrl.state.load(Acquire) & OCCUPIED;
-            while m != 0 {
-                let i = m.trailing_zeros() as usize;
-                m &= m - 1;
+            for i in slots_in(g.ctrl.state.load(Acquire) & OCCUPIED) {
                 // SAFETY: occupied under the lock.
                 let hash = unsafe { g.entry(i) }.hash;
                 // `next` is not resizing (a resize starts only at the root, and
@@ -1342,8 +1345,7 @@ where
             };
             'chain: for g in t.group(j).chain() {
                 // Acquire: as in `find_locked`.
-                let mut m = g.ctrl.state.load(Acquire) & OCCUPIED;
-                while m != 0 {
+                for i in slots_in(g.ctrl.state.load(Acquire) & OCCUPIED) {
                     // The hand stops as soon as the bound holds: entries it has
                     // not reached keep their counters (a chain holds several
                     // entries; ageing them all per eviction would age hot
@@ -1351,8 +1353,6 @@ where
                     if self.weight() <= self.max_weight {
                         break 'chain;
                     }
-                    let i = m.trailing_zeros() as usize;
-                    m &= m - 1;
                     let c = g.body.clocks[i].load(Relaxed);
                     if c > 0 {
                         g.body.clocks[i].store(c - 1, Relaxed);
@@ -1433,10 +1433,7 @@ unsafe fn drop_owned<K, V>(t: &Table<K, V>) {
         for g in head.chain() {
             let s = g.ctrl.state.load(Acquire);
             let occ = s & OCCUPIED;
-            let mut m = occ;
-            while m != 0 {
-                let i = m.trailing_zeros() as usize;
-                m &= m - 1;
+            for i in slots_in(occ) {
                 // SAFETY: occupied, so initialised and owned here (G1, G3).
                 unsafe { ptr::drop_in_place((*g.body.slots[i].get()).as_mut_ptr()) };
             }
