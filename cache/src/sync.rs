@@ -22,7 +22,7 @@ const STRIPES: usize = 16;
 /// A value on its own cache line, so neighbouring stripes do not share one.
 #[repr(align(128))]
 #[derive(Debug)]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(pub(crate) T);
 
 /// A signed counter split over cache-line-padded stripes: writers touching
 /// different stripes do not contend, readers sum the stripes.

@@ -115,7 +115,7 @@ use crossbeam_epoch::Guard;
 use crate::sync::{
     AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
-    StripedCounter, sampled, spin,
+    Padded, StripedCounter, sampled, spin,
 };
 
 /// Slots per group.
@@ -580,10 +580,6 @@ const PENDING_STRIPES: usize = 1;
 // `release` packs a slot index and a stripe into a body pointer's low bits.
 const _: () = assert!(SLOTS <= 8 && PENDING_STRIPES <= 8);
 
-/// One stripe on its own cache line.
-#[repr(align(128))]
-struct Stripe(AtomicUsize);
-
 /// How many deferred releases of a table have not run yet, plus one *owner
 /// token* held while the table is reachable (dropped once it is unlinked and the
 /// guards of that time are gone, or when the map is dropped). Striped so that
@@ -594,7 +590,7 @@ struct Stripe(AtomicUsize);
 /// moved chains, and a dropped map has none), so after that every stripe only
 /// falls, and all stripes seen at zero means none will rise again.
 struct Pending {
-    stripes: [Stripe; PENDING_STRIPES],
+    stripes: [Padded<AtomicUsize>; PENDING_STRIPES],
     /// Set by the one thread that frees the table.
     freed: AtomicU8,
 }
@@ -602,7 +598,7 @@ struct Pending {
 impl Pending {
     fn new() -> Self {
         let p = Self {
-            stripes: std::array::from_fn(|_| Stripe(AtomicUsize::new(0))),
+            stripes: std::array::from_fn(|_| Padded(AtomicUsize::new(0))),
             freed: AtomicU8::new(0),
         };
         // The owner token.

@@ -305,10 +305,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let guard = pin();
-        self.raw
-            .get(self.hash(key), |k| k.borrow() == key, false, &guard.guard)
-            .is_some()
+        self.pin().contains_key(key)
     }
 
     /// Inserts with weight 1; returns the replaced value.
