@@ -5,30 +5,34 @@
 //!
 //! # Layout
 //!
-//! A group has a 16-byte *control* part, a state word and seven one-byte hash
+//! A group has an 8-byte *control* word, its state bits and seven 6-bit hash
 //! tags, and a 64-byte-aligned *body*: seven slots of `(key, value, low half of
 //! the hash, weight)` written in place, an overflow pointer and seven CLOCK
-//! counters (192 bytes for `u64` keys and values). A table keeps the controls in
+//! counters (256 bytes for `u64` keys and values). A table keeps the controls in
 //! one array and the bodies in another, as SwissTable keeps its control bytes
-//! apart: the control array is a twelfth of the table for `u64` keys and values,
-//! so it stays in the CPU's caches, and a hit misses only on its slot's line.
+//! apart: the control array is a 33rd of the table for `u64` keys and values
+//! (1 MiB at 2^19 entries, as much as DashMap's control bytes), so it stays in
+//! the CPU's caches, and a hit misses only on its slot's line.
 //! Arrays of 2 MiB and more are aligned to huge pages and advised as such
 //! (`madvise`), so that on Linux with transparent huge pages that miss rarely
 //! adds a page walk. The group of a hash is `hash & mask`; a group that fills
 //! links an overflow group (control and body in one allocation), and overflow
 //! groups are only ever appended, so every chain has a fixed order, head first.
 //!
-//! The state word holds, per slot `i`, an *occupied* bit (`i`) and a *reserved*
-//! bit (`8 + i`), and *linked* (bit 61: an overflow group follows); in head groups
+//! The state word holds, per slot `i`, an *occupied* bit (`i`), a *reserved*
+//! bit (`8 + i`) and a tag (bits `16 + 6i` to `21 + 6i`: the top six bits of the
+//! hash), and *linked* (bit 61: an overflow group follows); in head groups
 //! also the chain's writer lock (bit 62) and *moved* (bit 63: the chain's entries
-//! live in the next table now).
+//! live in the next table now); and *more* (bit 60: a later group of the chain
+//! holds an occupied slot).
 //!
 //! # Reads
 //!
 //! A read loads the head's state (`Acquire`); if the chain has moved, it goes on in
 //! the next table. Otherwise it compares the tags of the occupied slots with the
-//! hash's top seven bits and, on a match, the stored low half of the hash and the
-//! key in place, group by group down the chain. It takes no lock, retries nothing
+//! hash's top six bits, all at once in the state word it loaded (so a tag and its
+//! occupied bit are always seen together), and, on a match, the stored low half
+//! of the hash and the key in place, group by group down the chain. It takes no lock, retries nothing
 //! and stores nothing (but for the CLOCK counter in bounded mode, see below). It
 //! returns a reference into the slot, valid while the caller's epoch guard lives;
 //! the value is read in place until the key's first replacement, then through a
@@ -40,12 +44,12 @@
 //! covers the whole chain), so writes are not lock-free: a writer preempted while
 //! holding it delays the other writers of that one chain, never a reader.
 //! * An insert writes the entry into a slot whose reserved bit is clear, then
-//!   sets the slot's occupied and reserved bits with one `Release` RMW (which
-//!   also releases the lock when the group is the head): readers that see the bit
-//!   see the entry.
+//!   sets the slot's occupied and reserved bits and its tag with one `Release`
+//!   RMW (which also releases the lock when the group is the head): readers that
+//!   see the bit see the entry.
 //! * A removal clears the occupied bit. The slot stays reserved, so no writer
 //!   reuses it, and a deferred function (crossbeam-epoch) drops the entry and
-//!   clears the reserved bit once every guard that might be reading it is gone.
+//!   clears the reserved bit and the tag once every guard that might be reading it is gone.
 //! * A replacement keeps the key's slot: it boxes the new value and swaps the
 //!   box into the entry (`AcqRel`), and defers the drop of the old value (the
 //!   first time, the inline value is moved out to a box of its own; its bits stay
@@ -55,10 +59,14 @@
 //!
 //! # Resizing
 //!
-//! Past 4 entries per group on average (of 7 slots) the table grows to twice the
+//! Past 5 entries per group on average (of 7 slots) the table grows to twice the
 //! groups; below one entry per two groups it shrinks to half (never below its
-//! initial size). A
-//! writer that sees the load out of range installs the next table in the root's
+//! initial size). (At 4 the table's footprint at a given size was up to twice
+//! as large, and one-thread lookups, which mostly wait for the slot's line, were
+//! 17% slower at 2^19 entries.) A group that fills links an overflow group,
+//! which stays linked; its predecessors' `MORE` bits say whether any later group
+//! holds an entry, so lookups skip the overflow groups of a chain while they are
+//! empty. A writer that sees the load out of range installs the next table in the root's
 //! `next` (one CAS); from then on every write moves a chunk of chains. Moving a
 //! chain takes its lock for good: its entries are copied bit for bit into the
 //! next table (taking each target chain's lock: old before new, so locks never
@@ -90,7 +98,8 @@
 //! # Invariants the `unsafe` below relies on
 //!
 //! * **G1.** A slot holds an initialised entry exactly while its reserved bit is
-//!   set; occupied implies reserved.
+//!   set; occupied implies reserved; its tag field is zero while it is not
+//!   reserved.
 //! * **G2.** A slot is written only by the chain's lock holder, only while its
 //!   reserved bit is clear (after the `Acquire` load that saw it clear, which pairs
 //!   with the release's `Release` clear), and is published by the `Release` RMW that
@@ -107,7 +116,7 @@
 
 use std::alloc::{self, Layout};
 use std::cell::UnsafeCell;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::ptr::{self, NonNull};
 
 use crossbeam_epoch::Guard;
@@ -126,12 +135,34 @@ const LOCKED: u64 = 1 << 62;
 const MOVED: u64 = 1 << 63;
 /// In any group's state: an overflow group is linked after this one.
 const LINKED: u64 = 1 << 61;
+/// In any group's state: a later group of the chain has an occupied slot. Kept
+/// exact by the chain's lock holders, so that lookups skip the overflow groups a
+/// chain keeps once it has needed them (they are never unlinked) while they are
+/// empty.
+const MORE: u64 = 1 << 60;
+/// Where the tags start in a state word: slot `i`'s tag is the `TAG_BITS`-bit
+/// field at `TAG_SHIFT + TAG_BITS * i`.
+const TAG_SHIFT: usize = 16;
+const TAG_BITS: usize = 6;
+/// One tag field, unshifted.
+const TAG_FIELD: u64 = (1 << TAG_BITS) - 1;
+/// The lowest bit of every tag field, unshifted.
+const TAG_LOWS: u64 = {
+    let (mut m, mut i) = (0, 0);
+    while i < SLOTS {
+        m |= 1 << (TAG_BITS * i);
+        i += 1;
+    }
+    m
+};
+// The tags fit between the reserved bits and the flags.
+const _: () = assert!(RESERVED_SHIFT + SLOTS <= TAG_SHIFT && TAG_SHIFT + TAG_BITS * SLOTS <= 60);
 
 /// Load bounds, as `(numerator, denominator)` entries per group: the table grows
 /// above the first and shrinks below the second. Loom models tiny maps, so it
 /// resizes them at a handful of entries.
 #[cfg(not(crossbeam_loom))]
-const GROW_ABOVE: (usize, usize) = (4, 1);
+const GROW_ABOVE: (usize, usize) = (5, 1);
 #[cfg(not(crossbeam_loom))]
 const SHRINK_BELOW: (usize, usize) = (1, 2);
 #[cfg(crossbeam_loom)]
@@ -182,10 +213,41 @@ fn reserved_set(state: u64) -> u64 {
     (state >> RESERVED_SHIFT) & OCCUPIED
 }
 
-/// The one-byte tag of a hash: its top seven bits, high bit set.
+/// The tag of a hash: its top `TAG_BITS` bits (independent of the low bits that
+/// choose the group and that the entry keeps).
 #[inline]
-fn tag(hash: u64) -> u8 {
-    (hash >> 57) as u8 | 0x80
+fn tag(hash: u64) -> u64 {
+    hash >> (64 - TAG_BITS)
+}
+
+/// Slot `i`'s tag field in a state word.
+#[inline]
+fn tag_field(i: usize) -> u64 {
+    TAG_FIELD << (TAG_SHIFT + TAG_BITS * i)
+}
+
+/// Slot `i`'s tag in `state`.
+#[inline]
+fn tag_in(state: u64, i: usize) -> u64 {
+    (state >> (TAG_SHIFT + TAG_BITS * i)) & TAG_FIELD
+}
+
+/// The occupied slots of `state` whose tag is `tag`, as a mask of slot bits.
+#[inline]
+fn matching(state: u64, tag: u64) -> u64 {
+    let low = TAG_LOWS * (TAG_FIELD >> 1);
+    let high = TAG_LOWS << (TAG_BITS - 1);
+    let diff = ((state >> TAG_SHIFT) & (TAG_LOWS * TAG_FIELD)) ^ (TAG_LOWS * tag);
+    // A field's high bit ends up clear exactly when the field is zero: adding
+    // `low` carries into it when any lower bit is set, and never past it, so a
+    // zero field never borrows from or carries into its neighbours.
+    let mut equal = !(((diff & low) + low) | diff) & high;
+    let mut slots = 0;
+    while equal != 0 {
+        slots |= 1 << (equal.trailing_zeros() as usize / TAG_BITS);
+        equal &= equal - 1;
+    }
+    slots & state & OCCUPIED
 }
 
 /// Groups for `capacity` entries at the growth threshold.
@@ -278,20 +340,18 @@ fn saturate(weight: u64) -> u32 {
     u32::try_from(weight).unwrap_or(u32::MAX)
 }
 
-/// A group's control word and tags: what a lookup reads first. Kept apart from
-/// the slots, four to a cache line, so that the control array of a large table
-/// stays in the CPU's caches and a hit misses only on its slot.
-#[repr(C, align(16))]
+/// A group's control word, state bits and tags: what a lookup reads first. Kept
+/// apart from the slots, eight to a cache line, so that the control array of a
+/// large table stays in the CPU's caches and a hit misses only on its slot.
+#[repr(C, align(8))]
 struct Ctrl {
     state: AtomicU64,
-    tags: [AtomicU8; 8],
 }
 
 impl Ctrl {
     fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
-            tags: std::array::from_fn(|_| AtomicU8::new(0)),
         }
     }
 }
@@ -361,25 +421,29 @@ impl<'a, K, V> Group<'a, K, V> {
     /// `eq` accepts.
     #[inline]
     fn find(self, state: u64, hash: u64, eq: &impl Fn(&K) -> bool) -> Option<usize> {
-        let t = tag(hash);
-        for i in slots_in(state & OCCUPIED) {
-            // Relaxed: the tag was written before the Release RMW that set the
-            // occupied bit this thread loaded with Acquire.
-            if self.ctrl.tags[i].load(Relaxed) == t {
-                // SAFETY: occupied in a state loaded by this thread, which holds
-                // a guard (readers) or the lock (writers); see `entry`.
-                let e = unsafe { self.entry(i) };
-                if e.hash == hash as u32 && eq(&e.key) {
-                    return Some(i);
-                }
-            }
-        }
-        None
+        slots_in(matching(state, tag(hash))).find(|&i| {
+            // SAFETY: occupied in a state loaded by this thread, which holds a
+            // guard (readers) or the lock (writers); see `entry`.
+            let e = unsafe { self.entry(i) };
+            e.hash == hash as u32 && eq(&e.key)
+        })
     }
 
-    /// The next group of the chain, given this group's `state`.
+    /// The next group of the chain that may hold an occupied slot, given this
+    /// group's `state`: none when no later group has one (`MORE`).
     #[inline]
     fn next_after(self, state: u64) -> Option<Group<'a, K, V>> {
+        if state & MORE == 0 {
+            return None;
+        }
+        // `MORE` may be set just before `LINKED`, while a full group's writer
+        // links the group its entry will go to: then nothing is published there.
+        self.linked_after(state)
+    }
+
+    /// The next group of the chain, occupied or not, given this group's `state`.
+    #[inline]
+    fn linked_after(self, state: u64) -> Option<Group<'a, K, V>> {
         if state & LINKED == 0 {
             return None;
         }
@@ -395,14 +459,14 @@ impl<'a, K, V> Group<'a, K, V> {
         })
     }
 
-    /// The next group of the chain.
+    /// The next group of the chain that may hold an occupied slot.
     #[inline]
     fn next(self) -> Option<Group<'a, K, V>> {
-        // Acquire: pairs with the Release RMW that set `LINKED`.
+        // Acquire: pairs with the Release RMWs that set `LINKED` and `MORE`.
         self.next_after(self.ctrl.state.load(Acquire))
     }
 
-    /// This group and the overflow groups after it.
+    /// This group and the overflow groups after it that may hold occupied slots.
     fn chain(self) -> impl Iterator<Item = Group<'a, K, V>> {
         std::iter::successors(Some(self), |g| g.next())
     }
@@ -436,10 +500,11 @@ impl ChainLock<'_> {
     }
 }
 
-/// The state delta that publishes slot `i` (occupied and reserved, known clear).
+/// The state delta that publishes slot `i` with `tag` (its occupied and reserved
+/// bits and its tag field, known clear).
 #[inline]
-fn publish(i: usize) -> u64 {
-    occupied(i) + reserved(i)
+fn publish(i: usize, tag: u64) -> u64 {
+    occupied(i) + reserved(i) + (tag << (TAG_SHIFT + TAG_BITS * i))
 }
 
 /// The state delta that clears occupied bit `i` (known set).
@@ -491,10 +556,12 @@ fn find_locked<'a, K, V>(
     })
 }
 
-/// A slot with its reserved bit clear, at or after `from` in chain order,
-/// linking a new overflow group when the chain has none. Under the lock.
-fn free_slot<K, V>(from: Group<'_, K, V>) -> (Group<'_, K, V>, usize) {
-    let mut g = from;
+/// A slot with its reserved bit clear in the chain at `head`, first in chain
+/// order, linking a new overflow group when the chain has none. Sets `MORE` in
+/// the groups before it, for the entry the caller will publish there. Under the
+/// lock.
+fn free_slot<K, V>(head: Group<'_, K, V>) -> (Group<'_, K, V>, usize) {
+    let mut g = head;
     loop {
         // Acquire: pairs with a release's Release clear of the reserved bit, so
         // its drop happened before the slot is overwritten (G2).
@@ -503,7 +570,12 @@ fn free_slot<K, V>(from: Group<'_, K, V>) -> (Group<'_, K, V>, usize) {
         if used != OCCUPIED {
             return (g, (!used & OCCUPIED).trailing_zeros() as usize);
         }
-        match g.next_after(state) {
+        if state & MORE == 0 {
+            // Release: before the publishing RMW, so a reader that sees the
+            // entry's group skipped sees it unpublished too.
+            g.ctrl.state.fetch_or(MORE, Release);
+        }
+        match g.linked_after(state) {
             Some(n) => g = n,
             None => {
                 let o = Box::into_raw(Box::new(Overflow {
@@ -526,14 +598,34 @@ fn free_slot<K, V>(from: Group<'_, K, V>) -> (Group<'_, K, V>, usize) {
     }
 }
 
-/// Writes `entry` into free slot `i` of `g` with its hash tag and CLOCK counter.
-/// Does not publish it.
+/// Makes the `MORE` bit of `g` and of the groups after it exact again after
+/// removals emptied overflow groups; returns whether `g` or a later group holds
+/// an occupied slot. Under the lock. Recursive over the chain, which is short.
+fn settle_more<K, V>(g: Group<'_, K, V>) -> bool {
+    // Acquire: as in `find_locked`.
+    let state = g.ctrl.state.load(Acquire);
+    let later = g.linked_after(state).is_some_and(settle_more);
+    if later != (state & MORE != 0) {
+        // Release: a reader that sees `MORE` clear skips only empty groups.
+        if later {
+            g.ctrl.state.fetch_or(MORE, Release);
+        } else {
+            g.ctrl.state.fetch_and(!MORE, Release);
+        }
+    }
+    later || state & OCCUPIED != 0
+}
+
+/// Writes `entry` into free slot `i` of `g`, with its CLOCK counter in bounded
+/// mode (an unbounded map never reads them, and the store would cost an insert
+/// a second line). Does not publish it (`publish` sets the tag).
 ///
 /// # Safety
 /// The caller holds the chain's lock and slot `i`'s reserved bit is clear (G2).
-unsafe fn fill<K, V>(g: Group<'_, K, V>, i: usize, entry: Entry<K, V>, tag: u8, clock: u8) {
-    g.ctrl.tags[i].store(tag, Relaxed);
-    g.body.clocks[i].store(clock, Relaxed);
+unsafe fn fill<K, V>(g: Group<'_, K, V>, i: usize, entry: Entry<K, V>, clock: Option<u8>) {
+    if let Some(clock) = clock {
+        g.body.clocks[i].store(clock, Relaxed);
+    }
     // SAFETY: the caller's contract.
     unsafe { (*g.body.slots[i].get()).write(entry) };
 }
@@ -549,10 +641,19 @@ fn release<K: Send + 'static, V: Send + 'static>(
 ) {
     let stripe = table.pending.up();
     let t = table as *const Table<K, V> as usize;
-    let ctrl = g.ctrl as *const Ctrl as usize;
+    // SAFETY: reserved until the release below runs.
+    let e = unsafe { g.entry(i) };
+    // An entry with nothing to drop is not read again: the release then touches
+    // only the control word, not the slot's line. Relaxed: `boxed` is written
+    // under the chain's lock only, which the caller held when it unpublished the
+    // slot, and no writer finds the slot since.
+    let drops =
+        mem::needs_drop::<K>() || mem::needs_drop::<V>() || !e.boxed.load(Relaxed).is_null();
     // Three words, so that crossbeam-epoch stores the closure inline instead of
-    // boxing it: the slot and the stripe ride in the body pointer's low bits
-    // (a body is 64-byte aligned; `i < 8`, `stripe < 8`).
+    // boxing it: whether to drop rides in the control pointer's low bit (a
+    // control word is 8-byte aligned), the slot and the stripe in the body
+    // pointer's (a body is 64-byte aligned; `i < 8`, `stripe < 8`).
+    let ctrl = g.ctrl as *const Ctrl as usize | usize::from(drops);
     let body = g.body as *const Body<K, V> as usize | i | stripe << 3;
     // SAFETY: the closure runs after every guard that could read the slot is gone
     // (G3), and before the table is freed: it holds one of the table's pending
@@ -561,11 +662,15 @@ fn release<K: Send + 'static, V: Send + 'static>(
         guard.defer_unchecked(move || {
             let (i, stripe) = (body & 7, body >> 3 & 7);
             let body = &*((body & !63) as *const Body<K, V>);
-            ptr::drop_in_place((*body.slots[i].get()).as_mut_ptr());
-            // Release: pairs with the Acquire loads of `free_slot`.
+            if ctrl & 1 != 0 {
+                ptr::drop_in_place((*body.slots[i].get()).as_mut_ptr());
+            }
+            let ctrl = ctrl & !1;
+            // Release: pairs with the Acquire loads of `free_slot`. The tag
+            // goes with the reserved bit (G1).
             (*(ctrl as *const Ctrl))
                 .state
-                .fetch_and(!reserved(i), Release);
+                .fetch_and(!(reserved(i) | tag_field(i)), Release);
             Table::down(t as *mut Table<K, V>, stripe);
         });
     }
@@ -578,7 +683,12 @@ const PENDING_STRIPES: usize = 8;
 const PENDING_STRIPES: usize = 1;
 
 // `release` packs a slot index and a stripe into a body pointer's low bits.
-const _: () = assert!(SLOTS <= 8 && PENDING_STRIPES <= 8);
+const _: () = assert!(
+    SLOTS <= 8
+        && PENDING_STRIPES <= 8
+        && align_of::<Ctrl>() >= 2
+        && align_of::<Body<u8, u8>>() >= 64
+);
 
 /// How many deferred releases of a table have not run yet, plus one *owner
 /// token* held while the table is reachable (dropped once it is unlinked and the
@@ -1118,11 +1228,10 @@ where
                         g,
                         i,
                         Entry::new(hash, key, value, weight.into()),
-                        tag(hash),
-                        0,
+                        self.is_bounded().then_some(0),
                     )
                 };
-                lock.commit(g, publish(i));
+                lock.commit(g, publish(i, tag(hash)));
                 let check = self.count(hash, 1);
                 self.weigh(hash, weight as isize);
                 self.after_write(check, guard);
@@ -1154,7 +1263,17 @@ where
             self.after_write(false, guard);
             return None;
         };
-        lock.commit(g, unpublish(i));
+        let head = t.head(hash);
+        if ptr::eq(g.ctrl, head.ctrl) {
+            lock.commit(g, unpublish(i));
+        } else {
+            // Release: as `commit`'s.
+            let state = g.ctrl.state.fetch_add(unpublish(i), Release);
+            if state.wrapping_add(unpublish(i)) & (OCCUPIED | MORE) == 0 {
+                settle_more(head);
+            }
+            drop(lock);
+        }
         let out = Some(self.unlinked(t, g, i, guard));
         self.after_write(out.is_some_and(|(_, check)| check), guard);
         out.map(|(e, _)| e)
@@ -1253,7 +1372,8 @@ where
         };
         for g in head.chain() {
             // Acquire: as in `find_locked`.
-            for i in slots_in(g.ctrl.state.load(Acquire) & OCCUPIED) {
+            let state = g.ctrl.state.load(Acquire);
+            for i in slots_in(state & OCCUPIED) {
                 // SAFETY: occupied under the lock.
                 let hash = unsafe { g.entry(i) }.hash;
                 // `next` is not resizing (a resize starts only at the root, and
@@ -1268,12 +1388,13 @@ where
                 // under its chain's lock (G2).
                 unsafe {
                     let e = ptr::read((*g.body.slots[i].get()).as_ptr());
-                    let (tag, clock) =
-                        (g.ctrl.tags[i].load(Relaxed), g.body.clocks[i].load(Relaxed));
-                    fill(tg, ti, e, tag, clock);
+                    let clock = self.is_bounded().then(|| g.body.clocks[i].load(Relaxed));
+                    fill(tg, ti, e, clock);
                 }
                 // Release: publishes the copy (G2).
-                tg.ctrl.state.fetch_add(publish(ti), Release);
+                tg.ctrl
+                    .state
+                    .fetch_add(publish(ti, tag_in(state, i)), Release);
                 drop(tlock);
             }
         }
@@ -1339,6 +1460,7 @@ where
                     }
                 }
             };
+            let mut emptied = false;
             'chain: for g in t.group(j).chain() {
                 // Acquire: as in `find_locked`.
                 for i in slots_in(g.ctrl.state.load(Acquire) & OCCUPIED) {
@@ -1357,8 +1479,12 @@ where
                         g.ctrl.state.fetch_and(!occupied(i), Release);
                         self.unlinked(t, g, i, guard);
                         self.evictions.fetch_add(1, Relaxed);
+                        emptied |= !ptr::eq(g.ctrl, t.group(j).ctrl);
                     }
                 }
+            }
+            if emptied {
+                settle_more(t.group(j));
             }
             drop(lock);
         }
@@ -1433,9 +1559,10 @@ unsafe fn drop_owned<K, V>(t: &Table<K, V>) {
                 // SAFETY: occupied, so initialised and owned here (G1, G3).
                 unsafe { ptr::drop_in_place((*g.body.slots[i].get()).as_mut_ptr()) };
             }
+            let tags = slots_in(occ).fold(0, |m, i| m | tag_field(i));
             g.ctrl
                 .state
-                .fetch_and(!(occ | occ << RESERVED_SHIFT), Relaxed);
+                .fetch_and(!(occ | occ << RESERVED_SHIFT | tags), Relaxed);
         }
     }
 }
@@ -1454,6 +1581,31 @@ mod tests {
     /// the full comparison.
     fn h(k: u64) -> u64 {
         k.wrapping_mul(0x9E37_79B9_7F4A_7C15) & !0xff
+    }
+
+    /// The packed tag comparison agrees with comparing field by field, for
+    /// states with every mix of occupied bits, tags and flags.
+    #[test]
+    fn matching_agrees_with_a_field_by_field_comparison() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..200_000 {
+            // xorshift: states with random bits everywhere, tags included.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let state = x;
+            for t in [
+                tag(x.rotate_left(9)),
+                tag_in(state, (x % 7) as usize),
+                0,
+                TAG_FIELD,
+            ] {
+                let want = (0..SLOTS)
+                    .filter(|&i| state & occupied(i) != 0 && tag_in(state, i) == t)
+                    .fold(0, |m, i| m | 1 << i);
+                assert_eq!(matching(state, t), want, "state {state:#x}, tag {t}");
+            }
+        }
     }
 
     fn put<'g, V: Send + Sync + 'static>(
@@ -1647,6 +1799,49 @@ mod tests {
             m.get(h(7), |q| *q == 7, false, &guard).map(|e| *e.value()),
             Some(199_999)
         );
+    }
+
+    #[test]
+    fn emptied_overflow_groups_are_skipped_until_refilled() {
+        let m: RawMap<u64, u64> = RawMap::new(64, u64::MAX);
+        let pin = crossbeam_epoch::pin;
+        // Forty keys in one chain (see `h`): the head and five overflow groups.
+        for k in 0..40 {
+            put(&m, k, k, false, &pin());
+        }
+        let more = |m: &RawMap<u64, u64>| {
+            let guard = pin();
+            let head = m.root(&guard).head(h(0));
+            (
+                head.chain().count(),
+                head.ctrl.state.load(SeqCst) & MORE != 0,
+            )
+        };
+        assert_eq!(more(&m), (6, true));
+        // Emptying the overflow groups, last first and then first last.
+        for k in (20..40).chain(7..20) {
+            assert!(m.remove(h(k), |q| *q == k, &pin()).is_some(), "key {k}");
+        }
+        assert_eq!(more(&m), (1, false), "the empty tail is skipped");
+        for k in 0..40 {
+            let found = m.get(h(k), |q| *q == k, false, &pin()).map(|e| *e.value());
+            assert_eq!(found, (k < 7).then_some(k), "key {k}");
+        }
+        // One more key lands after the head (whose slots stay reserved until
+        // their releases run) and is found through the restored bit.
+        put(&m, 100, 100, false, &pin());
+        assert!(more(&m).1);
+        let found = m
+            .get(h(100), |q| *q == 100, false, &pin())
+            .map(|e| *e.value());
+        assert_eq!(found, Some(100));
+        // Removing the head's keys leaves the tail reachable.
+        for k in 0..7 {
+            assert!(m.remove(h(k), |q| *q == k, &pin()).is_some(), "key {k}");
+        }
+        assert!(m.get(h(100), |q| *q == 100, false, &pin()).is_some());
+        assert!(m.remove(h(100), |q| *q == 100, &pin()).is_some());
+        assert_eq!(more(&m), (1, false));
     }
 
     #[test]

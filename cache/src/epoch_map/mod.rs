@@ -5,11 +5,12 @@
 //!
 //! The map is a table of *groups* of seven slots holding the entries (hash,
 //! key, value, weight) in place; the group of a key is `hash & mask`, and a full
-//! group links an overflow group. Each group's control word (occupied and
-//! reserved bits per slot, a writer lock, *moved*) and its seven one-byte hash
-//! tags sit in a control array apart from the slots, as SwissTable keeps its
-//! control bytes: the control array is small enough to stay in the CPU's caches,
-//! so a hit costs one dependent miss, on its slot.
+//! group links an overflow group. Each group's 8-byte control word (occupied
+//! and reserved bits per slot, seven 6-bit hash tags, a writer lock, *moved*,
+//! and whether a later group of the chain holds entries) sits in a control
+//! array apart from the slots, as SwissTable keeps its control bytes: the
+//! control array is small enough to stay in the CPU's caches (as large as
+//! DashMap's control bytes), so a hit costs one dependent miss, on its slot.
 //!
 //! * **Reads** load the control word (`Acquire`), compare tags, then the hash and
 //!   the key in place. They take no lock, retry nothing and store to no shared
@@ -25,7 +26,7 @@
 //!   entry, once no guard can be reading it. A replacement keeps the key's slot
 //!   and swaps a boxed value into it (the old value is dropped through the epoch
 //!   too), so a hot key written over and over does not use up its chain's slots.
-//! * **Resizing** (grow by two past 4 entries per group on average, shrink by two
+//! * **Resizing** (grow by two past 5 entries per group on average, shrink by two
 //!   below one per two groups, never below the initial size) is incremental and
 //!   cooperative, as in Java's `ConcurrentHashMap`: the writer that sees the load
 //!   out of range installs the next table, and every write then moves a chunk of
