@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 
 use common::{Sluice, gzip, loki_entry, now_ns, skip, snappy};
 use ingest::codec::loki::{PushRequest, StreamAdapter};
+use ingest::codec::otlp;
 use prost::Message as _;
 
 const PUSH: &str = "/loki/api/v1/push";
@@ -381,6 +382,142 @@ fn chunked_over_limit(base: &str) -> (u16, String) {
     (status_of(&resp), resp)
 }
 
+fn otlp(
+    name: &'static str,
+    content_type: &str,
+    body: impl Into<Vec<u8>>,
+    status: u16,
+    message: &'static str,
+) -> Case {
+    Case {
+        name,
+        path: "/otlp/v1/logs",
+        headers: vec![("Content-Type", content_type.into())],
+        body: body.into(),
+        status,
+        message,
+    }
+}
+
+/// An OTLP export of one resource with `records`.
+fn otlp_request(records: Vec<otlp::LogRecord>) -> otlp::ExportLogsServiceRequest {
+    otlp::ExportLogsServiceRequest {
+        resource_logs: vec![otlp::ResourceLogs {
+            scope_logs: vec![otlp::ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn otlp_record(time: u64, line: &str) -> otlp::LogRecord {
+    otlp::LogRecord {
+        time_unix_nano: time,
+        body: Some(otlp::AnyValue {
+            value: Some(otlp::Value::StringValue(line.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// OTLP/HTTP: protobuf error answers carry the message in a `google.rpc.Status`, JSON ones in
+/// its JSON form; either way the text contains it.
+fn otlp_corpus() -> Vec<Case> {
+    const PROTO: &str = "application/x-protobuf";
+    const JSON: &str = "application/json";
+    let now = now_ns() as u64;
+    let fine = otlp_record(now, "fine");
+    let mut truncated = otlp_request(vec![fine.clone(), fine.clone()]).encode_to_vec();
+    truncated.truncate(truncated.len() - 2);
+    let long = otlp_request(vec![fine.clone(), otlp_record(now, &"x".repeat(2000))]);
+    let future = otlp_request(vec![
+        fine.clone(),
+        otlp_record(now + 86_400_000_000_000, "later"),
+    ]);
+    let short_trace = otlp_request(vec![otlp::LogRecord {
+        trace_id: vec![7; 5],
+        ..fine.clone()
+    }]);
+    let mut on_default_path = otlp(
+        "otlp on /v1/logs: not an object",
+        JSON,
+        "[]",
+        400,
+        "request: expected an object, found an array",
+    );
+    on_default_path.path = "/v1/logs";
+    vec![
+        otlp(
+            "otlp truncated protobuf",
+            PROTO,
+            truncated,
+            400,
+            "invalid protobuf ExportLogsServiceRequest",
+        ),
+        otlp(
+            "otlp json sent as protobuf",
+            PROTO,
+            r#"{"resourceLogs":[]}"#,
+            400,
+            "invalid protobuf ExportLogsServiceRequest",
+        ),
+        otlp("otlp empty json", JSON, "", 400, "empty request body"),
+        otlp(
+            "otlp truncated json",
+            JSON,
+            r#"{"resourceLogs":[{"#,
+            400,
+            "invalid JSON",
+        ),
+        on_default_path,
+        otlp(
+            "otlp trace id in base64",
+            JSON,
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"AQIDBAUGBwgJCgsMDQ4PEA=="}]}]}]}"#,
+            400,
+            "resourceLogs[0].scopeLogs[0].logRecords[0].traceId: expected 32 hex digits",
+        ),
+        otlp(
+            "otlp time not a number",
+            JSON,
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"soon"}]}]}]}"#,
+            400,
+            // Quotes in the message are escaped in the JSON answer.
+            "logRecords[0].timeUnixNano: expected an integer, found",
+        ),
+        otlp(
+            "otlp trace id of 5 bytes",
+            PROTO,
+            short_trace.encode_to_vec(),
+            400,
+            "resourceLogs[0] record 0: trace_id is 5 bytes, must be 16",
+        ),
+        otlp(
+            "otlp line too long",
+            PROTO,
+            long.encode_to_vec(),
+            400,
+            "resourceLogs[0] record 1: line is 2000 bytes, the limit is 1024",
+        ),
+        otlp(
+            "otlp time in the future",
+            PROTO,
+            future.encode_to_vec(),
+            400,
+            "resourceLogs[0] record 1: timestamp",
+        ),
+        otlp(
+            "otlp text body",
+            "text/plain",
+            "hello",
+            415,
+            "unsupported Content-Type \"text/plain\"",
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
     if skip() {
@@ -394,7 +531,8 @@ async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
     .await;
     let http = reqwest::Client::new();
     let mut failures = Vec::new();
-    let cases = corpus();
+    let mut cases = corpus();
+    cases.extend(otlp_corpus());
     for case in &cases {
         let mut req = http.post(s.url(case.path)).body(case.body.clone());
         for (k, v) in &case.headers {

@@ -440,3 +440,149 @@ async fn failing_clickhouse_still_acknowledges_until_the_disk_budget() {
         "{metrics}"
     );
 }
+
+/// OTLP/HTTP as the SDK exporters send it (protobuf, gzip, tenant header) and as the
+/// Collector's `otlphttp` exporter sends it with `encoding: json`, on both paths; every mapped
+/// column read back.
+#[tokio::test]
+async fn otlp_protobuf_and_json_land_with_every_column() {
+    use ingest::codec::otlp::{self, AnyValue, KeyValue, Value};
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = (now_ns() - 1_000_000_000) as u64;
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }),
+    };
+    let request = otlp::ExportLogsServiceRequest {
+        resource_logs: vec![otlp::ResourceLogs {
+            resource: Some(otlp::Resource {
+                attributes: vec![
+                    kv("service.name", "checkout"),
+                    kv("k8s.namespace.name", "shop"),
+                    kv("host.name", "node-1"),
+                ],
+                dropped_attributes_count: 0,
+            }),
+            scope_logs: vec![otlp::ScopeLogs {
+                scope: Some(otlp::InstrumentationScope {
+                    name: "orders".into(),
+                    ..Default::default()
+                }),
+                log_records: vec![otlp::LogRecord {
+                    time_unix_nano: t0,
+                    observed_time_unix_nano: t0 + 7,
+                    severity_number: 17,
+                    severity_text: "ERROR".into(),
+                    body: Some(AnyValue {
+                        value: Some(Value::StringValue("payment failed".into())),
+                    }),
+                    attributes: vec![kv("order.id", "42")],
+                    trace_id: (1..=16).collect(),
+                    span_id: (1..=8).collect(),
+                    flags: 1,
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    };
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(s.url("/otlp/v1/logs"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "gzip")
+        .header("X-Scope-OrgID", "team-a")
+        .body(gzip(&request.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
+    let answer = otlp::ExportLogsServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer, otlp::ExportLogsServiceResponse::default());
+
+    // JSON, no service.name, no severity text, a map body, the OTel default path.
+    let json = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[
+            {{"key":"app","value":{{"stringValue":"web"}}}},
+            {{"key":"service.namespace","value":{{"stringValue":"edge"}}}}]}},
+          "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","severityNumber":10,
+            "body":{{"kvlistValue":{{"values":[{{"key":"path","value":{{"stringValue":"/"}}}}]}}}}}}]}}]}}]}}"#,
+        t0 + 1
+    );
+    let resp = http
+        .post(s.url("/v1/logs"))
+        .header("Content-Type", "application/json")
+        .body(json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.text().await.unwrap(), "{}");
+
+    let rows = s.logs().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (web, checkout) = (&rows[0], &rows[1]);
+    assert_eq!(&*checkout.tenant, "team-a");
+    assert_eq!(checkout.timestamp, t0 as i64);
+    assert_eq!(checkout.body, "payment failed");
+    assert_eq!(&*checkout.service_name, "checkout");
+    assert_eq!(
+        (checkout.severity_text.as_str(), checkout.severity_number),
+        ("ERROR", 17)
+    );
+    assert_eq!(checkout.trace_id, "0102030405060708090a0b0c0d0e0f10");
+    assert_eq!(checkout.span_id, "0102030405060708");
+    assert_eq!(
+        checkout.resource_attributes,
+        pairs(&[("k8s_namespace_name", "shop"), ("service_name", "checkout")]).into()
+    );
+    assert_eq!(
+        checkout.log_attributes,
+        pairs(&[
+            ("flags", "1"),
+            ("host_name", "node-1"),
+            ("observed_timestamp", &(t0 + 7).to_string()),
+            ("order_id", "42"),
+            ("scope_name", "orders"),
+            ("severity_number", "17"),
+            ("severity_text", "ERROR"),
+            ("span_id", "0102030405060708"),
+            ("trace_id", "0102030405060708090a0b0c0d0e0f10"),
+        ])
+    );
+    // `app` is not an index label (Loki's list), so it is metadata and the service is unknown;
+    // the severity text comes from the number.
+    assert_eq!(&*web.tenant, "fake");
+    assert_eq!(web.timestamp, t0 as i64 + 1);
+    assert_eq!(web.body, r#"{"path":"/"}"#);
+    assert_eq!(&*web.service_name, "unknown_service");
+    assert_eq!(
+        (web.severity_text.as_str(), web.severity_number),
+        ("INFO", 10)
+    );
+    assert_eq!(
+        web.log_attributes,
+        pairs(&[("app", "web"), ("severity_number", "10")])
+    );
+    assert_eq!(
+        web.resource_attributes,
+        pairs(&[
+            ("service_name", "unknown_service"),
+            ("service_namespace", "edge"),
+        ])
+        .into()
+    );
+    let text = s.get_text("/metrics").await;
+    assert_eq!(
+        metric(&text, "sluice_ingest_entries_total{endpoint=\"otlp\"}"),
+        2
+    );
+}

@@ -1,9 +1,8 @@
 //! sluice's benchmark instruments: fixed, seeded data sets shared by the benchmarks, so every run
-//! measures the same bytes, the [`blackhole`] ClickHouse stand-in, and the [`otlp`] messages
-//! the load generator sends.
+//! measures the same bytes, and the [`blackhole`] ClickHouse stand-in. (The load generator's
+//! OTLP messages are the ingest crate's, `ingest::codec::otlp`.)
 
 pub mod blackhole;
-pub mod otlp;
 
 use ingest::codec::loki::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter, Timestamp};
 

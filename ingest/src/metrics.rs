@@ -9,15 +9,18 @@ pub enum Endpoint {
     LokiPush,
     /// `POST /insert/jsonline`.
     JsonLine,
+    /// `POST /otlp/v1/logs` and `POST /v1/logs`.
+    Otlp,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 2] = [Endpoint::LokiPush, Endpoint::JsonLine];
+    const ALL: [Endpoint; 3] = [Endpoint::LokiPush, Endpoint::JsonLine, Endpoint::Otlp];
 
     fn name(self) -> &'static str {
         match self {
             Endpoint::LokiPush => "loki_push",
             Endpoint::JsonLine => "jsonline",
+            Endpoint::Otlp => "otlp",
         }
     }
 }
@@ -58,7 +61,7 @@ struct PerEndpoint {
 /// atomic add.
 #[derive(Debug)]
 pub struct IngestMetrics {
-    endpoints: [PerEndpoint; 2],
+    endpoints: [PerEndpoint; Endpoint::ALL.len()],
     errors: Vec<Counter>,
     /// Batches written to ClickHouse.
     pub batches: Counter,

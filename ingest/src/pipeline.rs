@@ -29,7 +29,14 @@ const SERVICE_LABELS: &[&str] = &[
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// Attribute or label names that carry a severity, first found wins.
-const LEVEL_NAMES: &[&str] = &["level", "severity", "detected_level", "lvl", "loglevel"];
+const LEVEL_NAMES: &[&str] = &[
+    "level",
+    "severity",
+    "severity_text",
+    "detected_level",
+    "lvl",
+    "loglevel",
+];
 
 /// A request's rows, ready for the write-ahead log and the batcher.
 ///
@@ -306,6 +313,16 @@ fn row_ref<'a>(
         })
         .or(label_level)
         .unwrap_or_default();
+    // A number sent with the entry (OTLP) is exact; a text alone gives its level's base number.
+    let severity_number = match entry.severity_number {
+        0 => severity_number(severity_text),
+        n => n,
+    };
+    let severity_text = if severity_text.is_empty() {
+        severity_name(severity_number)
+    } else {
+        severity_text
+    };
     LogRowRef {
         tenant,
         stream_id: info.id.0,
@@ -313,7 +330,7 @@ fn row_ref<'a>(
         trace_id: &entry.trace_id,
         span_id: &entry.span_id,
         severity_text,
-        severity_number: severity_number(severity_text),
+        severity_number,
         service_name: &info.service_name,
         body: &entry.line,
         resource_attributes: rowbinary::Map::Encoded(&info.labels_rowbinary),
@@ -333,6 +350,19 @@ pub(crate) fn merge_stream_rows(streams: &mut Vec<StreamRow>) {
         }
         same
     });
+}
+
+/// OpenTelemetry's short name of a severity number (`INFO` for 9 to 12), empty for 0.
+pub fn severity_name(number: u8) -> &'static str {
+    match number {
+        1..=4 => "TRACE",
+        5..=8 => "DEBUG",
+        9..=12 => "INFO",
+        13..=16 => "WARN",
+        17..=20 => "ERROR",
+        21..=24 => "FATAL",
+        _ => "",
+    }
 }
 
 /// OpenTelemetry severity number of a severity text (0 when unknown).

@@ -215,7 +215,7 @@ impl Template {
                     .expect("snappy")
             }
             Format::Otlp => {
-                use sluice_benches::otlp;
+                use ingest::codec::otlp;
                 let resource_logs = self
                     .streams(args, nonce)
                     .into_iter()
@@ -225,11 +225,13 @@ impl Template {
                                 otlp::attribute("service.name", "loadgen"),
                                 otlp::attribute("stream", s.to_string()),
                             ],
+                            dropped_attributes_count: 0,
                         }),
                         scope_logs: vec![otlp::ScopeLogs {
                             scope: Some(otlp::InstrumentationScope {
                                 name: "loadgen".into(),
                                 version: env!("CARGO_PKG_VERSION").into(),
+                                ..Default::default()
                             }),
                             log_records: lines
                                 .into_iter()
@@ -241,12 +243,14 @@ impl Template {
                                         observed_time_unix_nano: ts,
                                         severity_number: 9,
                                         severity_text: "INFO".into(),
-                                        body: otlp::string(line),
+                                        body: otlp::string_value(line),
                                         ..otlp::LogRecord::default()
                                     }
                                 })
                                 .collect(),
+                            schema_url: String::new(),
                         }],
+                        schema_url: String::new(),
                     })
                     .collect();
                 otlp::ExportLogsServiceRequest { resource_logs }.encode_to_vec()

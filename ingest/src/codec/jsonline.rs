@@ -227,6 +227,7 @@ impl<'a> Builder<'_, 'a> {
             attributes,
             trace_id,
             span_id,
+            severity_number: 0,
         };
         match (new_labels, self.out.last_mut()) {
             (None, Some(last)) => last.entries.push(entry),

@@ -183,7 +183,7 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Decoded<'static>, DecodeError> {
         // ignores (`format`, `hash`, `parsed`): if it reads the body, nothing stored is malformed.
         Err(e) => match raw::PushRequest::decode(body) {
             Ok(raw) => raw.into_lossy(),
-            Err(_) => return Err(DecodeError::Protobuf(e.to_string())),
+            Err(_) => return Err(DecodeError::Protobuf(format!("PushRequest: {e}"))),
         },
     };
     let mut out = Vec::with_capacity(request.streams.len());

@@ -6,6 +6,7 @@
 //! * [`utf8`]: invalid UTF-8 replaced by U+FFFD, as Loki does, instead of refusing a batch.
 //! * [`loki`]: Loki push bodies, protobuf (`logproto.PushRequest`) and JSON.
 //! * [`jsonline`]: newline-delimited JSON objects or a JSON array of them (Vector's `http` sink).
+//! * [`otlp`]: OTLP/HTTP logs, protobuf and JSON, mapped as Loki maps them.
 //! * [`labels`]: Loki label strings `{a="b"}`.
 //! * [`time`]: RFC 3339 and Unix timestamps to nanoseconds.
 
@@ -15,6 +16,7 @@ pub mod encoding;
 pub mod jsonline;
 pub mod labels;
 pub mod loki;
+pub mod otlp;
 pub mod utf8;
 pub use store::time;
 
@@ -27,6 +29,8 @@ pub enum Origin {
     Line(usize),
     /// Elements of a JSON array starting at this 1-based element number (one entry each).
     Element(usize),
+    /// The `i`-th `resourceLogs` of an OTLP export (its records numbered across its scopes).
+    Resource(usize),
 }
 
 impl Origin {
@@ -36,6 +40,7 @@ impl Origin {
             Origin::Stream(i) => format!("stream {i} entry {j}"),
             Origin::Line(first) => format!("line {}", first + j),
             Origin::Element(first) => format!("element {}", first + j),
+            Origin::Resource(i) => format!("resourceLogs[{i}] record {j}"),
         }
     }
 
@@ -45,6 +50,7 @@ impl Origin {
             Origin::Stream(i) => format!("stream {i}"),
             Origin::Line(first) => format!("line {first}"),
             Origin::Element(first) => format!("element {first}"),
+            Origin::Resource(i) => format!("resourceLogs[{i}]"),
         }
     }
 }
@@ -73,6 +79,9 @@ pub struct Entry<'a> {
     pub trace_id: String,
     /// Span id if the source carried one.
     pub span_id: String,
+    /// OpenTelemetry severity number if the source carried one (1-24), else 0: then the
+    /// severity comes from a level-like attribute or label.
+    pub severity_number: u8,
 }
 
 /// Entries of one stream.
@@ -101,6 +110,7 @@ impl DecodedStream<'_> {
                     attributes: e.attributes,
                     trace_id: e.trace_id,
                     span_id: e.span_id,
+                    severity_number: e.severity_number,
                 })
                 .collect(),
         }
@@ -160,7 +170,7 @@ pub enum DecodeError {
         msg: String,
     },
     /// Malformed protobuf.
-    #[error("invalid protobuf PushRequest: {0}")]
+    #[error("invalid protobuf {0}")]
     Protobuf(String),
     /// Well-formed, but not the expected shape (field types, missing fields).
     #[error("{location}: {msg}")]

@@ -1,4 +1,5 @@
-//! HTTP receivers: `POST /loki/api/v1/push` and `POST /insert/jsonline`.
+//! HTTP receivers: `POST /loki/api/v1/push`, `POST /insert/jsonline`, and OTLP/HTTP logs at
+//! `POST /otlp/v1/logs` (Loki's path) and `POST /v1/logs` (OpenTelemetry's default).
 //!
 //! Each handler reads the body under the size limits, decodes it, normalises it into rows and
 //! appends them to the write-ahead log: `204 No Content` means they are durable there (per the
@@ -17,7 +18,7 @@ use axum::routing::post;
 use http_body_util::BodyExt;
 
 use crate::codec::time::now_nanos;
-use crate::codec::{self, Decoded, encoding, jsonline};
+use crate::codec::{self, Decoded, encoding, jsonline, otlp};
 use crate::metrics::{Endpoint, IngestMetrics};
 use crate::pipeline::Pipeline;
 use crate::{Error, IngestConfig, Result};
@@ -38,6 +39,8 @@ pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(loki_push))
         .route("/insert/jsonline", post(insert_jsonline))
+        .route("/otlp/v1/logs", post(otlp_logs))
+        .route("/v1/logs", post(otlp_logs))
         .with_state(state)
 }
 
@@ -283,4 +286,130 @@ async fn insert_jsonline(
         store(&state, Endpoint::JsonLine, &tenant, decoded).await
     };
     respond(&state, Endpoint::JsonLine, work).await
+}
+
+/// `POST /otlp/v1/logs` and `POST /v1/logs`: OTLP/HTTP logs, protobuf or JSON by `Content-Type`.
+///
+/// Answers as OTLP/HTTP asks: `200` with an `ExportLogsServiceResponse` in the request's encoding
+/// once the records are durable in the log, else the status and a `google.rpc.Status` naming the
+/// problem. A full write-ahead log answers `503` rather than `429`: OpenTelemetry's exporters
+/// retry both by the spec, but released Python SDKs retry only `5xx`.
+async fn otlp_logs(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
+    let media = media_type(&headers);
+    // Absent means protobuf, the encoding every SDK exporter sends.
+    let json = media == "application/json";
+    let work = async {
+        let tenant = tenant(&headers, state.pipeline.config())?;
+        if !json
+            && !matches!(
+                media.as_str(),
+                "application/x-protobuf" | "application/protobuf" | ""
+            )
+        {
+            return Err(Error::UnsupportedMediaType {
+                found: media.clone(),
+                expected: "use application/x-protobuf or application/json",
+            });
+        }
+        let mut plain = read_plain_body(
+            &state,
+            Endpoint::Otlp,
+            &headers,
+            body,
+            encoding::Payload::Plain,
+        )
+        .await?;
+        let options = otlp::OtlpOptions::default();
+        let decoded = if json {
+            otlp::decode_json(&mut plain, &options, now_nanos())?
+        } else {
+            otlp::decode_protobuf(&plain, &options, now_nanos())?
+        };
+        store(&state, Endpoint::Otlp, &tenant, decoded).await
+    };
+    match work.await {
+        Ok(entries) => {
+            state.metrics.entries(Endpoint::Otlp, entries);
+            otlp_answer(
+                json,
+                StatusCode::OK,
+                &otlp::ExportLogsServiceResponse::default(),
+            )
+        }
+        Err(e) => {
+            state.metrics.error(e.reason());
+            let status = match e.status() {
+                StatusCode::TOO_MANY_REQUESTS => StatusCode::SERVICE_UNAVAILABLE,
+                s => s,
+            };
+            if status.is_server_error() {
+                tracing::warn!(error = %e, "OTLP request failed");
+            } else {
+                tracing::debug!(error = %e, "OTLP request refused");
+            }
+            let rpc = otlp::Status {
+                code: grpc_code(status),
+                message: e.to_string(),
+            };
+            let mut response = otlp_answer(json, status, &rpc);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
+        }
+    }
+}
+
+/// The gRPC status code of an HTTP status, for a `google.rpc.Status` body.
+fn grpc_code(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        200 => 0,            // OK
+        413 | 429 => 8,      // RESOURCE_EXHAUSTED
+        503 => 14,           // UNAVAILABLE
+        s if s >= 500 => 13, // INTERNAL
+        _ => 3,              // INVALID_ARGUMENT
+    }
+}
+
+/// An OTLP answer: `message` as protobuf, or in OTLP's JSON mapping for JSON requests.
+fn otlp_answer<M: prost::Message + OtlpJson>(
+    json: bool,
+    status: StatusCode,
+    message: &M,
+) -> Response {
+    let (content_type, body) = if json {
+        ("application/json", message.to_json().into_bytes())
+    } else {
+        ("application/x-protobuf", message.encode_to_vec())
+    };
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The OTLP JSON form of the messages sluice answers with.
+trait OtlpJson {
+    fn to_json(&self) -> String;
+}
+
+impl OtlpJson for otlp::ExportLogsServiceResponse {
+    fn to_json(&self) -> String {
+        match &self.partial_success {
+            None => "{}".into(),
+            // int64 fields are strings in OTLP's JSON.
+            Some(p) => serde_json::json!({
+                "partialSuccess": {
+                    "rejectedLogRecords": p.rejected_log_records.to_string(),
+                    "errorMessage": p.error_message,
+                }
+            })
+            .to_string(),
+        }
+    }
+}
+
+impl OtlpJson for otlp::Status {
+    fn to_json(&self) -> String {
+        serde_json::json!({ "code": self.code, "message": self.message }).to_string()
+    }
 }
