@@ -11,14 +11,17 @@ For every CASE, DIR holds what tests/clients/run.sh collected while the client p
 
 A case passes when all of these hold:
   1. the program exited 0 (it exits non-zero when its client reports an error);
-  2. wire: every request was POST /loki/api/v1/push and got 204; content type, content encoding,
-     tenant header and number of requests are what this client is known to send;
-  3. logs: the rows labelled test_case=CASE are exactly the expected ones (hard-coded below from
+  2. wire: every request went to the case's endpoint (POST /loki/api/v1/push, or /otlp/v1/logs)
+     and got its success status (204, or 200); content type, content encoding, tenant header and
+     number of requests are what this client is known to send;
+  3. logs: the rows labelled test_case=CASE (for OTLP, with test_case=CASE in their metadata:
+     a resource attribute outside Loki's index labels) are exactly the expected ones (hard-coded below from
      the client's documented/read behaviour): Tenant, Body (byte for byte), ResourceAttributes
      (= the stream labels), LogAttributes (= structured metadata), ServiceName, SeverityText,
-     SeverityNumber, and Timestamp exact where the client lets us set it, else inside the
+     SeverityNumber, TraceId, SpanId, and Timestamp exact where the client lets us set it, else inside the
      program's send window (and whole milliseconds where the client only has ms);
-  4. sent == stored: the entries decoded from the request bodies (JSON, gzip, snappy protobuf)
+  4. sent == stored: the entries decoded from the request bodies (JSON, gzip, snappy protobuf,
+     OTLP protobuf mapped as Loki documents it)
      are, as a multiset, exactly the stored rows (tenant, labels, timestamp, line, metadata);
   5. streams: one row per (tenant, label set) with Labels = the labels, FirstSeen/LastSeen =
      min/max entry timestamp, and the same StreamId as the stream's logs rows; distinct label
@@ -34,6 +37,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import urllib.error
@@ -61,6 +65,21 @@ class Window:
 
     def __repr__(self):
         return f"<ns in [{self.lo}, {self.hi}] step {self.step}>"
+
+
+class NsText:
+    """A decimal string of epoch nanoseconds inside a window (a metadata value)."""
+
+    def __init__(self, window):
+        self.window = window
+
+    def problem(self, value):
+        if not isinstance(value, str) or not value.isdigit():
+            return f"{value!r} is not a decimal string"
+        return self.window.problem(int(value))
+
+    def __repr__(self):
+        return f"<decimal {self.window!r}>"
 
 
 class MsIn:
@@ -115,7 +134,7 @@ class Row:
     name of the body field holding epoch ms (then Timestamp = that * 1e6)."""
 
     def __init__(self, marker, labels, meta, service, severity, sevnum, ts=None, body=None,
-                 body_json=None, dumps=None, ts_from_ms=None):
+                 body_json=None, dumps=None, ts_from_ms=None, trace_id="", span_id=""):
         # sluice adds `service_name` (the expected ServiceName) to streams that lack it, as
         # Loki's discover_service_name does.
         labels = {**labels, "service_name": labels.get("service_name") or service}
@@ -123,10 +142,17 @@ class Row:
         self.service, self.severity, self.sevnum = service, severity, sevnum
         self.ts, self.body, self.body_json, self.dumps = ts, body, body_json, dumps
         self.ts_from_ms = ts_from_ms
+        self.trace_id, self.span_id = trace_id, span_id
 
 
 class Expect:
-    def __init__(self, tenant, content_type, content_encoding, tenant_header, requests, rows):
+    """What a case sends and stores. `path` and `status` are the endpoint and its success
+    answer; `decode` reads a request body back into entries for the sent-vs-stored check."""
+
+    def __init__(self, tenant, content_type, content_encoding, tenant_header, requests, rows,
+                 path="/loki/api/v1/push", status=204, decode=None):
+        self.path, self.status = path, status
+        self.decode = decode or decode_push
         self.tenant = tenant
         self.content_type = content_type
         self.content_encoding = content_encoding  # None = header absent
@@ -301,7 +327,59 @@ def expect_pino_loki(mode):
     return build
 
 
+def expect_otel_sdk(m):
+    win = Window(m["t_start_ns"], m["t_end_ns"])
+    svc = "otel-sdk-python"
+    # Loki's default index labels among the resource attributes; the others are metadata.
+    labels = {
+        "service_name": svc,
+        "service_namespace": "clients",
+        "deployment_environment_name": "ci",
+        "service_instance_id": m["instance_id"],
+    }
+    base = {
+        "code_file_path": m["file"],
+        "code_function_name": "main",
+        "host_name": "ci-host",
+        "observed_timestamp": NsText(win),
+        "scope_name": "sluice.clients.otel",
+        "telemetry_sdk_language": "python",
+        "telemetry_sdk_name": "opentelemetry",
+        "telemetry_sdk_version": m["sdk_version"],
+        "test_case": "otel-sdk-python",
+    }
+    lines = m["lines"]
+
+    def meta(line, number, text, **more):
+        return {**base, "code_line_number": str(lines[line]), "severity_number": str(number),
+                "severity_text": text, **more}
+
+    return Expect(
+        tenant="otel-team",
+        content_type="application/x-protobuf",
+        content_encoding="gzip",
+        tenant_header="otel-team",
+        requests=3,  # SimpleLogRecordProcessor: one export per record
+        path="/otlp/v1/logs",
+        status=200,
+        decode=decode_otlp,
+        rows=[
+            Row("first line", labels, meta("first", 9, "INFO"), svc, "INFO", 9, ts=win,
+                body="otel-sdk: first line"),
+            # WARNING goes out as WARN; extra= fields are attributes, dots made underscores.
+            Row("unicode", labels, meta("extra", 13, "WARN", attempt="3", order_id="42"), svc,
+                "WARN", 13, ts=win, body="otel-sdk: unicode café ✓ with extra"),
+            Row("inside a span", labels,
+                meta("span", 17, "ERROR", flags=str(m["trace_flags"]), trace_id=m["trace_id"],
+                     span_id=m["span_id"]),
+                svc, "ERROR", 17, ts=win, body="otel-sdk: error inside a span",
+                trace_id=m["trace_id"], span_id=m["span_id"]),
+        ],
+    )
+
+
 CASES = {
+    "otel-sdk-python": expect_otel_sdk,
     "python-logging-loki": expect_python_logging_loki,
     "loki-logger-handler": expect_loki_logger_handler,
     "winston-loki-protobuf": expect_winston_loki("protobuf"),
@@ -391,6 +469,99 @@ def proto_fields(b):
             raise ValueError(f"unsupported wire type {wt}")
         out.append((field, v))
     return out
+
+
+# Loki's default_resource_attributes_as_index_labels.
+OTLP_INDEX_LABELS = (
+    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
+    "deployment.environment.name", "cloud.region", "cloud.availability_zone", "k8s.cluster.name",
+    "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "container.name",
+    "k8s.replicaset.name", "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name",
+    "k8s.cronjob.name", "k8s.job.name",
+)
+
+
+def otlp_name(key):
+    """Loki's label name of an attribute: runs of other characters made one `_`."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", key)
+    return "key_" + name if name[:1].isdigit() else name
+
+
+def any_value_text(b):
+    """The text of an OTLP AnyValue holding a string, a bool or an int."""
+    for f, v in proto_fields(b):
+        if f == 1:
+            return v.decode("utf-8")
+        if f == 2:
+            return "true" if v else "false"
+        if f == 3:
+            return str(v - (1 << 64) if v >= 1 << 63 else v)
+    return ""
+
+
+def key_values(fields, number):
+    """(key, text) of the KeyValue messages in field `number` of decoded `fields`."""
+    out = []
+    for f, v in fields:
+        if f == number:
+            kv = dict(proto_fields(v))
+            out.append((kv.get(1, b"").decode("utf-8"), any_value_text(kv.get(2, b""))))
+    return out
+
+
+def decode_otlp(headers, body):
+    """Entries of an OTLP protobuf export, mapped as Loki documents it (for string, bool and int
+    attributes): list of (labels, ts_ns, line, metadata)."""
+    h = {k.lower(): v for k, v in headers}
+    if h.get("content-encoding", "").lower() == "gzip":
+        body = gzip.decompress(body)
+    entries = []
+    for f, resource_logs in proto_fields(body):
+        if f != 1:
+            continue
+        rl = proto_fields(resource_logs)
+        attrs = [kv for f2, v in rl if f2 == 1 for kv in key_values(proto_fields(v), 1)]
+        labels = {otlp_name(k): v for k, v in attrs if k in OTLP_INDEX_LABELS and v}
+        resource_meta = {otlp_name(k): v for k, v in attrs if k not in OTLP_INDEX_LABELS}
+        for f2, scope_logs in rl:
+            if f2 != 2:
+                continue
+            sl = proto_fields(scope_logs)
+            scope_meta = {}
+            for f3, v in sl:
+                if f3 == 1:
+                    scope = proto_fields(v)
+                    scope_meta.update({otlp_name(k): x for k, x in key_values(scope, 3)})
+                    for f4, w in scope:
+                        if f4 in (1, 2) and w:
+                            scope_meta["scope_name" if f4 == 1 else "scope_version"] = w.decode()
+            for f3, record in sl:
+                if f3 != 2:
+                    continue
+                r = proto_fields(record)
+
+                def get(n, default, r=r):
+                    return next((v for f, v in r if f == n), default)
+
+                time_ns = int.from_bytes(get(1, bytes(8)), "little")
+                observed = int.from_bytes(get(11, bytes(8)), "little")
+                meta = {otlp_name(k): v for k, v in key_values(r, 6)}
+                if time_ns and observed:
+                    meta["observed_timestamp"] = str(observed)
+                if get(2, 0):
+                    meta["severity_number"] = str(get(2, 0))
+                if get(3, b""):
+                    meta["severity_text"] = get(3, b"").decode("utf-8")
+                flags = int.from_bytes(get(8, bytes(4)), "little")
+                if flags:
+                    meta["flags"] = str(flags)
+                for n, name in ((9, "trace_id"), (10, "span_id")):
+                    if any(get(n, b"")):
+                        meta[name] = get(n, b"").hex()
+                meta.update(resource_meta)
+                meta.update(scope_meta)
+                entries.append((labels, time_ns or observed, any_value_text(get(5, b"")), meta))
+    return entries
 
 
 GO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "a": "\a", "b": "\b",
@@ -494,7 +665,8 @@ LOGS_SQL = """
 SELECT Tenant AS tenant, toString(StreamId) AS stream_id,
        toString(toUnixTimestamp64Nano(Timestamp)) AS ts, ServiceName AS service,
        SeverityText AS severity, SeverityNumber AS sevnum, Body AS body,
-       ResourceAttributes AS labels, LogAttributes AS meta
+       ResourceAttributes AS labels, LogAttributes AS meta, TraceId AS trace_id,
+       SpanId AS span_id
 FROM logs FORMAT JSONEachRow
 """
 
@@ -529,11 +701,11 @@ def check_wire(exp, taps, problems):
     for t in taps:
         h = {k.lower(): v for k, v in t["request_headers"]}
         where = f"wire: request {t['method']} {t['path']}"
-        if t["status"] != 204:
+        if t["status"] != exp.status:
             problems.append(f"{where} got {t['status']} (SLUICE REFUSED A CLIENT REQUEST): "
                             f"{fmt_request(t)}")
-        if t["method"] != "POST" or t["path"] != "/loki/api/v1/push":
-            problems.append(f"{where}: expected POST /loki/api/v1/push")
+        if t["method"] != "POST" or t["path"] != exp.path:
+            problems.append(f"{where}: expected POST {exp.path}")
         ctype = h.get("content-type", "").split(";")[0].strip().lower()
         if ctype != exp.content_type:
             problems.append(f"{where}: Content-Type {h.get('content-type')!r}, expected "
@@ -570,7 +742,7 @@ def check_sent_vs_stored(exp, taps, rows, problems):
         h = {k.lower(): v for k, v in t["request_headers"]}
         tenant = h.get("x-scope-orgid", "fake")
         try:
-            entries = decode_push(t["request_headers"], base64.b64decode(t["request_body_b64"]))
+            entries = exp.decode(t["request_headers"], base64.b64decode(t["request_body_b64"]))
         except Exception as e:  # noqa: BLE001 (report any decoding failure)
             problems.append(f"sent vs stored: cannot decode a request body ({e}): "
                             f"{fmt_request(t)}")
@@ -632,8 +804,13 @@ def check_rows(exp, rows, problems):
         if r["labels"] != e.labels:
             problems.append(f"{where}: ResourceAttributes {r['labels']} != expected labels "
                             f"{e.labels}")
-        if r["meta"] != e.meta:
-            problems.append(f"{where}: LogAttributes {r['meta']} != expected metadata {e.meta}")
+        diffs = json_problems(dict(sorted(r["meta"].items())), dict(sorted(e.meta.items())))
+        if diffs:
+            problems.append(f"{where}: LogAttributes {r['meta']} != expected metadata {e.meta}: "
+                            f"{'; '.join(diffs)}")
+        if (r["trace_id"], r["span_id"]) != (e.trace_id, e.span_id):
+            problems.append(f"{where}: TraceId, SpanId {r['trace_id']!r}, {r['span_id']!r} != "
+                            f"expected {e.trace_id!r}, {e.span_id!r}")
         if r["service"] != e.service:
             problems.append(f"{where}: ServiceName {r['service']!r} != expected {e.service!r}")
         if r["severity"] != e.severity:
@@ -685,6 +862,12 @@ def check_streams(exp, rows, streams, problems):
             problems.append(f"streams: unexpected streams row {s}")
 
 
+def case_of(row):
+    """The case a row belongs to: its `test_case` label, or (OTLP, where it is not an index
+    label) its `test_case` metadata."""
+    return row["labels"].get("test_case") or row["meta"].get("test_case")
+
+
 def tail(path, n=25):
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -726,7 +909,7 @@ def main():
                 taps = [json.loads(line) for line in f if line.strip()]
         except OSError as e:
             problems.append(f"no tap record ({e})")
-        rows = [r for r in logs if r["labels"].get("test_case") == case]
+        rows = [r for r in logs if case_of(r) == case]
         if case not in CASES:
             problems.append("unknown case")
         elif manifest is not None:
@@ -745,7 +928,7 @@ def main():
         else:
             passed += 1
             print(f"PASS {case} ({len(rows)} rows, {len(taps)} requests)")
-    stray = [r for r in logs if r["labels"].get("test_case") not in args.cases]
+    stray = [r for r in logs if case_of(r) not in args.cases]
     if stray:
         failed += 1
         print(f"FAIL stray rows: {len(stray)} logs rows belong to no case, e.g. {stray[0]}")

@@ -17,7 +17,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 
 CASES=(python-logging-loki loki-logger-handler winston-loki-protobuf winston-loki-json
-    pino-loki-worker pino-loki-direct)
+    pino-loki-worker pino-loki-direct otel-sdk-python)
 
 CLICKHOUSE_URL=${CLICKHOUSE_URL:-http://127.0.0.1:8123}
 CLICKHOUSE_URL=${CLICKHOUSE_URL%/}
@@ -195,6 +195,7 @@ run_case winston-loki-protobuf node "$HERE/winston-loki.js" protobuf
 run_case winston-loki-json node "$HERE/winston-loki.js" json
 run_case pino-loki-worker node "$HERE/pino-loki.js" worker
 run_case pino-loki-direct node "$HERE/pino-loki.js" direct
+run_case otel-sdk-python "$PY" "$HERE/otel-sdk.py"
 
 # --- 6. What landed in ClickHouse ---------------------------------------------------------------
 kill -0 "$SLUICE_PID" 2>/dev/null || log "sluice is no longer running (see its log below)"
