@@ -5,10 +5,10 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ingest::IngestConfig;
-use ingest::codec::{encoding, jsonline, loki};
+use ingest::codec::{encoding, jsonline, loki, otlp};
 use ingest::pipeline::Pipeline;
 use prost::Message as _;
-use sluice_benches::{T0, loki_json, loki_push, vector_ndjson};
+use sluice_benches::{T0, loki_json, loki_push, otlp_export, otlp_json, vector_ndjson};
 use std::hint::black_box;
 
 const ENTRIES: usize = 1000;
@@ -20,6 +20,11 @@ fn codecs(c: &mut Criterion) {
         .unwrap();
     let json = loki_json(&req);
     let ndjson = vector_ndjson(ENTRIES, 42);
+    // The same entries over OTLP: protobuf as SDK exporters send it, and OTLP JSON.
+    let export = otlp_export(&req);
+    let otlp_proto = export.encode_to_vec();
+    let otlp_json_body = otlp_json(&export);
+    let otlp_options = otlp::OtlpOptions::default();
     let limit = 64 << 20;
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(ENTRIES as u64));
@@ -42,6 +47,16 @@ fn codecs(c: &mut Criterion) {
         b.iter_batched_ref(
             || ndjson.clone(),
             |body| black_box(jsonline::decode(body, &opts, T0).unwrap()).len(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("otlp_protobuf", |b| {
+        b.iter(|| otlp::decode_protobuf(black_box(&otlp_proto), &otlp_options, T0).unwrap())
+    });
+    g.bench_function("otlp_json_simd", |b| {
+        b.iter_batched_ref(
+            || otlp_json_body.clone(),
+            |body| black_box(otlp::decode_json(body, &otlp_options, T0).unwrap()).len(),
             BatchSize::SmallInput,
         )
     });
@@ -78,6 +93,12 @@ fn codecs(c: &mut Criterion) {
         b.iter(|| {
             let plain = encoding::decode_snappy(&proto, limit).unwrap();
             let decoded = loki::decode_protobuf(&plain).unwrap();
+            pipeline.normalise("fake", decoded.streams, T0).unwrap()
+        })
+    });
+    g.bench_function("otlp_protobuf", |b| {
+        b.iter(|| {
+            let decoded = otlp::decode_protobuf(&otlp_proto, &otlp_options, T0).unwrap();
             pipeline.normalise("fake", decoded.streams, T0).unwrap()
         })
     });

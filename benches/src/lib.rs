@@ -143,6 +143,122 @@ pub fn loki_json(req: &PushRequest) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The same entries as an OTLP export: one resource per stream (`service.name`, `host.name`,
+/// `deployment.environment` from its labels), `INFO` records with the line as a string body and
+/// the metadata pair as an attribute.
+pub fn otlp_export(req: &PushRequest) -> ingest::codec::otlp::ExportLogsServiceRequest {
+    use ingest::codec::otlp;
+    let resource_logs = req
+        .streams
+        .iter()
+        .map(|s| {
+            let labels =
+                ingest::codec::labels::parse_label_string(&s.labels).expect("valid labels");
+            let label = |n: &str| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            otlp::ResourceLogs {
+                resource: Some(otlp::Resource {
+                    attributes: vec![
+                        otlp::attribute("service.name", label("service_name")),
+                        otlp::attribute("host.name", label("host")),
+                        otlp::attribute("deployment.environment", label("env")),
+                    ],
+                    dropped_attributes_count: 0,
+                }),
+                scope_logs: vec![otlp::ScopeLogs {
+                    scope: None,
+                    log_records: s
+                        .entries
+                        .iter()
+                        .map(|e| {
+                            let ts = e.timestamp.unwrap();
+                            let meta = &e.structured_metadata[0];
+                            otlp::LogRecord {
+                                time_unix_nano: ts.seconds as u64 * 1_000_000_000 + ts.nanos as u64,
+                                severity_number: 9,
+                                severity_text: "INFO".into(),
+                                body: otlp::string_value(e.line.clone()),
+                                attributes: vec![otlp::attribute(&meta.name, meta.value.clone())],
+                                ..otlp::LogRecord::default()
+                            }
+                        })
+                        .collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }
+        })
+        .collect();
+    otlp::ExportLogsServiceRequest { resource_logs }
+}
+
+/// An OTLP export in OTLP's JSON mapping (string attributes and bodies only, as
+/// [`otlp_export`] makes them), as the Collector's `otlphttp` exporter writes it.
+pub fn otlp_json(req: &ingest::codec::otlp::ExportLogsServiceRequest) -> Vec<u8> {
+    use ingest::codec::otlp::{KeyValue, Value};
+    fn kvs(attrs: &[KeyValue]) -> String {
+        let items: Vec<String> = attrs
+            .iter()
+            .map(|kv| {
+                let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(Value::StringValue(s)) => s.as_str(),
+                    _ => "",
+                };
+                format!(
+                    "{{\"key\":{},\"value\":{{\"stringValue\":{}}}}}",
+                    json_str(&kv.key),
+                    json_str(v)
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+    let mut out = String::from("{\"resourceLogs\":[");
+    for (i, rl) in req.resource_logs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let attrs = rl.resource.as_ref().map_or(&[][..], |r| &r.attributes);
+        out.push_str(&format!(
+            "{{\"resource\":{{\"attributes\":{}}},\"scopeLogs\":[",
+            kvs(attrs)
+        ));
+        for (j, sl) in rl.scope_logs.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"logRecords\":[");
+            for (k, r) in sl.log_records.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                let body = match r.body.as_ref().and_then(|b| b.value.as_ref()) {
+                    Some(Value::StringValue(s)) => s.as_str(),
+                    _ => "",
+                };
+                out.push_str(&format!(
+                    "{{\"timeUnixNano\":\"{}\",\"severityNumber\":{},\"severityText\":{},\
+                     \"body\":{{\"stringValue\":{}}},\"attributes\":{}}}",
+                    r.time_unix_nano,
+                    r.severity_number,
+                    json_str(&r.severity_text),
+                    json_str(body),
+                    kvs(&r.attributes)
+                ));
+            }
+            out.push_str("]}");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
 /// `n` Vector-style NDJSON events (message, timestamp, host, source_type, service, nested fields).
 pub fn vector_ndjson(n: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng::new(seed);
@@ -194,5 +310,28 @@ mod tests {
         let opts = ingest::codec::jsonline::JsonLineOptions::default();
         let decoded = ingest::codec::jsonline::decode(&mut nd, &opts, 0).unwrap();
         assert_eq!(decoded.iter().map(|s| s.entries.len()).sum::<usize>(), 20);
+    }
+
+    /// The OTLP bench bodies carry the Loki push's entries, and the JSON one decodes exactly as
+    /// the protobuf one.
+    #[test]
+    fn otlp_bodies_carry_the_same_entries() {
+        use ingest::codec::otlp;
+        use prost::Message as _;
+        let req = loki_push(3, 5, 1);
+        let export = otlp_export(&req);
+        let options = otlp::OtlpOptions::default();
+        let proto = otlp::decode_protobuf(&export.encode_to_vec(), &options, 0).unwrap();
+        let json = otlp::decode_json(&mut otlp_json(&export), &options, 0).unwrap();
+        assert_eq!(proto, json);
+        assert_eq!(proto.len(), 3);
+        let e = &proto[2].entries[4];
+        assert_eq!(e.timestamp, T0 + 4 * 1_000_003);
+        assert_eq!(e.line, req.streams[2].entries[4].line);
+        let meta = &req.streams[2].entries[4].structured_metadata[0];
+        assert!(
+            e.attributes
+                .contains(&(meta.name.clone(), meta.value.clone()))
+        );
     }
 }
