@@ -518,6 +518,54 @@ fn otlp_corpus() -> Vec<Case> {
     ]
 }
 
+/// Elasticsearch bulk requests that cannot be read at all (a bad document alone is a per-item
+/// 400 in a 200 answer, tested in `ingest_http`). Messages sit in a JSON error body: no quotes.
+fn bulk_corpus() -> Vec<Case> {
+    let case = |name, path, body: &[u8], headers: Vec<(&'static str, String)>, message| Case {
+        name,
+        path,
+        headers,
+        body: body.to_vec(),
+        status: 400,
+        message,
+    };
+    let ndjson = || vec![("Content-Type", "application/x-ndjson".to_string())];
+    vec![
+        case("bulk empty", "/_bulk", b"", ndjson(), "empty request body"),
+        case(
+            "bulk action not json",
+            "/insert/elasticsearch/_bulk",
+            b"{\"create\":\n{}\n",
+            ndjson(),
+            "invalid JSON at line 1",
+        ),
+        case(
+            "bulk unknown action",
+            "/_bulk",
+            b"{\"upsert\":{}}\n{}\n",
+            ndjson(),
+            "line 1: unknown action",
+        ),
+        case(
+            "bulk action without its document",
+            "/insert/elasticsearch/_bulk",
+            b"{\"create\":{}}\n{\"message\":\"a\"}\n{\"index\":{}}\n",
+            ndjson(),
+            "line 3: index action without a document line",
+        ),
+        case(
+            "bulk bad gzip",
+            "/_bulk",
+            b"\x1f\x8b\x08\x00garbage",
+            vec![
+                ("Content-Type", "application/x-ndjson".to_string()),
+                ("Content-Encoding", "gzip".to_string()),
+            ],
+            "invalid gzip data",
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
     if skip() {
@@ -533,6 +581,7 @@ async fn every_bad_request_gets_a_4xx_and_stores_nothing() {
     let mut failures = Vec::new();
     let mut cases = corpus();
     cases.extend(otlp_corpus());
+    cases.extend(bulk_corpus());
     for case in &cases {
         let mut req = http.post(s.url(case.path)).body(case.body.clone());
         for (k, v) in &case.headers {

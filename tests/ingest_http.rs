@@ -586,3 +586,166 @@ async fn otlp_protobuf_and_json_land_with_every_column() {
         2
     );
 }
+
+/// The Elasticsearch API as shippers use it: the probes they make first, then bulk requests at
+/// the root and under VictoriaLogs' prefix (gzip, tenant, `_msg_field`), every stored column
+/// read back, and the per-item answer.
+#[tokio::test]
+async fn elasticsearch_probes_and_bulk() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let http = reqwest::Client::new();
+    for (method, path, want) in [
+        ("GET", "/", "\"number\":\"8.17.0\""),
+        (
+            "GET",
+            "/insert/elasticsearch/",
+            "\"build_flavor\":\"default\"",
+        ),
+        ("GET", "/_license", "\"status\":\"active\""),
+        ("GET", "/insert/elasticsearch/_cat/health", "green"),
+        ("HEAD", "/_index_template/filebeat-8.17.0", ""),
+        ("PUT", "/_ilm/policy/filebeat", "{}"),
+        (
+            "GET",
+            "/_data_stream/filebeat-8.17.0",
+            "\"data_streams\":[]",
+        ),
+    ] {
+        let resp = http
+            .request(method.parse().unwrap(), s.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{method} {path}");
+        assert_eq!(resp.headers()["x-elastic-product"], "Elasticsearch");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains(want), "{method} {path}: {text}");
+    }
+
+    let t0 = now_ns() - 60_000_000_000;
+    let iso = |ns: i64| {
+        let secs = ns.div_euclid(1_000_000_000);
+        let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    };
+    let body = format!(
+        "{{\"create\":{{\"_index\":\"filebeat-8.17.0\"}}}}\n\
+         {{\"@timestamp\":\"{}\",\"message\":\"GET /cart 200\",\"log\":{{\"level\":\"info\"}},\"host\":{{\"name\":\"web-1\"}}}}\n\
+         {{\"delete\":{{\"_index\":\"filebeat-8.17.0\",\"_id\":\"1\"}}}}\n\
+         {{\"create\":{{\"_index\":\"filebeat-8.17.0\"}}}}\n\
+         {{\"@timestamp\":\"soon\",\"message\":\"refused alone\"}}\n",
+        iso(t0)
+    );
+    let resp = http
+        .post(s.url("/_bulk?filter_path=errors,items.*.error,items.*.status"))
+        .header("Content-Type", "application/json; charset=UTF-8")
+        .header("Content-Encoding", "gzip")
+        .header("X-Scope-OrgID", "team-es")
+        .body(gzip(body.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["errors"], true);
+    let statuses: Vec<(String, u64)> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let (action, v) = item.as_object().unwrap().iter().next().unwrap();
+            (action.clone(), v["status"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("create".to_string(), 201),
+            ("delete".to_string(), 400),
+            ("create".to_string(), 400)
+        ]
+    );
+    assert!(
+        answer["items"][2]["create"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 5: invalid timestamp \"soon\"")
+    );
+
+    // syslog-ng through VictoriaLogs' prefix, its fields named by query parameters.
+    let body = format!(
+        "{{\"index\":{{\"_index\":\"syslog\"}}}}\n{{\"MSG\":\"disk full\",\"ts\":\"{}\",\"HOST\":\"db-1\",\"PRIORITY\":\"err\"}}\n\n",
+        t0 + 1_000_000
+    );
+    let resp = http
+        .post(
+            s.url("/insert/elasticsearch/_bulk?_msg_field=MSG&_time_field=ts&_stream_fields=HOST"),
+        )
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains(r#""errors":false,"items":["#), "{text}");
+
+    let rows = s.logs().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (syslog, filebeat) = (&rows[0], &rows[1]);
+    assert_eq!(&*filebeat.tenant, "team-es");
+    assert_eq!(filebeat.timestamp, t0 / 1_000_000 * 1_000_000);
+    assert_eq!(filebeat.body, "GET /cart 200");
+    assert_eq!(
+        filebeat.resource_attributes,
+        pairs(&[
+            ("_index", "filebeat-8.17.0"),
+            ("service_name", "unknown_service")
+        ])
+        .into()
+    );
+    assert_eq!(
+        filebeat.log_attributes,
+        pairs(&[("host.name", "web-1"), ("log.level", "info")])
+    );
+    assert_eq!(&*syslog.tenant, "fake");
+    assert_eq!(syslog.timestamp, t0 + 1_000_000);
+    assert_eq!(syslog.body, "disk full");
+    // `_stream_fields` replaces the default (the index): HOST is the stream.
+    assert_eq!(
+        syslog.resource_attributes,
+        pairs(&[("HOST", "db-1"), ("service_name", "unknown_service")]).into()
+    );
+    assert_eq!(
+        syslog.log_attributes,
+        pairs(&[("PRIORITY", "err"), ("_index", "syslog")])
+    );
+    let text = s.get_text("/metrics").await;
+    assert_eq!(
+        metric(
+            &text,
+            "sluice_ingest_entries_total{endpoint=\"elasticsearch_bulk\"}"
+        ),
+        2
+    );
+}

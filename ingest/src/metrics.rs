@@ -11,16 +11,24 @@ pub enum Endpoint {
     JsonLine,
     /// `POST /otlp/v1/logs` and `POST /v1/logs`.
     Otlp,
+    /// `POST /insert/elasticsearch/_bulk` and `POST /_bulk`.
+    ElasticBulk,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 3] = [Endpoint::LokiPush, Endpoint::JsonLine, Endpoint::Otlp];
+    const ALL: [Endpoint; 4] = [
+        Endpoint::LokiPush,
+        Endpoint::JsonLine,
+        Endpoint::Otlp,
+        Endpoint::ElasticBulk,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Endpoint::LokiPush => "loki_push",
             Endpoint::JsonLine => "jsonline",
             Endpoint::Otlp => "otlp",
+            Endpoint::ElasticBulk => "elasticsearch_bulk",
         }
     }
 }

@@ -55,17 +55,7 @@ pub fn decode<'a>(
     };
     let replaced = utf8::repair_json(body);
     let body = body.as_mut_slice();
-    let mut builder = Builder {
-        options,
-        label_names: options
-            .stream_fields
-            .iter()
-            .map(|f| store::labels::sanitize_label_name(f))
-            .collect(),
-        now,
-        out: Vec::new(),
-        spare: Vec::new(),
-    };
+    let mut builder = Builder::new(options, now);
     // The parser's buffers and its tape (a flat list of the document's nodes) are reused for
     // every line: parsing a line allocates nothing.
     let mut buffers = simd_json::Buffers::new(body.len().min(64 << 10));
@@ -85,7 +75,7 @@ pub fn decode<'a>(
             return Err(DecodeError::Empty);
         }
         for (i, item) in items.iter().enumerate() {
-            builder.event(item, Origin::Element(i + 1))?;
+            builder.event(item, Origin::Element(i + 1), &[])?;
         }
     } else {
         let mut spare = Tape::null().reset();
@@ -102,7 +92,7 @@ pub fn decode<'a>(
                 let mut tape = spare.reset();
                 simd_json::fill_tape(line, &mut buffers, &mut tape)
                     .map_err(|e| json_error(format!(" at {}", origin.stream()), e))?;
-                builder.event(tape.as_value(), origin)?;
+                builder.event(tape.as_value(), origin, &[])?;
                 spare = tape.reset();
             }
             if last {
@@ -111,12 +101,14 @@ pub fn decode<'a>(
         }
     }
     Ok(Decoded {
-        streams: builder.out,
+        streams: builder.finish(),
         invalid_utf8: replaced,
     })
 }
 
-struct Builder<'o, 'a> {
+/// Turns parsed events into entries grouped in streams (consecutive events of one stream share
+/// it). Also used for the documents of an Elasticsearch bulk body.
+pub(crate) struct Builder<'o, 'a> {
     options: &'o JsonLineOptions,
     /// The label name of each of `options.stream_fields`, sanitised once per request.
     label_names: Vec<String>,
@@ -130,8 +122,34 @@ struct Builder<'o, 'a> {
 /// is copied (the line, the attributes, a new stream's labels).
 type Field<'a> = (Cow<'a, str>, Cow<'a, str>);
 
-impl<'a> Builder<'_, 'a> {
-    fn event(&mut self, doc: Value<'_, 'a>, origin: Origin) -> Result<(), DecodeError> {
+impl<'o, 'a> Builder<'o, 'a> {
+    /// A builder for events read with `options`; `now` is the time of events without one.
+    pub(crate) fn new(options: &'o JsonLineOptions, now: i64) -> Self {
+        Builder {
+            options,
+            label_names: options
+                .stream_fields
+                .iter()
+                .map(|f| store::labels::sanitize_label_name(f))
+                .collect(),
+            now,
+            out: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// The streams built so far.
+    pub(crate) fn finish(self) -> Vec<DecodedStream<'a>> {
+        self.out
+    }
+
+    /// Adds the event `doc`, with `extra` fields as if the document had them (unless it has).
+    pub(crate) fn event(
+        &mut self,
+        doc: Value<'_, 'a>,
+        origin: Origin,
+        extra: &[(&str, &str)],
+    ) -> Result<(), DecodeError> {
         if doc.as_object().is_none() {
             return Err(DecodeError::Shape {
                 location: origin.stream(),
@@ -144,6 +162,11 @@ impl<'a> Builder<'_, 'a> {
         };
         fields.flatten(doc, &mut String::new());
         let mut fields = fields.out;
+        for (name, value) in extra {
+            if !fields.iter().any(|(k, _)| k == name) {
+                fields.push((Cow::Owned(name.to_string()), Cow::Owned(value.to_string())));
+            }
+        }
 
         let mut message = None;
         for candidate in &self.options.msg_fields {

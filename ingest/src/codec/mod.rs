@@ -7,11 +7,13 @@
 //! * [`loki`]: Loki push bodies, protobuf (`logproto.PushRequest`) and JSON.
 //! * [`jsonline`]: newline-delimited JSON objects or a JSON array of them (Vector's `http` sink).
 //! * [`otlp`]: OTLP/HTTP logs, protobuf and JSON, mapped as Loki maps them.
+//! * [`bulk`]: Elasticsearch bulk bodies (action and document lines).
 //! * [`labels`]: Loki label strings `{a="b"}`.
 //! * [`time`]: RFC 3339 and Unix timestamps to nanoseconds.
 
 use std::borrow::Cow;
 
+pub mod bulk;
 pub mod encoding;
 pub mod jsonline;
 pub mod labels;

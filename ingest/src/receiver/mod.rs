@@ -23,6 +23,8 @@ use crate::metrics::{Endpoint, IngestMetrics};
 use crate::pipeline::Pipeline;
 use crate::{Error, IngestConfig, Result};
 
+mod elastic;
+
 /// What the receivers share.
 #[derive(Clone)]
 pub struct IngestState {
@@ -41,6 +43,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/insert/jsonline", post(insert_jsonline))
         .route("/otlp/v1/logs", post(otlp_logs))
         .route("/v1/logs", post(otlp_logs))
+        .merge(elastic::routes())
         .with_state(state)
 }
 
@@ -223,9 +226,12 @@ async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: B
     respond(&state, Endpoint::LokiPush, work).await
 }
 
-/// Options of `/insert/jsonline` from VictoriaLogs-named query parameters.
-fn jsonline_options(params: &HashMap<String, String>) -> jsonline::JsonLineOptions {
-    let mut options = jsonline::JsonLineOptions::default();
+/// Event options from VictoriaLogs-named query parameters, over `defaults`.
+fn event_options(
+    params: &HashMap<String, String>,
+    defaults: jsonline::JsonLineOptions,
+) -> jsonline::JsonLineOptions {
+    let mut options = defaults;
     let list = |v: &str| -> Vec<String> {
         v.split(',')
             .map(str::trim)
@@ -282,7 +288,11 @@ async fn insert_jsonline(
             encoding::Payload::Plain,
         )
         .await?;
-        let decoded = jsonline::decode(&mut plain, &jsonline_options(&params), now_nanos())?;
+        let decoded = jsonline::decode(
+            &mut plain,
+            &event_options(&params, jsonline::JsonLineOptions::default()),
+            now_nanos(),
+        )?;
         store(&state, Endpoint::JsonLine, &tenant, decoded).await
     };
     respond(&state, Endpoint::JsonLine, work).await
