@@ -3,7 +3,8 @@
 mod common;
 
 use common::{
-    Sluice, fake_clickhouse_failing, gzip, loki_entry, metric, now_ns, pairs, skip, snappy,
+    Sluice, fake_clickhouse_failing, gzip, loki_entry, metric, now_ns, pairs, rfc3339_auto_si,
+    skip, snappy,
 };
 use ingest::codec::loki::{PushRequest, StreamAdapter};
 use prost::Message as _;
@@ -626,35 +627,14 @@ async fn elasticsearch_probes_and_bulk() {
     }
 
     let t0 = now_ns() - 60_000_000_000;
-    let iso = |ns: i64| {
-        let secs = ns.div_euclid(1_000_000_000);
-        let ms = ns.rem_euclid(1_000_000_000) / 1_000_000;
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
-    };
     let body = format!(
         "{{\"create\":{{\"_index\":\"filebeat-8.17.0\"}}}}\n\
          {{\"@timestamp\":\"{}\",\"message\":\"GET /cart 200\",\"log\":{{\"level\":\"info\"}},\"host\":{{\"name\":\"web-1\"}}}}\n\
          {{\"delete\":{{\"_index\":\"filebeat-8.17.0\",\"_id\":\"1\"}}}}\n\
          {{\"create\":{{\"_index\":\"filebeat-8.17.0\"}}}}\n\
          {{\"@timestamp\":\"soon\",\"message\":\"refused alone\"}}\n",
-        iso(t0)
+        // Milliseconds, as Filebeat writes them.
+        rfc3339_auto_si(t0 / 1_000_000 * 1_000_000)
     );
     let resp = http
         .post(s.url("/_bulk?filter_path=errors,items.*.error,items.*.status"))

@@ -538,3 +538,36 @@ pub fn clean_sluice_command(args: &[&str]) -> Command {
     }
     cmd
 }
+
+/// RFC 3339 in UTC with Chrono's `SecondsFormat::AutoSi`: 0, 3, 6 or 9 fractional digits, the
+/// fewest that keep the value (what Vector writes for event timestamps).
+pub fn rfc3339_auto_si(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let fraction = if frac == 0 {
+        String::new()
+    } else if frac % 1_000_000 == 0 {
+        format!(".{:03}", frac / 1_000_000)
+    } else if frac % 1_000 == 0 {
+        format!(".{:06}", frac / 1_000)
+    } else {
+        format!(".{frac:09}")
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
