@@ -480,6 +480,13 @@ fn otlp_corpus() -> Vec<Case> {
             "resourceLogs[0].scopeLogs[0].logRecords[0].traceId: expected 32 hex digits",
         ),
         otlp(
+            "otlp records not an array",
+            JSON,
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":{"body":{}}}]}]}"#,
+            400,
+            "resourceLogs[0].scopeLogs[0].logRecords: expected an array, found an object",
+        ),
+        otlp(
             "otlp time not a number",
             JSON,
             r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"soon"}]}]}]}"#,

@@ -23,7 +23,8 @@ impl Endpoint {
         Endpoint::ElasticBulk,
     ];
 
-    fn name(self) -> &'static str {
+    /// The endpoint as it appears in metric labels and log lines.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Endpoint::LokiPush => "loki_push",
             Endpoint::JsonLine => "jsonline",

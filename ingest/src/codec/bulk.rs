@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use simd_json::prelude::{ValueIntoString, Writable};
 use simd_json::tape::Tape;
 
-use super::jsonline::{Builder, JsonLineOptions};
+use super::jsonline::{Builder, JsonLineOptions, lines};
 use super::{DecodeError, Decoded, Origin, loki::shorten, utf8};
 
 /// The field (and, by default, stream label) that carries an action's `_index`.
@@ -101,55 +101,45 @@ pub fn decode<'a>(
     let mut items = Vec::new();
     // The action waiting for its document, with the line it was on.
     let mut pending: Option<(Item, usize)> = None;
-    let mut rest = body.as_mut_slice();
-    for i in 1.. {
-        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let (line, tail) = std::mem::take(&mut rest).split_at_mut(end);
-        let last = tail.is_empty();
-        rest = tail.get_mut(1..).unwrap_or_default();
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            let origin = Origin::Line(i);
-            match pending.take() {
-                None => {
-                    let item = action(line, &mut buffers, &mut action_spare, origin)?;
-                    match item.action {
-                        Action::Delete => items.push(refused(item, origin)),
-                        _ => pending = Some((item, i)),
-                    }
-                }
-                Some((item, _)) if item.action == Action::Update => {
-                    items.push(refused(item, origin));
-                }
-                Some((mut item, _)) => {
-                    let mut tape = spare.reset();
-                    let stored = match simd_json::fill_tape(line, &mut buffers, &mut tape) {
-                        Err(e) => Err(format!("{}: invalid JSON: {e}", origin.stream())),
-                        Ok(()) => {
-                            let extra = [(INDEX_FIELD, item.index.as_str())];
-                            let extra = if item.index.is_empty() {
-                                &extra[..0]
-                            } else {
-                                &extra[..]
-                            };
-                            builder
-                                .event(tape.as_value(), origin, extra)
-                                .map_err(|e| e.to_string())
-                        }
-                    };
-                    spare = tape.reset();
-                    match stored {
-                        Ok(()) => item.status = 201,
-                        Err(reason) => {
-                            item.status = 400;
-                            item.error = Some(("mapper_parsing_exception", reason));
-                        }
-                    }
-                    items.push(item);
+    for (i, line) in lines(body) {
+        let origin = Origin::Line(i);
+        match pending.take() {
+            None => {
+                let item = action(line, &mut buffers, &mut action_spare, origin)?;
+                match item.action {
+                    Action::Delete => items.push(refused(item, origin)),
+                    _ => pending = Some((item, i)),
                 }
             }
-        }
-        if last {
-            break;
+            Some((item, _)) if item.action == Action::Update => {
+                items.push(refused(item, origin));
+            }
+            Some((mut item, _)) => {
+                let mut tape = spare.reset();
+                let stored = match simd_json::fill_tape(line, &mut buffers, &mut tape) {
+                    Err(e) => Err(format!("{}: invalid JSON: {e}", origin.stream())),
+                    Ok(()) => {
+                        let extra = [(INDEX_FIELD, item.index.as_str())];
+                        let extra = if item.index.is_empty() {
+                            &extra[..0]
+                        } else {
+                            &extra[..]
+                        };
+                        builder
+                            .event(tape.as_value(), origin, extra)
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                spare = tape.reset();
+                match stored {
+                    Ok(()) => item.status = 201,
+                    Err(reason) => {
+                        item.status = 400;
+                        item.error = Some(("mapper_parsing_exception", reason));
+                    }
+                }
+                items.push(item);
+            }
         }
     }
     match pending {

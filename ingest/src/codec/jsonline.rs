@@ -79,30 +79,40 @@ pub fn decode<'a>(
         }
     } else {
         let mut spare = Tape::null().reset();
-        // Lines are cut off the front of `rest`, so each is a borrow of its own that the
-        // entries can keep.
-        let mut rest = body;
-        for i in 0.. {
-            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            let (line, tail) = std::mem::take(&mut rest).split_at_mut(end);
-            let last = tail.is_empty();
-            rest = tail.get_mut(1..).unwrap_or_default();
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                let origin = Origin::Line(i + 1);
-                let mut tape = spare.reset();
-                simd_json::fill_tape(line, &mut buffers, &mut tape)
-                    .map_err(|e| json_error(format!(" at {}", origin.stream()), e))?;
-                builder.event(tape.as_value(), origin, &[])?;
-                spare = tape.reset();
-            }
-            if last {
-                break;
-            }
+        for (n, line) in lines(body) {
+            let origin = Origin::Line(n);
+            let mut tape = spare.reset();
+            simd_json::fill_tape(line, &mut buffers, &mut tape)
+                .map_err(|e| json_error(format!(" at {}", origin.stream()), e))?;
+            builder.event(tape.as_value(), origin, &[])?;
+            spare = tape.reset();
         }
     }
     Ok(Decoded {
         streams: builder.finish(),
         invalid_utf8: replaced,
+    })
+}
+
+/// The non-blank lines of an NDJSON body with their 1-based line numbers. Lines are cut off the
+/// front of the body, so each is a borrow of its own that simd-json can parse in place and the
+/// entries can keep.
+pub(crate) fn lines(body: &mut [u8]) -> impl Iterator<Item = (usize, &mut [u8])> {
+    let mut rest = Some(body);
+    let mut number = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let body = rest.take()?;
+            number += 1;
+            let end = memchr::memchr(b'\n', body).unwrap_or(body.len());
+            let (line, tail) = body.split_at_mut(end);
+            if let Some(tail) = tail.get_mut(1..) {
+                rest = Some(tail);
+            }
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Some((number, line));
+            }
+        }
     })
 }
 

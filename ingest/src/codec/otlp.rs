@@ -684,6 +684,26 @@ mod json {
         }
     }
 
+    /// Each element of the array field `camel` (or `snake`) of `o`, read with `f`; an element's
+    /// path for messages is `{path}.{camel}[i]`.
+    fn list<'a, T>(
+        o: &Object<'a>,
+        (camel, snake): (&str, &str),
+        path: &str,
+        f: impl Fn(&Json<'a>, &str) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let path = if path.is_empty() {
+            camel.to_string()
+        } else {
+            format!("{path}.{camel}")
+        };
+        array(field(o, camel, snake), &path)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| f(v, &format!("{path}[{i}]")))
+            .collect()
+    }
+
     fn string(v: Option<&Json>, path: &str) -> Result<String, DecodeError> {
         match v {
             None => Ok(String::new()),
@@ -827,11 +847,7 @@ mod json {
 
     pub(super) fn request(v: &Json) -> Result<ExportLogsServiceRequest, DecodeError> {
         let o = object(v, "request")?;
-        let resource_logs = array(field(o, "resourceLogs", "resource_logs"), "resourceLogs")?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| resource_logs(v, &format!("resourceLogs[{i}]")))
-            .collect::<Result<_, _>>()?;
+        let resource_logs = list(o, ("resourceLogs", "resource_logs"), "", resource_logs)?;
         Ok(ExportLogsServiceRequest { resource_logs })
     }
 
@@ -843,7 +859,7 @@ mod json {
                 let p = format!("{path}.resource");
                 let ro = object(r, &p)?;
                 Some(Resource {
-                    attributes: key_values(field(ro, "attributes", "attributes"), &p)?,
+                    attributes: list(ro, ATTRIBUTES, &p, key_value)?,
                     dropped_attributes_count: ranged(
                         field(ro, "droppedAttributesCount", "dropped_attributes_count"),
                         &p,
@@ -851,11 +867,7 @@ mod json {
                 })
             }
         };
-        let scope_logs = array(field(o, "scopeLogs", "scope_logs"), path)?
-            .iter()
-            .enumerate()
-            .map(|(j, v)| scope_logs(v, &format!("{path}.scopeLogs[{j}]")))
-            .collect::<Result<_, _>>()?;
+        let scope_logs = list(o, ("scopeLogs", "scope_logs"), path, scope_logs)?;
         Ok(ResourceLogs {
             resource,
             scope_logs,
@@ -873,7 +885,7 @@ mod json {
                 Some(InstrumentationScope {
                     name: string(field(so, "name", "name"), &format!("{p}.name"))?,
                     version: string(field(so, "version", "version"), &format!("{p}.version"))?,
-                    attributes: key_values(field(so, "attributes", "attributes"), &p)?,
+                    attributes: list(so, ATTRIBUTES, &p, key_value)?,
                     dropped_attributes_count: ranged(
                         field(so, "droppedAttributesCount", "dropped_attributes_count"),
                         &p,
@@ -881,11 +893,7 @@ mod json {
                 })
             }
         };
-        let log_records = array(field(o, "logRecords", "log_records"), path)?
-            .iter()
-            .enumerate()
-            .map(|(k, v)| log_record(v, &format!("{path}.logRecords[{k}]")))
-            .collect::<Result<_, _>>()?;
+        let log_records = list(o, ("logRecords", "log_records"), path, log_record)?;
         Ok(ScopeLogs {
             scope,
             log_records,
@@ -912,7 +920,7 @@ mod json {
             body: field(o, "body", "body")
                 .map(|b| any_value(b, &at("body")))
                 .transpose()?,
-            attributes: key_values(field(o, "attributes", "attributes"), path)?,
+            attributes: list(o, ATTRIBUTES, path, key_value)?,
             dropped_attributes_count: ranged(
                 field(o, "droppedAttributesCount", "dropped_attributes_count"),
                 &at("droppedAttributesCount"),
@@ -928,14 +936,7 @@ mod json {
         })
     }
 
-    fn key_values(v: Option<&Json>, path: &str) -> Result<Vec<KeyValue>, DecodeError> {
-        let p = format!("{path}.attributes");
-        array(v, &p)?
-            .iter()
-            .enumerate()
-            .map(|(i, kv)| key_value(kv, &format!("{p}[{i}]")))
-            .collect()
-    }
+    const ATTRIBUTES: (&str, &str) = ("attributes", "attributes");
 
     fn key_value(v: &Json, path: &str) -> Result<KeyValue, DecodeError> {
         let o = object(v, path)?;
@@ -945,6 +946,8 @@ mod json {
             .transpose()?;
         Ok(KeyValue { key, value })
     }
+
+    const VALUES: (&str, &str) = ("values", "values");
 
     fn any_value(v: &Json, path: &str) -> Result<AnyValue, DecodeError> {
         let o = object(v, path)?;
@@ -957,20 +960,12 @@ mod json {
         } else if let Some(d) = field(o, "doubleValue", "double_value") {
             Value::DoubleValue(double(d, path)?)
         } else if let Some(a) = field(o, "arrayValue", "array_value") {
-            let ao = object(a, path)?;
-            let values = array(field(ao, "values", "values"), path)?
-                .iter()
-                .enumerate()
-                .map(|(i, v)| any_value(v, &format!("{path}.arrayValue.values[{i}]")))
-                .collect::<Result<_, _>>()?;
+            let p = format!("{path}.arrayValue");
+            let values = list(object(a, &p)?, VALUES, &p, any_value)?;
             Value::ArrayValue(ArrayValue { values })
         } else if let Some(l) = field(o, "kvlistValue", "kvlist_value") {
-            let lo = object(l, path)?;
-            let values = array(field(lo, "values", "values"), path)?
-                .iter()
-                .enumerate()
-                .map(|(i, v)| key_value(v, &format!("{path}.kvlistValue.values[{i}]")))
-                .collect::<Result<_, _>>()?;
+            let p = format!("{path}.kvlistValue");
+            let values = list(object(l, &p)?, VALUES, &p, key_value)?;
             Value::KvlistValue(KeyValueList { values })
         } else if let Some(b) = field(o, "bytesValue", "bytes_value") {
             Value::BytesValue(bytes(b, path)?)

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
-use super::{IngestState, event_options, read_plain_body, store, tenant};
+use super::{IngestState, event_options, note_failure, read_plain_body, store, tenant};
 use crate::Error;
 use crate::codec::{bulk, encoding};
 use crate::metrics::Endpoint;
@@ -162,13 +162,8 @@ async fn bulk_insert(
             json(StatusCode::OK, bulk::response(&items, took))
         }
         Err(e) => {
-            state.metrics.error(e.reason());
+            note_failure(&state, Endpoint::ElasticBulk, &e);
             let status = e.status();
-            if status.is_server_error() {
-                tracing::warn!(error = %e, "bulk request failed");
-            } else {
-                tracing::debug!(error = %e, "bulk request refused");
-            }
             let kind = match status {
                 StatusCode::TOO_MANY_REQUESTS => "es_rejected_execution_exception",
                 StatusCode::PAYLOAD_TOO_LARGE => "content_too_long_exception",

@@ -168,14 +168,21 @@ async fn respond(
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => {
-            state.metrics.error(e.reason());
-            if e.status().is_server_error() {
-                tracing::warn!(error = %e, "ingest request failed");
-            } else {
-                tracing::debug!(error = %e, "ingest request refused");
-            }
+            note_failure(state, endpoint, &e);
             e.into_response()
         }
+    }
+}
+
+/// Counts a failed request and logs it: a warning when the fault is on our side (5xx), a debug
+/// line when the request itself was refused. Each endpoint then answers in its protocol's shape.
+pub(crate) fn note_failure(state: &IngestState, endpoint: Endpoint, e: &Error) {
+    state.metrics.error(e.reason());
+    let endpoint = endpoint.name();
+    if e.status().is_server_error() {
+        tracing::warn!(error = %e, endpoint, "ingest request failed");
+    } else {
+        tracing::debug!(error = %e, endpoint, "ingest request refused");
     }
 }
 
@@ -347,16 +354,12 @@ async fn otlp_logs(State(state): State<IngestState>, headers: HeaderMap, body: B
             )
         }
         Err(e) => {
-            state.metrics.error(e.reason());
+            note_failure(&state, Endpoint::Otlp, &e);
+            // OTLP/HTTP clients retry 429, 502, 503 and 504; a full log is temporary: 503.
             let status = match e.status() {
                 StatusCode::TOO_MANY_REQUESTS => StatusCode::SERVICE_UNAVAILABLE,
                 s => s,
             };
-            if status.is_server_error() {
-                tracing::warn!(error = %e, "OTLP request failed");
-            } else {
-                tracing::debug!(error = %e, "OTLP request refused");
-            }
             let rpc = otlp::Status {
                 code: grpc_code(status),
                 message: e.to_string(),
