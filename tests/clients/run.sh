@@ -17,7 +17,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 
 CASES=(python-logging-loki loki-logger-handler winston-loki-protobuf winston-loki-json
-    pino-loki-worker pino-loki-direct otel-sdk-python)
+    pino-loki-worker pino-loki-direct otel-sdk-python rsyslog-omelasticsearch)
 
 CLICKHOUSE_URL=${CLICKHOUSE_URL:-http://127.0.0.1:8123}
 CLICKHOUSE_URL=${CLICKHOUSE_URL%/}
@@ -113,6 +113,41 @@ if [[ ! -d $NODE_DIR/node_modules || $NODE_DIR/package-lock.json -nt $NODE_DIR/n
     touch "$NODE_DIR/node_modules"
 fi
 
+# Syslog daemons from Debian, unpacked under .local/debs/root and run from there: installing
+# the packages would start them as this machine's syslog service. Their shared libraries are
+# installed (plain libraries, nothing starts).
+DEB_ROOT=$ROOT/.local/debs/root
+DEB_PACKAGES=(rsyslog rsyslog-elasticsearch)
+DEB_LIBRARIES=(libestr0 libfastjson4 liblognorm5 libcurl4 libzstd1 libuuid1)
+DEB_STAMP=$ROOT/.local/debs/.unpacked.sha256
+want=$(printf '%s\n' "${DEB_PACKAGES[@]}" "${DEB_LIBRARIES[@]}" | sha256sum | cut -d' ' -f1)
+if [[ ! -f $DEB_STAMP || $(cat "$DEB_STAMP") != "$want" ]]; then
+    log "unpacking ${DEB_PACKAGES[*]} into $DEB_ROOT"
+    apt_get() {
+        local sudo=""
+        [[ $(id -u) == 0 ]] || sudo=sudo
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get "$@"
+    }
+    missing=()
+    for lib in "${DEB_LIBRARIES[@]}"; do
+        dpkg -s "$lib" >/dev/null 2>&1 || missing+=("$lib")
+    done
+    if ((${#missing[@]})); then
+        apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+            { apt_get update -qq && apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
+            fail_setup "apt-get install ${missing[*]} failed"
+    fi
+    rm -rf "$ROOT/.local/debs"
+    mkdir -p "$ROOT/.local/debs/packages" "$DEB_ROOT"
+    (cd "$ROOT/.local/debs/packages" && { apt_get download "${DEB_PACKAGES[@]}" 2>/dev/null ||
+        { apt_get update -qq && apt_get download "${DEB_PACKAGES[@]}"; }; }) ||
+        fail_setup "apt-get download ${DEB_PACKAGES[*]} failed"
+    for deb in "$ROOT"/.local/debs/packages/*.deb; do
+        dpkg -x "$deb" "$DEB_ROOT" || fail_setup "dpkg -x $deb failed"
+    done
+    echo "$want" >"$DEB_STAMP"
+fi
+
 if command -v flock >/dev/null; then
     flock -u 9
     exec 9>&-
@@ -196,6 +231,8 @@ run_case winston-loki-json node "$HERE/winston-loki.js" json
 run_case pino-loki-worker node "$HERE/pino-loki.js" worker
 run_case pino-loki-direct node "$HERE/pino-loki.js" direct
 run_case otel-sdk-python "$PY" "$HERE/otel-sdk.py"
+export RSYSLOG_ROOT=$DEB_ROOT
+run_case rsyslog-omelasticsearch "$PY" "$HERE/rsyslog.py"
 
 # --- 6. What landed in ClickHouse ---------------------------------------------------------------
 kill -0 "$SLUICE_PID" 2>/dev/null || log "sluice is no longer running (see its log below)"
