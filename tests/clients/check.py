@@ -389,17 +389,28 @@ SEVERITY_NUMBERS = {"emerg": 21, "alert": 18, "crit": 18, "err": 17, "warning": 
                     "info": 9, "debug": 5}
 
 
-def expect_rsyslog(m):
-    case = "rsyslog-omelasticsearch"
+def syslog_rows(m, labels, meta):
+    """The rows of the syslog daemon cases' records: `labels(record)` and `meta(record,
+    facility, severity)` give what the daemon's template made of each."""
     rows = []
     for r in m["records"]:
         severity = SYSLOG_SEVERITIES[r["pri"] % 8]
-        meta = {"host": r["host"], "program": r["program"],
-                "facility": SYSLOG_FACILITIES[r["pri"] // 8], "severity": severity,
-                "test_case": case}
-        # `_index` is the stream; nothing in it names a service.
-        rows.append(Row(r["text"], {"_index": f"rsyslog-{r['program']}"}, meta, "unknown_service",
-                        severity, SEVERITY_NUMBERS[severity], ts=r["ts"], body=r["text"]))
+        facility = SYSLOG_FACILITIES[r["pri"] // 8]
+        ls = labels(r)
+        rows.append(Row(r["text"], ls, meta(r, facility, severity),
+                        ls.get("service") or "unknown_service", severity,
+                        SEVERITY_NUMBERS[severity], ts=r["ts"], body=r["text"]))
+    return rows
+
+
+def expect_rsyslog(m):
+    case = "rsyslog-omelasticsearch"
+    # `_index` is the stream; nothing in it names a service.
+    rows = syslog_rows(
+        m, lambda r: {"_index": f"rsyslog-{r['program']}"},
+        lambda r, facility, severity: {"host": r["host"], "program": r["program"],
+                                       "facility": facility, "severity": severity,
+                                       "test_case": case})
     return Expect(
         tenant="fake",
         content_type="application/json",
@@ -414,8 +425,28 @@ def expect_rsyslog(m):
     )
 
 
+def expect_syslog_ng(m):
+    case = "syslog-ng-http"
+    fields = ("host", "service")
+    rows = syslog_rows(
+        m, lambda r: {"host": r["host"], "service": r["program"]},
+        lambda r, facility, severity: {"facility": facility, "level": severity,
+                                       "test_case": case})
+    return Expect(
+        tenant="syslog-team",
+        content_type="application/x-ndjson",
+        content_encoding=None,
+        tenant_header="syslog-team",
+        requests=(1, len(rows)),  # batch-lines(10), batch-timeout(200): usually one batch
+        path="/insert/jsonline?_stream_fields=" + ",".join(fields),
+        decode=jsonline_decoder(fields),
+        rows=rows,
+    )
+
+
 CASES = {
     "otel-sdk-python": expect_otel_sdk,
+    "syslog-ng-http": expect_syslog_ng,
     "rsyslog-omelasticsearch": expect_rsyslog,
     "python-logging-loki": expect_python_logging_loki,
     "loki-logger-handler": expect_loki_logger_handler,
@@ -613,19 +644,41 @@ def rfc3339_ns(text):
     return (whole - offset * 60) * 1_000_000_000 + frac
 
 
+def flat_entry(doc, msg_field, time_field, stream_fields, labels):
+    """The entry of a flat JSON document, mapped as sluice documents it for JSON lines and bulk:
+    the line from `msg_field`, the time (RFC 3339) from `time_field`, the `stream_fields` added
+    to `labels`, every other field metadata."""
+    labels = {**labels, **{f: str(doc[f]) for f in stream_fields if doc.get(f)}}
+    skip = (msg_field, time_field, *stream_fields)
+    meta = {k: str(v) for k, v in doc.items() if k not in skip}
+    return labels, rfc3339_ns(doc[time_field]), doc[msg_field], meta
+
+
+def ndjson(body):
+    return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
+
+
 def decode_bulk(headers, body):
-    """Entries of an Elasticsearch bulk body with flat documents, mapped as sluice documents it:
-    `_index` the stream, `message` the line, `@timestamp` the time, the rest metadata."""
-    lines = [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
+    """Entries of an Elasticsearch bulk body with flat documents: `_index` the stream, `message`
+    the line, `@timestamp` the time."""
+    lines = ndjson(body)
     entries = []
     for action, doc in zip(lines[::2], lines[1::2]):
         (op, meta), = action.items()
         if op not in ("index", "create"):
             raise ValueError(f"unexpected bulk action {action}")
         labels = {"_index": meta["_index"]} if meta.get("_index") else {}
-        rest = {k: str(v) for k, v in doc.items() if k not in ("message", "@timestamp")}
-        entries.append((labels, rfc3339_ns(doc["@timestamp"]), doc["message"], rest))
+        entries.append(flat_entry(doc, "message", "@timestamp", (), labels))
     return entries
+
+
+def jsonline_decoder(stream_fields):
+    """A decoder of `/insert/jsonline` bodies of flat documents sent with these
+    `_stream_fields` and the default `message` and `timestamp` fields."""
+    def decode(headers, body):
+        return [flat_entry(doc, "message", "timestamp", stream_fields, {})
+                for doc in ndjson(body)]
+    return decode
 
 
 GO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "a": "\a", "b": "\b",

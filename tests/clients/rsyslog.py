@@ -15,9 +15,9 @@ source):
 
 This program writes an rsyslog configuration (an `imtcp` input on a free loopback port, a JSON
 template, `dynSearchIndex` so that each program name is its own index, `impstats` to a file),
-starts rsyslogd in the foreground, sends RFC 5424 messages with known timestamps over TCP
-(octet-counted framing), waits until rsyslog's own counters say every message was accepted by
-sluice, and stops rsyslogd. It exits 1 if any message failed or went missing.
+starts rsyslogd in the foreground, sends the messages of `syslog_daemon.records` over TCP, waits
+until rsyslog's own counters say every message was accepted by sluice, and stops rsyslogd. It
+exits 1 if any message failed or went missing.
 
 Environment: LOKI_URL (base URL of sluice), MANIFEST (where to write what the checker needs),
 RSYSLOG_ROOT (where Debian's packages were unpacked: usr/sbin/rsyslogd and its modules).
@@ -25,11 +25,11 @@ RSYSLOG_ROOT (where Debian's packages were unpacked: usr/sbin/rsyslogd and its m
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
+
+import syslog_daemon
 
 CASE = "rsyslog-omelasticsearch"
 
@@ -56,21 +56,6 @@ action(type="omelasticsearch" server="{server}" template="document"
 """
 
 
-def rfc3339(ns, offset_minutes):
-    """`ns` since the epoch as RFC 3339 with microseconds in the given UTC offset."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    t = time.gmtime(secs + offset_minutes * 60)
-    sign = "-" if offset_minutes < 0 else "+"
-    zone = "Z" if offset_minutes == 0 else "%s%02d:%02d" % (sign, *divmod(abs(offset_minutes), 60))
-    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%06d" % (frac // 1000) + zone
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def counters(stats_path):
     """omelasticsearch's counters from the last impstats line that has them."""
     found = {}
@@ -78,10 +63,8 @@ def counters(stats_path):
         with open(stats_path, encoding="utf-8") as f:
             for line in f:
                 start = line.find("{")
-                if start < 0:
-                    continue
                 try:
-                    record = json.loads(line[start:])
+                    record = json.loads(line[start:]) if start >= 0 else {}
                 except ValueError:
                     continue
                 if record.get("name") == "omelasticsearch":
@@ -93,71 +76,28 @@ def counters(stats_path):
 
 def main():
     root = os.environ["RSYSLOG_ROOT"]
-    manifest_path = os.environ["MANIFEST"]
-    work = os.path.join(os.path.dirname(manifest_path), "rsyslog")
+    manifest = os.environ["MANIFEST"]
+    work = syslog_daemon.workdir(manifest, "rsyslog")
     os.makedirs(os.path.join(work, "spool"), exist_ok=True)
-    port = free_port()
+    port = syslog_daemon.free_port()
     config = os.path.join(work, "rsyslog.conf")
     with open(config, "w", encoding="utf-8") as f:
         f.write(CONFIG.format(work=work, port=port, case=CASE,
                               server=os.environ["LOKI_URL"].rstrip("/") + "/insert/elasticsearch"))
-    version = subprocess.run([os.path.join(root, "usr/sbin/rsyslogd"), "-v"], capture_output=True,
-                             text=True, check=True).stdout.split()[1]
-
-    # Microsecond timestamps (rsyslog keeps microseconds), a little in the past.
-    base = (time.time_ns() - 5_000_000_000) // 1000 * 1000
-    records = [
-        # (facility*8 + severity, host, program, time ns, UTC offset in minutes, message)
-        (14, "web-1", "billing", base, 0, "rsyslog: first line"),
-        (11, "web-1", "billing", base + 1_500_000, 60,
-         'rsyslog: error with "quotes", a backslash \\ and unicode café ✓'),
-        (15, "web-2", "auth", base + 2_000_001_000, -330, "rsyslog: debug line from auth"),
-        (12, "web-2", "auth", base + 3_000_000_000, 0, "rsyslog: warning [with brackets]"),
-    ]
+    rsyslogd = os.path.join(root, "usr/sbin/rsyslogd")
+    version = subprocess.run([rsyslogd, "-v"], capture_output=True, text=True,
+                             check=True).stdout.split()[1]
+    stats = os.path.join(work, "stats.json")
+    sent = syslog_daemon.records("rsyslog")
     t_start = time.time_ns()
-    daemon = subprocess.Popen(
-        [os.path.join(root, "usr/sbin/rsyslogd"), "-n", "-f", config,
-         "-i", os.path.join(work, "rsyslogd.pid"),
+    problems = syslog_daemon.run(
+        [rsyslogd, "-n", "-f", config, "-i", os.path.join(work, "rsyslogd.pid"),
          "-M", os.path.join(root, "usr/lib/x86_64-linux-gnu/rsyslog")],
-        stdout=open(os.path.join(work, "rsyslogd.out"), "w"), stderr=subprocess.STDOUT)
-    problems = []
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                sender = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except OSError:
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"rsyslogd did not listen on {port} (exit {daemon.poll()})")
-                time.sleep(0.1)
-        with sender:
-            for pri, host, program, ns, offset, text in records:
-                frame = f"<{pri}>1 {rfc3339(ns, offset)} {host} {program} 4242 - - {text}"
-                data = frame.encode()
-                sender.sendall(str(len(data)).encode() + b" " + data)
-        # Every message accepted by sluice, by rsyslog's own count.
-        deadline = time.monotonic() + 30
-        while counters(os.path.join(work, "stats.json")).get("response.success", 0) < len(records):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-    finally:
-        if daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-            problems.append("rsyslogd did not stop within 20 s of SIGTERM")
+        port, os.path.join(work, "rsyslogd.out"),
+        lambda: counters(stats).get("response.success", 0), sent)
     t_end = time.time_ns()
 
-    stats = counters(os.path.join(work, "stats.json"))
-    if stats.get("response.success") != len(records):
-        problems.append(f"omelasticsearch counted {stats.get('response.success')} successes, "
-                        f"expected {len(records)}: {stats}")
-    failed = {k: v for k, v in stats.items()
+    failed = {k: v for k, v in counters(stats).items()
               if (k.startswith("failed.") or k.startswith("response.")) and k != "response.success"
               and v}
     if failed:
@@ -165,18 +105,7 @@ def main():
     errors = os.path.join(work, "es-errors.json")
     if os.path.exists(errors) and os.path.getsize(errors):
         problems.append(f"omelasticsearch wrote to its errorfile: {open(errors).read()[:2000]}")
-
-    with open(manifest_path, "w", encoding="utf-8") as f:
-        json.dump({
-            "t_start_ns": t_start,
-            "t_end_ns": t_end,
-            "rsyslog_version": version,
-            "records": [{"pri": pri, "host": host, "program": program, "ts": ns, "text": text}
-                        for pri, host, program, ns, _, text in records],
-        }, f)
-    for p in problems:
-        print(p, file=sys.stderr)
-    return 1 if problems else 0
+    return syslog_daemon.finish(manifest, t_start, t_end, version, sent, problems)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 
 CASES=(python-logging-loki loki-logger-handler winston-loki-protobuf winston-loki-json
-    pino-loki-worker pino-loki-direct otel-sdk-python rsyslog-omelasticsearch)
+    pino-loki-worker pino-loki-direct otel-sdk-python rsyslog-omelasticsearch syslog-ng-http)
 
 CLICKHOUSE_URL=${CLICKHOUSE_URL:-http://127.0.0.1:8123}
 CLICKHOUSE_URL=${CLICKHOUSE_URL%/}
@@ -117,8 +117,9 @@ fi
 # the packages would start them as this machine's syslog service. Their shared libraries are
 # installed (plain libraries, nothing starts).
 DEB_ROOT=$ROOT/.local/debs/root
-DEB_PACKAGES=(rsyslog rsyslog-elasticsearch)
-DEB_LIBRARIES=(libestr0 libfastjson4 liblognorm5 libcurl4 libzstd1 libuuid1)
+DEB_PACKAGES=(rsyslog rsyslog-elasticsearch syslog-ng-core syslog-ng-mod-http)
+DEB_LIBRARIES=(libestr0 libfastjson4 liblognorm5 libcurl4 libzstd1 libuuid1
+    libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 libwrap0 libcap2)
 DEB_STAMP=$ROOT/.local/debs/.unpacked.sha256
 want=$(printf '%s\n' "${DEB_PACKAGES[@]}" "${DEB_LIBRARIES[@]}" | sha256sum | cut -d' ' -f1)
 if [[ ! -f $DEB_STAMP || $(cat "$DEB_STAMP") != "$want" ]]; then
@@ -231,8 +232,9 @@ run_case winston-loki-json node "$HERE/winston-loki.js" json
 run_case pino-loki-worker node "$HERE/pino-loki.js" worker
 run_case pino-loki-direct node "$HERE/pino-loki.js" direct
 run_case otel-sdk-python "$PY" "$HERE/otel-sdk.py"
-export RSYSLOG_ROOT=$DEB_ROOT
+export RSYSLOG_ROOT=$DEB_ROOT SYSLOG_NG_ROOT=$DEB_ROOT
 run_case rsyslog-omelasticsearch "$PY" "$HERE/rsyslog.py"
+run_case syslog-ng-http "$PY" "$HERE/syslog-ng.py"
 
 # --- 6. What landed in ClickHouse ---------------------------------------------------------------
 kill -0 "$SLUICE_PID" 2>/dev/null || log "sluice is no longer running (see its log below)"
