@@ -431,10 +431,12 @@ fn otlp_corpus() -> Vec<Case> {
     let fine = otlp_record(now, "fine");
     let mut truncated = otlp_request(vec![fine.clone(), fine.clone()]).encode_to_vec();
     truncated.truncate(truncated.len() - 2);
-    let long = otlp_request(vec![fine.clone(), otlp_record(now, &"x".repeat(2000))]);
+    // Records are refused one by one (a partial success, in `ingest_http`); a request whose
+    // every record is refused is refused whole.
+    let long = otlp_request(vec![otlp_record(now, &"x".repeat(2000))]);
     let future = otlp_request(vec![
-        fine.clone(),
         otlp_record(now + 86_400_000_000_000, "later"),
+        otlp_record(now + 86_400_000_000_000, "later still"),
     ]);
     let short_trace = otlp_request(vec![otlp::LogRecord {
         trace_id: vec![7; 5],
@@ -506,14 +508,14 @@ fn otlp_corpus() -> Vec<Case> {
             PROTO,
             long.encode_to_vec(),
             400,
-            "resourceLogs[0] record 1: line is 2000 bytes, the limit is 1024",
+            "resourceLogs[0] record 0: line is 2000 bytes, the limit is 1024",
         ),
         otlp(
             "otlp time in the future",
             PROTO,
             future.encode_to_vec(),
             400,
-            "resourceLogs[0] record 1: timestamp",
+            "too far in the future (ingest.max_future_secs = 600); resourceLogs[0] record 1: timestamp",
         ),
         otlp(
             "otlp text body",

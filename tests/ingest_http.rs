@@ -517,13 +517,7 @@ async fn otlp_protobuf_and_json_land_with_every_column() {
             "body":{{"kvlistValue":{{"values":[{{"key":"path","value":{{"stringValue":"/"}}}}]}}}}}}]}}]}}]}}"#,
         t0 + 1
     );
-    let resp = http
-        .post(s.url("/v1/logs"))
-        .header("Content-Type", "application/json")
-        .body(json)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.post("/v1/logs", "application/json", json).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert_eq!(resp.text().await.unwrap(), "{}");
@@ -588,6 +582,93 @@ async fn otlp_protobuf_and_json_land_with_every_column() {
     );
 }
 
+/// OTLP's partial success: records that cannot be stored are refused alone, the others are
+/// stored, and the answer is a `200` whose `partial_success` counts and names the refused ones,
+/// in the request's encoding.
+#[tokio::test]
+async fn otlp_refuses_bad_records_alone() {
+    use ingest::codec::otlp::{self, AnyValue, LogRecord, Value};
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[("SLUICE_INGEST_MAX_LINE_BYTES", "1024")]).await;
+    let now = now_ns() as u64;
+    let record = |line: &str, time: u64| LogRecord {
+        time_unix_nano: time,
+        body: Some(AnyValue {
+            value: Some(Value::StringValue(line.into())),
+        }),
+        ..LogRecord::default()
+    };
+    let request = otlp::ExportLogsServiceRequest {
+        resource_logs: vec![otlp::ResourceLogs {
+            scope_logs: vec![otlp::ScopeLogs {
+                log_records: vec![
+                    record("first kept", now),
+                    record(&"x".repeat(2000), now),
+                    LogRecord {
+                        span_id: vec![1; 3],
+                        ..record("bad span", now)
+                    },
+                    record("second kept", now + 1),
+                ],
+                ..otlp::ScopeLogs::default()
+            }],
+            ..otlp::ResourceLogs::default()
+        }],
+    };
+    let resp = s
+        .post(
+            "/otlp/v1/logs",
+            "application/x-protobuf",
+            request.encode_to_vec(),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let answer = otlp::ExportLogsServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
+    let partial = answer.partial_success.expect("a partial success");
+    assert_eq!(partial.rejected_log_records, 2);
+    assert_eq!(
+        partial.error_message,
+        "resourceLogs[0] record 1: line is 2000 bytes, the limit is 1024 (ingest.max_line_bytes); \
+         resourceLogs[0] record 2: span_id is 3 bytes, must be 8"
+    );
+
+    // The same in OTLP JSON: the count is a string there, as every int64.
+    let json = format!(
+        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[
+            {{"timeUnixNano":"{}","body":{{"stringValue":"third kept"}}}},
+            {{"timeUnixNano":"{}","body":{{"stringValue":"too late"}}}}]}}]}}]}}"#,
+        now + 2,
+        now + 86_400_000_000_000
+    );
+    let resp = s.post("/v1/logs", "application/json", json).await;
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["partialSuccess"]["rejectedLogRecords"], "1");
+    let message = answer["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.starts_with("resourceLogs[0] record 1: timestamp") && message.contains("future"),
+        "{message}"
+    );
+
+    let rows = s.logs().await;
+    let lines: Vec<_> = rows.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(lines, ["first kept", "second kept", "third kept"]);
+    let text = s.get_text("/metrics").await;
+    assert_eq!(
+        metric(&text, "sluice_ingest_entries_total{endpoint=\"otlp\"}"),
+        3
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "sluice_ingest_rejected_entries_total{endpoint=\"otlp\"}"
+        ),
+        3
+    );
+}
+
 /// The Elasticsearch API as shippers use it: the probes they make first, then bulk requests at
 /// the root and under VictoriaLogs' prefix (gzip, tenant, `_msg_field`), every stored column
 /// read back, and the per-item answer.
@@ -596,7 +677,7 @@ async fn elasticsearch_probes_and_bulk() {
     if skip() {
         return;
     }
-    let s = Sluice::start(&[]).await;
+    let s = Sluice::start(&[("SLUICE_INGEST_MAX_LINE_BYTES", "1024")]).await;
     let http = reqwest::Client::new();
     for (method, path, want) in [
         ("GET", "/", "\"number\":\"8.17.0\""),
@@ -632,9 +713,12 @@ async fn elasticsearch_probes_and_bulk() {
          {{\"@timestamp\":\"{}\",\"message\":\"GET /cart 200\",\"log\":{{\"level\":\"info\"}},\"host\":{{\"name\":\"web-1\"}}}}\n\
          {{\"delete\":{{\"_index\":\"filebeat-8.17.0\",\"_id\":\"1\"}}}}\n\
          {{\"create\":{{\"_index\":\"filebeat-8.17.0\"}}}}\n\
-         {{\"@timestamp\":\"soon\",\"message\":\"refused alone\"}}\n",
+         {{\"@timestamp\":\"soon\",\"message\":\"refused alone\"}}\n\
+         {{\"create\":{{\"_index\":\"filebeat-8.17.0\"}}}}\n\
+         {{\"message\":\"{}\"}}\n",
         // Milliseconds, as Filebeat writes them.
-        rfc3339_auto_si(t0 / 1_000_000 * 1_000_000)
+        rfc3339_auto_si(t0 / 1_000_000 * 1_000_000),
+        "x".repeat(2000)
     );
     let resp = http
         .post(s.url("/_bulk?filter_path=errors,items.*.error,items.*.status"))
@@ -662,6 +746,7 @@ async fn elasticsearch_probes_and_bulk() {
         [
             ("create".to_string(), 201),
             ("delete".to_string(), 400),
+            ("create".to_string(), 400),
             ("create".to_string(), 400)
         ]
     );
@@ -670,6 +755,12 @@ async fn elasticsearch_probes_and_bulk() {
             .as_str()
             .unwrap()
             .contains("line 5: invalid timestamp \"soon\"")
+    );
+    assert!(
+        answer["items"][3]["create"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 7: line is 2000 bytes, the limit is 1024")
     );
 
     // syslog-ng through VictoriaLogs' prefix, its fields named by query parameters.
@@ -727,5 +818,12 @@ async fn elasticsearch_probes_and_bulk() {
             "sluice_ingest_entries_total{endpoint=\"elasticsearch_bulk\"}"
         ),
         2
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "sluice_ingest_rejected_entries_total{endpoint=\"elasticsearch_bulk\"}"
+        ),
+        3
     );
 }

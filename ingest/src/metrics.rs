@@ -63,6 +63,7 @@ struct PerEndpoint {
     requests: Counter,
     bytes: Counter,
     entries: Counter,
+    rejected: Counter,
     invalid_utf8: Counter,
 }
 
@@ -110,6 +111,14 @@ impl IngestMetrics {
         m.bytes.add(bytes as u64);
     }
 
+    /// Counts entries refused one by one while the rest of their request was stored (OTLP's
+    /// partial success, Elasticsearch bulk items answered `400`).
+    pub fn rejected(&self, e: Endpoint, n: u64) {
+        if n > 0 {
+            self.endpoint(e).rejected.add(n);
+        }
+    }
+
     /// Counts characters of a stored request replaced by U+FFFD (invalid UTF-8 bytes, lone
     /// surrogate escapes).
     pub fn invalid_utf8(&self, e: Endpoint, replaced: usize) {
@@ -141,7 +150,7 @@ impl IngestMetrics {
     /// Appends the Prometheus text of these metrics.
     pub fn render(&self, out: &mut String) {
         type Get = fn(&PerEndpoint) -> u64;
-        let families: [(&str, &str, Get); 4] = [
+        let families: [(&str, &str, Get); 5] = [
             (
                 "sluice_ingest_requests_total",
                 "Ingest requests received.",
@@ -156,6 +165,11 @@ impl IngestMetrics {
                 "sluice_ingest_entries_total",
                 "Log entries acknowledged.",
                 |m| m.entries.get(),
+            ),
+            (
+                "sluice_ingest_rejected_entries_total",
+                "Log entries refused one by one while the rest of their request was stored.",
+                |m| m.rejected.get(),
             ),
             (
                 "sluice_ingest_invalid_utf8_total",

@@ -6,7 +6,9 @@
 use store::rowbinary::{self, LogRowRef};
 use store::{LabelSet, LogRow, StreamRow, labels::is_valid_label_name};
 
-use crate::codec::{DecodedStream, Entry, Origin, StreamLabels, labels::parse_label_string};
+use crate::codec::{
+    DecodedStream, Entry, EntryLimits, Origin, StreamLabels, labels::parse_label_string,
+};
 use crate::registry::{StreamInfo, StreamRegistry};
 use crate::{Error, IngestConfig, Result};
 
@@ -129,6 +131,20 @@ impl Pipeline {
         &self.config
     }
 
+    /// The per-entry limits at `now` (ns since the epoch).
+    pub fn entry_limits(&self, now: i64) -> EntryLimits {
+        EntryLimits {
+            max_line_bytes: self.config.max_line_bytes,
+            min_timestamp: self.max_age_nanos.map_or(0, |age| now - age),
+            max_timestamp: if self.config.max_future_secs == 0 {
+                i64::MAX
+            } else {
+                now.saturating_add(self.config.max_future_secs as i64 * 1_000_000_000)
+            },
+            max_future_secs: self.config.max_future_secs,
+        }
+    }
+
     /// The stream registry.
     pub fn registry(&self) -> &StreamRegistry {
         &self.registry
@@ -136,12 +152,7 @@ impl Pipeline {
 
     /// Validates and converts a request's streams for `tenant`.
     pub fn normalise(&self, tenant: &str, streams: Vec<DecodedStream>, now: i64) -> Result<Rows> {
-        let min_ts = self.max_age_nanos.map_or(0, |age| now - age);
-        let max_ts = if self.config.max_future_secs == 0 {
-            i64::MAX
-        } else {
-            now.saturating_add(self.config.max_future_secs as i64 * 1_000_000_000)
-        };
+        let limits = self.entry_limits(now);
         let mut rows = Rows::default();
         let infos = streams
             .iter()
@@ -164,38 +175,9 @@ impl Pipeline {
             let level = label_level(&info);
             let (mut first, mut last) = (i64::MAX, i64::MIN);
             for (j, entry) in stream.entries.iter().enumerate() {
-                if entry.line.len() > self.config.max_line_bytes {
-                    return Err(Error::Invalid {
-                        reason: "line_too_long",
-                        msg: format!(
-                            "{}: line is {} bytes, the limit is {} (ingest.max_line_bytes)",
-                            origin.entry(j),
-                            entry.line.len(),
-                            self.config.max_line_bytes
-                        ),
-                    });
-                }
-                if entry.timestamp < min_ts {
-                    return Err(Error::Invalid {
-                        reason: "bad_timestamp",
-                        msg: format!(
-                            "{}: timestamp {} is older than the retention period",
-                            origin.entry(j),
-                            entry.timestamp
-                        ),
-                    });
-                }
-                if entry.timestamp > max_ts {
-                    return Err(Error::Invalid {
-                        reason: "bad_timestamp",
-                        msg: format!(
-                            "{}: timestamp {} is too far in the future (ingest.max_future_secs = {})",
-                            origin.entry(j),
-                            entry.timestamp,
-                            self.config.max_future_secs
-                        ),
-                    });
-                }
+                limits
+                    .check(entry, || origin.entry(j))
+                    .map_err(|(reason, msg)| Error::Invalid { reason, msg })?;
                 first = first.min(entry.timestamp);
                 last = last.max(entry.timestamp);
                 rowbinary::put_log_row_ref(&mut rows.logs, &row_ref(tenant, &info, level, entry));

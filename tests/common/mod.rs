@@ -167,15 +167,26 @@ impl Sluice {
 
     /// Posts a Loki JSON push; returns the status.
     pub async fn push_json(&self, body: impl Into<String>) -> u16 {
+        self.post("/loki/api/v1/push", "application/json", body.into())
+            .await
+            .status()
+            .as_u16()
+    }
+
+    /// Posts `body` to `path` with this `Content-Type`.
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         reqwest::Client::new()
-            .post(self.url("/loki/api/v1/push"))
-            .header("Content-Type", "application/json")
-            .body(body.into())
+            .post(self.url(path))
+            .header("Content-Type", content_type)
+            .body(body)
             .send()
             .await
             .unwrap()
-            .status()
-            .as_u16()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -17,7 +17,7 @@ use simd_json::prelude::{ValueIntoString, Writable};
 use simd_json::tape::Tape;
 
 use super::jsonline::{Builder, JsonLineOptions, lines};
-use super::{DecodeError, Decoded, Origin, loki::shorten, utf8};
+use super::{DecodeError, Decoded, EntryLimits, Origin, loki::shorten, utf8};
 
 /// The field (and, by default, stream label) that carries an action's `_index`.
 pub const INDEX_FIELD: &str = "_index";
@@ -84,10 +84,12 @@ pub struct Bulk<'a> {
     pub items: Vec<Item>,
 }
 
-/// Decodes a bulk body (already decompressed). `now` is the time of documents without one.
+/// Decodes a bulk body (already decompressed). `now` is the time of documents without one. A
+/// document outside `limits` is refused alone, as a `400` item.
 pub fn decode<'a>(
     body: &'a mut Vec<u8>,
     options: &JsonLineOptions,
+    limits: &EntryLimits,
     now: i64,
 ) -> Result<Bulk<'a>, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -117,7 +119,10 @@ pub fn decode<'a>(
             Some((mut item, _)) => {
                 let mut tape = spare.reset();
                 let stored = match simd_json::fill_tape(line, &mut buffers, &mut tape) {
-                    Err(e) => Err(format!("{}: invalid JSON: {e}", origin.stream())),
+                    Err(e) => Err((
+                        "mapper_parsing_exception",
+                        format!("{}: invalid JSON: {e}", origin.stream()),
+                    )),
                     Ok(()) => {
                         let extra = [(INDEX_FIELD, item.index.as_str())];
                         let extra = if item.index.is_empty() {
@@ -125,17 +130,20 @@ pub fn decode<'a>(
                         } else {
                             &extra[..]
                         };
-                        builder
-                            .event(tape.as_value(), origin, extra)
-                            .map_err(|e| e.to_string())
+                        match builder.event(tape.as_value(), origin, extra) {
+                            Err(e) => Err(("mapper_parsing_exception", e.to_string())),
+                            Ok(()) => builder
+                                .refuse_last_outside(limits, || origin.stream())
+                                .map_err(|(_, msg)| ("illegal_argument_exception", msg)),
+                        }
                     }
                 };
                 spare = tape.reset();
                 match stored {
                     Ok(()) => item.status = 201,
-                    Err(reason) => {
+                    Err(error) => {
                         item.status = 400;
-                        item.error = Some(("mapper_parsing_exception", reason));
+                        item.error = Some(error);
                     }
                 }
                 items.push(item);
@@ -158,6 +166,7 @@ pub fn decode<'a>(
         decoded: Decoded {
             streams: builder.finish(),
             invalid_utf8: replaced,
+            rejected: Default::default(),
         },
         items,
     })
@@ -297,7 +306,14 @@ mod tests {
 
     fn run(body: &str) -> Result<(Vec<Stored>, Vec<Item>), String> {
         let mut body = body.as_bytes().to_vec();
-        let bulk = decode(&mut body, &default_options(), NOW).map_err(|e| e.to_string())?;
+        let limits = EntryLimits {
+            max_line_bytes: 20,
+            min_timestamp: NOW - 400 * 86_400_000_000_000,
+            max_timestamp: NOW + 600_000_000_000,
+            max_future_secs: 600,
+        };
+        let bulk =
+            decode(&mut body, &default_options(), &limits, NOW).map_err(|e| e.to_string())?;
         let entries = bulk
             .decoded
             .streams
@@ -381,16 +397,23 @@ mod tests {
             "{\"create\":{}}\n",
             "[1]\n",
             "{\"update\":{\"_id\":\"3\"}}\n",
+            "{\"doc\":{}}\n",
+            "{\"create\":{}}\n",
+            "{\"message\":\"a line of more than twenty bytes\"}\n",
+            "{\"create\":{\"_index\":\"b\"}}\n",
+            "{\"message\":\"later\",\"@timestamp\":\"2030-01-01T00:00:00Z\"}\n",
+            "{\"create\":{}}\n",
+            "{\"message\":\"kept too\"}\n",
         );
         let (entries, items) = run(body).unwrap();
         // No index and no stream field: the fallback stream.
+        let fallback = pairs(&[("service_name", "unknown_service")]);
         assert_eq!(
             entries,
-            vec![(
-                pairs(&[("service_name", "unknown_service")]),
-                NOW,
-                "kept".into()
-            )]
+            vec![
+                (fallback.clone(), NOW, "kept".into()),
+                (fallback, NOW, "kept too".into())
+            ]
         );
         let got: Vec<(&str, u16, &str)> = items
             .iter()
@@ -412,6 +435,9 @@ mod tests {
                 ("update", 400, "illegal_argument_exception"),
                 ("create", 400, "mapper_parsing_exception"),
                 ("update", 400, "illegal_argument_exception"),
+                ("create", 400, "illegal_argument_exception"),
+                ("create", 400, "illegal_argument_exception"),
+                ("create", 201, ""),
             ]
         );
         let reasons: Vec<&str> = items
@@ -432,6 +458,16 @@ mod tests {
             reasons[4].contains("line 11: expected a JSON object"),
             "{}",
             reasons[4]
+        );
+        assert!(
+            reasons[6].contains("line 15: line is 32 bytes, the limit is 20"),
+            "{}",
+            reasons[6]
+        );
+        assert!(
+            reasons[7].contains("line 17: timestamp") && reasons[7].contains("future"),
+            "{}",
+            reasons[7]
         );
         assert!(response(&items, 0).contains(r#""errors":true"#));
     }

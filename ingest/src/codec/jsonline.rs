@@ -11,7 +11,7 @@ use simd_json::prelude::{TypedScalarValue, ValueAsScalar, ValueIntoString, Writa
 use simd_json::tape::{Tape, Value};
 
 use super::{
-    DecodeError, Decoded, DecodedStream, Entry, Origin, StreamLabels, loki::shorten,
+    DecodeError, Decoded, DecodedStream, Entry, EntryLimits, Origin, StreamLabels, loki::shorten,
     sort_attributes, time, utf8,
 };
 
@@ -91,6 +91,7 @@ pub fn decode<'a>(
     Ok(Decoded {
         streams: builder.finish(),
         invalid_utf8: replaced,
+        rejected: Default::default(),
     })
 }
 
@@ -151,6 +152,29 @@ impl<'o, 'a> Builder<'o, 'a> {
     /// The streams built so far.
     pub(crate) fn finish(self) -> Vec<DecodedStream<'a>> {
         self.out
+    }
+
+    /// Takes back the entry just added if it is outside `limits`, for a decoder that refuses
+    /// events one by one: the metrics reason and a message naming `location()`.
+    pub(crate) fn refuse_last_outside(
+        &mut self,
+        limits: &EntryLimits,
+        location: impl Fn() -> String,
+    ) -> Result<(), (&'static str, String)> {
+        let Some(stream) = self.out.last_mut() else {
+            return Ok(());
+        };
+        let Some(entry) = stream.entries.last() else {
+            return Ok(());
+        };
+        let refusal = limits.check(entry, location);
+        if refusal.is_err() {
+            stream.entries.pop();
+            if stream.entries.is_empty() {
+                self.out.pop();
+            }
+        }
+        refusal
     }
 
     /// Adds the event `doc`, with `extra` fields as if the document had them (unless it has).

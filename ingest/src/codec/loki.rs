@@ -219,6 +219,7 @@ pub fn decode_protobuf(body: &[u8]) -> Result<Decoded<'static>, DecodeError> {
     Ok(Decoded {
         streams: out,
         invalid_utf8: replaced,
+        rejected: Default::default(),
     })
 }
 
@@ -292,6 +293,7 @@ pub fn decode_json(body: &mut Vec<u8>) -> Result<Decoded<'_>, DecodeError> {
     Ok(Decoded {
         streams: out,
         invalid_utf8: replaced,
+        rejected: Default::default(),
     })
 }
 

@@ -127,6 +127,113 @@ pub struct Decoded<'a> {
     /// Characters replaced by U+FFFD on the way: bytes of invalid UTF-8, and lone surrogate
     /// escapes in JSON (see [`utf8`]).
     pub invalid_utf8: usize,
+    /// Records refused one by one, left out of `streams` (OTLP only: its partial success).
+    pub rejected: Rejected,
+}
+
+/// Records refused one by one while the rest of their request is stored: OTLP's partial
+/// success. Other protocols refuse the whole request instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rejected {
+    /// How many records.
+    pub records: u64,
+    /// Why, for the first [`Rejected::KEPT_REASONS`] refusals: the metrics reason and a message
+    /// naming the record.
+    pub reasons: Vec<(&'static str, String)>,
+}
+
+impl Rejected {
+    /// How many refusals keep their message: an answer names a few, not thousands.
+    pub const KEPT_REASONS: usize = 5;
+
+    /// Counts `records` refused for one reason.
+    pub fn add(&mut self, records: u64, reason: &'static str, msg: String) {
+        self.records += records;
+        if self.reasons.len() < Self::KEPT_REASONS {
+            self.reasons.push((reason, msg));
+        }
+    }
+
+    /// One message for them all: the messages kept, and how many records in all.
+    pub fn message(&self) -> String {
+        let mut out = self
+            .reasons
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.records > self.reasons.len() as u64 {
+            out.push_str(&format!(" ({} records refused in all)", self.records));
+        }
+        out
+    }
+}
+
+/// The limits every entry must meet at one instant (see `ingest.max_line_bytes`,
+/// `ingest.max_future_secs` and the retention), for the pipeline and for decoders that refuse
+/// records one by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryLimits {
+    /// The longest line, in bytes.
+    pub max_line_bytes: usize,
+    /// The oldest time taken, ns since the epoch (the retention).
+    pub min_timestamp: i64,
+    /// The newest time taken, ns since the epoch.
+    pub max_timestamp: i64,
+    /// `ingest.max_future_secs`, for the message (0: no limit).
+    pub max_future_secs: u64,
+}
+
+impl EntryLimits {
+    /// No limit at all.
+    pub const NONE: EntryLimits = EntryLimits {
+        max_line_bytes: usize::MAX,
+        min_timestamp: i64::MIN,
+        max_timestamp: i64::MAX,
+        max_future_secs: 0,
+    };
+
+    /// Whether `entry` meets the limits; if not, the metrics reason and a message that starts
+    /// with `location()`.
+    pub fn check(
+        &self,
+        entry: &Entry,
+        location: impl Fn() -> String,
+    ) -> Result<(), (&'static str, String)> {
+        if entry.line.len() > self.max_line_bytes {
+            return Err((
+                "line_too_long",
+                format!(
+                    "{}: line is {} bytes, the limit is {} (ingest.max_line_bytes)",
+                    location(),
+                    entry.line.len(),
+                    self.max_line_bytes
+                ),
+            ));
+        }
+        if entry.timestamp < self.min_timestamp {
+            return Err((
+                "bad_timestamp",
+                format!(
+                    "{}: timestamp {} is older than the retention period",
+                    location(),
+                    entry.timestamp
+                ),
+            ));
+        }
+        if entry.timestamp > self.max_timestamp {
+            return Err((
+                "bad_timestamp",
+                format!(
+                    "{}: timestamp {} is too far in the future (ingest.max_future_secs = {})",
+                    location(),
+                    entry.timestamp,
+                    self.max_future_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl<'a> std::ops::Deref for Decoded<'a> {

@@ -30,7 +30,8 @@ use base64::Engine as _;
 use simd_json::{BorrowedValue as Json, StaticNode};
 
 use super::{
-    DecodeError, Decoded, DecodedStream, Entry, Origin, StreamLabels, sort_attributes, utf8,
+    DecodeError, Decoded, DecodedStream, Entry, EntryLimits, Origin, Rejected, StreamLabels,
+    sort_attributes, utf8,
 };
 
 /// Resource attributes that become stream labels: Loki's
@@ -61,13 +62,16 @@ pub const DEFAULT_INDEX_LABELS: &[&str] = &[
 pub struct OtlpOptions {
     /// Resource attributes (raw OTLP names) that become stream labels.
     pub index_labels: Vec<String>,
+    /// Records outside these are rejected alone (see [`Decoded::rejected`]).
+    pub limits: EntryLimits,
 }
 
 impl Default for OtlpOptions {
-    /// Loki's defaults: [`DEFAULT_INDEX_LABELS`].
+    /// Loki's defaults: [`DEFAULT_INDEX_LABELS`]; no limits.
     fn default() -> Self {
         OtlpOptions {
             index_labels: DEFAULT_INDEX_LABELS.iter().map(|s| s.to_string()).collect(),
+            limits: EntryLimits::NONE,
         }
     }
 }
@@ -450,56 +454,64 @@ fn value_of(kv: &KeyValue) -> Option<&Value> {
     kv.value.as_ref().and_then(|v| v.value.as_ref())
 }
 
-/// Maps a decoded request to streams: one per resource.
+/// Maps a decoded request to streams: one per resource. A record that cannot be mapped, or
+/// that is outside `options.limits`, is left out and counted in `rejected`; so are all the
+/// records of a resource or scope whose attributes cannot be mapped.
 fn map(
     request: ExportLogsServiceRequest,
     options: &OtlpOptions,
     now: i64,
 ) -> Result<Decoded<'static>, DecodeError> {
     let mut streams = Vec::with_capacity(request.resource_logs.len());
+    let mut rejected = Rejected::default();
+    let mut refuse = |records: usize, (reason, msg): (&'static str, String)| {
+        rejected.add(records as u64, reason, msg);
+    };
     for (i, resource_logs) in request.resource_logs.into_iter().enumerate() {
         let origin = Origin::Resource(i);
         let at_resource = || origin.stream();
-        let (mut labels, mut resource_meta) = (Vec::new(), Vec::new());
-        for kv in resource_logs.resource.iter().flat_map(|r| &r.attributes) {
-            let to = if options.index_labels.contains(&kv.key) {
-                &mut labels
-            } else {
-                &mut resource_meta
-            };
-            flatten(to, &kv.key, value_of(kv), &at_resource)?;
-        }
-        // An empty label means no label, as everywhere in LogQL.
-        labels.retain(|(_, v): &(String, String)| !v.is_empty());
-        if labels.is_empty() {
-            labels.push(("service_name".into(), "unknown_service".into()));
-        }
-        let mut entries = Vec::new();
-        for scope_logs in resource_logs.scope_logs {
-            let mut scope_meta = Vec::new();
-            if let Some(scope) = &scope_logs.scope {
-                for kv in &scope.attributes {
-                    flatten(&mut scope_meta, &kv.key, value_of(kv), &at_resource)?;
-                }
-                let fields = [
-                    ("scope_name", scope.name.clone()),
-                    ("scope_version", scope.version.clone()),
-                    (
-                        "scope_dropped_attributes_count",
-                        nonzero(scope.dropped_attributes_count),
-                    ),
-                ];
-                push_nonempty(&mut scope_meta, fields);
+        let (labels, resource_meta) = match resource_attributes(&resource_logs, options, origin) {
+            Ok(mapped) => mapped,
+            Err(e) => {
+                let records = resource_logs.scope_logs.iter().map(|s| s.log_records.len());
+                refuse(records.sum(), why(e));
+                continue;
             }
+        };
+        let mut entries = Vec::new();
+        // Records are numbered across the resource's scopes.
+        let mut number = 0;
+        for scope_logs in resource_logs.scope_logs {
+            let records = scope_logs.log_records.len();
+            let scope_meta = match &scope_logs.scope {
+                None => Ok(Vec::new()),
+                Some(scope) => scope_attributes(scope, &at_resource),
+            };
+            let scope_meta = match scope_meta {
+                Ok(meta) => meta,
+                Err(e) => {
+                    refuse(records, why(e));
+                    number += records;
+                    continue;
+                }
+            };
             for record in scope_logs.log_records {
-                let j = entries.len();
+                let j = number;
+                number += 1;
                 let location = || origin.entry(j);
-                entries.push(entry(
+                let mapped = entry(
                     record,
                     [resource_meta.as_slice(), scope_meta.as_slice()],
                     now,
                     &location,
-                )?);
+                );
+                match mapped.map_err(why).and_then(|e| {
+                    options.limits.check(&e, location)?;
+                    Ok(e)
+                }) {
+                    Ok(entry) => entries.push(entry),
+                    Err(refusal) => refuse(1, refusal),
+                }
             }
         }
         if !entries.is_empty() {
@@ -513,7 +525,61 @@ fn map(
     Ok(Decoded {
         streams,
         invalid_utf8: 0,
+        rejected,
     })
+}
+
+/// The metrics reason and message of a record's refusal.
+fn why(e: DecodeError) -> (&'static str, String) {
+    (e.reason(), e.to_string())
+}
+
+/// Name-value pairs: labels or metadata.
+type Pairs = Vec<(String, String)>;
+
+/// A resource's stream labels (its index attributes) and its other attributes as metadata.
+fn resource_attributes(
+    resource_logs: &ResourceLogs,
+    options: &OtlpOptions,
+    origin: Origin,
+) -> Result<(Pairs, Pairs), DecodeError> {
+    let at_resource = || origin.stream();
+    let (mut labels, mut meta) = (Vec::new(), Vec::new());
+    for kv in resource_logs.resource.iter().flat_map(|r| &r.attributes) {
+        let to = if options.index_labels.contains(&kv.key) {
+            &mut labels
+        } else {
+            &mut meta
+        };
+        flatten(to, &kv.key, value_of(kv), &at_resource)?;
+    }
+    // An empty label means no label, as everywhere in LogQL.
+    labels.retain(|(_, v): &(String, String)| !v.is_empty());
+    if labels.is_empty() {
+        labels.push(("service_name".into(), "unknown_service".into()));
+    }
+    Ok((labels, meta))
+}
+
+/// A scope's attributes, name and version as metadata.
+fn scope_attributes(
+    scope: &InstrumentationScope,
+    location: &dyn Fn() -> String,
+) -> Result<Vec<(String, String)>, DecodeError> {
+    let mut meta = Vec::new();
+    for kv in &scope.attributes {
+        flatten(&mut meta, &kv.key, value_of(kv), location)?;
+    }
+    let fields = [
+        ("scope_name", scope.name.clone()),
+        ("scope_version", scope.version.clone()),
+        (
+            "scope_dropped_attributes_count",
+            nonzero(scope.dropped_attributes_count),
+        ),
+    ];
+    push_nonempty(&mut meta, fields);
+    Ok(meta)
 }
 
 /// `n` in decimal, or empty for 0.
@@ -1299,6 +1365,13 @@ mod tests {
                 b"{\"resourceLogs\":[]}".to_vec(),
                 "invalid protobuf",
             ),
+        ];
+        for (name, body, want) in proto_cases {
+            let e = decode_protobuf(&body, &options, NOW).unwrap_err();
+            assert!(e.to_string().contains(want), "{name}: {e}");
+        }
+        // Records that cannot be mapped are refused alone: record 0 (fine) is kept.
+        let record_cases: Vec<(&str, Vec<u8>, &str)> = vec![
             (
                 "short trace id",
                 record(LogRecord {
@@ -1332,9 +1405,12 @@ mod tests {
                 "attribute name \"..\" has no letter or digit",
             ),
         ];
-        for (name, body, want) in proto_cases {
-            let e = decode_protobuf(&body, &options, NOW).unwrap_err();
-            assert!(e.to_string().contains(want), "{name}: {e}");
+        for (name, body, want) in record_cases {
+            let d = decode_protobuf(&body, &options, NOW).unwrap();
+            assert_eq!(d.streams.len(), 1, "{name}");
+            assert_eq!(d.streams[0].entries.len(), 1, "{name}");
+            assert_eq!(d.rejected.records, 1, "{name}");
+            assert!(d.rejected.message().contains(want), "{name}: {d:?}");
         }
         let json_cases = [
             ("empty", "  ", "empty request body"),
@@ -1388,6 +1464,84 @@ mod tests {
         for (name, body, want) in json_cases {
             let e = decode_json(&mut body.into(), &options, NOW).unwrap_err();
             assert!(e.to_string().contains(want), "{name}: {e}");
+        }
+    }
+
+    /// OTLP's partial success: a resource or scope whose attributes cannot be mapped refuses
+    /// its records, a record outside the limits refuses itself, and the rest is kept.
+    #[test]
+    fn records_refused_alone_are_counted() {
+        let options = OtlpOptions {
+            limits: EntryLimits {
+                max_line_bytes: 10,
+                min_timestamp: T as i64 - 1_000,
+                max_timestamp: T as i64 + 1_000,
+                max_future_secs: 1,
+            },
+            ..OtlpOptions::default()
+        };
+        let line = |body: &str, time: u64| LogRecord {
+            time_unix_nano: time,
+            body: string_value(body),
+            ..LogRecord::default()
+        };
+        let scope = |attributes: Vec<KeyValue>, log_records: Vec<LogRecord>| ScopeLogs {
+            scope: Some(InstrumentationScope {
+                attributes,
+                ..InstrumentationScope::default()
+            }),
+            log_records,
+            ..ScopeLogs::default()
+        };
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![
+                ResourceLogs {
+                    resource: Some(Resource {
+                        attributes: vec![kv("..", s("x"))],
+                        ..Resource::default()
+                    }),
+                    scope_logs: vec![
+                        scope(vec![], vec![line("a", T)]),
+                        scope(vec![], vec![line("b", T), line("c", T)]),
+                    ],
+                    ..ResourceLogs::default()
+                },
+                ResourceLogs {
+                    scope_logs: vec![
+                        scope(vec![kv("--", s("x"))], vec![line("d", T), line("e", T)]),
+                        scope(
+                            vec![],
+                            vec![
+                                line("kept", T),
+                                line("eleven byte", T),
+                                line("old", T - 2_000),
+                            ],
+                        ),
+                    ],
+                    ..ResourceLogs::default()
+                },
+            ],
+        };
+        let d = decode_protobuf(&request.encode_to_vec(), &options, NOW).unwrap();
+        assert_eq!(d.streams.len(), 1);
+        assert_eq!(d.streams[0].origin, Origin::Resource(1));
+        let lines: Vec<_> = d.streams[0].entries.iter().map(|e| &*e.line).collect();
+        assert_eq!(lines, ["kept"]);
+        assert_eq!(d.rejected.records, 7);
+        let reasons: Vec<_> = d.rejected.reasons.iter().map(|(r, _)| *r).collect();
+        assert_eq!(
+            reasons,
+            ["bad_shape", "bad_shape", "line_too_long", "bad_timestamp"]
+        );
+        let message = d.rejected.message();
+        for want in [
+            "resourceLogs[0]: attribute name \"..\" has no letter or digit",
+            "resourceLogs[1]: attribute name \"--\"",
+            "resourceLogs[1] record 3: line is 11 bytes, the limit is 10",
+            "resourceLogs[1] record 4: timestamp",
+            "(7 records refused in all)",
+        ] {
+            assert!(message.contains(want), "{want}: {message}");
         }
     }
 

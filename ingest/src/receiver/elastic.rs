@@ -150,7 +150,9 @@ async fn bulk_insert(
         )
         .await?;
         let options = event_options(&params, bulk::default_options());
-        let decoded = bulk::decode(&mut plain, &options, crate::codec::time::now_nanos())?;
+        let now = crate::codec::time::now_nanos();
+        let limits = state.pipeline.entry_limits(now);
+        let decoded = bulk::decode(&mut plain, &options, &limits, now)?;
         let items = decoded.items;
         let entries = store(&state, Endpoint::ElasticBulk, &tenant, decoded.decoded).await?;
         Ok::<_, Error>((entries, items))
@@ -158,6 +160,10 @@ async fn bulk_insert(
     match work.await {
         Ok((entries, items)) => {
             state.metrics.entries(Endpoint::ElasticBulk, entries);
+            let refused = items.iter().filter(|i| i.status >= 400).count();
+            state
+                .metrics
+                .rejected(Endpoint::ElasticBulk, refused as u64);
             let took = started.elapsed().as_millis() as u64;
             json(StatusCode::OK, bulk::response(&items, took))
         }

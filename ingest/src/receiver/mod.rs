@@ -336,21 +336,44 @@ async fn otlp_logs(State(state): State<IngestState>, headers: HeaderMap, body: B
             encoding::Payload::Plain,
         )
         .await?;
-        let options = otlp::OtlpOptions::default();
-        let decoded = if json {
-            otlp::decode_json(&mut plain, &options, now_nanos())?
-        } else {
-            otlp::decode_protobuf(&plain, &options, now_nanos())?
+        let now = now_nanos();
+        let options = otlp::OtlpOptions {
+            limits: state.pipeline.entry_limits(now),
+            ..Default::default()
         };
-        store(&state, Endpoint::Otlp, &tenant, decoded).await
+        let mut decoded = if json {
+            otlp::decode_json(&mut plain, &options, now)?
+        } else {
+            otlp::decode_protobuf(&plain, &options, now)?
+        };
+        let rejected = std::mem::take(&mut decoded.rejected);
+        // With nothing left to store, the refusal is the answer.
+        if decoded.streams.is_empty()
+            && let Some((reason, _)) = rejected.reasons.first()
+        {
+            return Err(Error::Invalid {
+                reason,
+                msg: rejected.message(),
+            });
+        }
+        let entries = store(&state, Endpoint::Otlp, &tenant, decoded).await?;
+        Ok((entries, rejected))
     };
     match work.await {
-        Ok(entries) => {
+        Ok((entries, rejected)) => {
             state.metrics.entries(Endpoint::Otlp, entries);
+            state.metrics.rejected(Endpoint::Otlp, rejected.records);
+            let partial_success = (rejected.records > 0).then(|| {
+                tracing::debug!(error = %rejected.message(), "OTLP records refused");
+                otlp::ExportLogsPartialSuccess {
+                    rejected_log_records: rejected.records as i64,
+                    error_message: rejected.message(),
+                }
+            });
             otlp_answer(
                 json,
                 StatusCode::OK,
-                &otlp::ExportLogsServiceResponse::default(),
+                &otlp::ExportLogsServiceResponse { partial_success },
             )
         }
         Err(e) => {
