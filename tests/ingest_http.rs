@@ -582,6 +582,132 @@ async fn otlp_protobuf_and_json_land_with_every_column() {
     );
 }
 
+/// OTLP JSON exactly as the OpenTelemetry Collector's `otlphttp` exporter sends it with
+/// `encoding: json` (its defaults otherwise: gzip, `POST {endpoint}/v1/logs`). The Collector
+/// cannot run here, so the fixture follows pdata's JSON marshaller: 64-bit integers as strings,
+/// `body` and `resource` written even when empty, `schemaUrl`, enums as numbers, every
+/// `AnyValue` kind. Every mapped column is read back.
+#[tokio::test]
+async fn otlp_json_as_the_collector_sends_it() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t0 = now_ns() - 1_000_000_000;
+    let t = |i: i64| t0 + i * 1_000_000;
+    let mut body = include_str!("fixtures/otlp-collector-logs.json").to_string();
+    for (name, value) in [
+        ("\"T0_OBSERVED\"", t0 + 5),
+        ("\"T0\"", t0),
+        ("\"T1\"", t(1)),
+        ("\"T2\"", t(2)),
+        ("\"T3\"", t(3)),
+    ] {
+        body = body.replace(name, &format!("\"{value}\""));
+    }
+    let resp = reqwest::Client::new()
+        .post(s.url("/otlp/v1/logs"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .header(
+            "User-Agent",
+            "OpenTelemetry Collector Contrib/0.115.0 (linux/amd64)",
+        )
+        .body(gzip(body.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.text().await.unwrap(), "{}");
+
+    let rows = s.logs().await;
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let cart_labels = pairs(&[
+        ("k8s_namespace_name", "shop"),
+        ("k8s_pod_name", "cart-7d9f"),
+        ("service_name", "cart"),
+    ]);
+    let shared = [
+        ("host_arch", "amd64"),
+        ("process_pid", "4242"),
+        ("receiver", "filelog"),
+        ("scope_name", "otelcol/filelogreceiver"),
+        ("scope_version", "0.115.0"),
+    ];
+    let with_shared = |own: &[(&str, &str)]| {
+        let mut all = pairs(own);
+        all.extend(pairs(&shared));
+        all.sort();
+        all
+    };
+
+    let declined = &rows[0];
+    assert_eq!(declined.timestamp, t0);
+    assert_eq!(declined.body, "payment declined");
+    assert_eq!(declined.resource_attributes, cart_labels.clone().into());
+    assert_eq!(&*declined.service_name, "cart");
+    assert_eq!(
+        (declined.severity_text.as_str(), declined.severity_number),
+        ("ERROR", 17)
+    );
+    assert_eq!(declined.trace_id, "5b8efff798038103d269b633813fc60c");
+    assert_eq!(declined.span_id, "eee19b7ec3c1b174");
+    assert_eq!(
+        declined.log_attributes,
+        with_shared(&[
+            ("digest", "3q2+7w=="),
+            ("flags", "1"),
+            ("http_method", "POST"),
+            ("http_status_code", "502"),
+            ("latency_s", "1.5"),
+            ("log_file_name", "cart.log"),
+            ("observed_timestamp", &(t0 + 5).to_string()),
+            ("retry", "true"),
+            ("severity_number", "17"),
+            ("severity_text", "ERROR"),
+            ("span_id", "eee19b7ec3c1b174"),
+            ("tags", r#"["a",2]"#),
+            ("trace_id", "5b8efff798038103d269b633813fc60c"),
+        ])
+    );
+
+    // No time: the observed time is the time. A map body is compact JSON.
+    let checkout = &rows[1];
+    assert_eq!(checkout.timestamp, t(1));
+    assert_eq!(checkout.body, r#"{"event":"checkout","items":3}"#);
+    assert_eq!(
+        (checkout.severity_text.as_str(), checkout.severity_number),
+        ("INFO", 9)
+    );
+    assert_eq!(
+        checkout.log_attributes,
+        with_shared(&[("event_name", "cart.checkout"), ("severity_number", "9")])
+    );
+
+    // An empty body (`{}`) is an empty line.
+    let empty = &rows[2];
+    assert_eq!(empty.timestamp, t(2));
+    assert_eq!(empty.body, "");
+    assert_eq!(empty.log_attributes, with_shared(&[]));
+    assert_eq!(empty.resource_attributes, cart_labels.into());
+
+    // An empty resource: no index label, so the service is unknown; an integer body.
+    let unknown = &rows[3];
+    assert_eq!(unknown.timestamp, t(3));
+    assert_eq!(unknown.body, "42");
+    assert_eq!(&*unknown.service_name, "unknown_service");
+    assert_eq!(
+        unknown.resource_attributes,
+        pairs(&[("service_name", "unknown_service")]).into()
+    );
+    assert_eq!(
+        (unknown.severity_text.as_str(), unknown.severity_number),
+        ("WARN", 13)
+    );
+    assert_eq!(unknown.log_attributes, pairs(&[("severity_number", "13")]));
+}
+
 /// OTLP's partial success: records that cannot be stored are refused alone, the others are
 /// stored, and the answer is a `200` whose `partial_success` counts and names the refused ones,
 /// in the request's encoding.
