@@ -5,10 +5,12 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ingest::IngestConfig;
-use ingest::codec::{encoding, jsonline, loki, otlp};
+use ingest::codec::{EntryLimits, bulk, encoding, jsonline, loki, otlp};
 use ingest::pipeline::Pipeline;
 use prost::Message as _;
-use sluice_benches::{T0, loki_json, loki_push, otlp_export, otlp_json, vector_ndjson};
+use sluice_benches::{
+    T0, filebeat_bulk, loki_json, loki_push, otlp_export, otlp_json, vector_ndjson,
+};
 use std::hint::black_box;
 
 const ENTRIES: usize = 1000;
@@ -25,6 +27,9 @@ fn codecs(c: &mut Criterion) {
     let otlp_proto = export.encode_to_vec();
     let otlp_json_body = otlp_json(&export);
     let otlp_options = otlp::OtlpOptions::default();
+    // Filebeat's bulk body: the same number of events, ECS documents with nested objects.
+    let bulk_body = filebeat_bulk(ENTRIES, 42);
+    let bulk_options = bulk::default_options();
     let limit = 64 << 20;
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(ENTRIES as u64));
@@ -57,6 +62,16 @@ fn codecs(c: &mut Criterion) {
         b.iter_batched_ref(
             || otlp_json_body.clone(),
             |body| black_box(otlp::decode_json(body, &otlp_options, T0).unwrap()).len(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("elasticsearch_bulk_simd", |b| {
+        b.iter_batched_ref(
+            || bulk_body.clone(),
+            |body| {
+                let decoded = bulk::decode(body, &bulk_options, &EntryLimits::NONE, T0).unwrap();
+                black_box(decoded.items.len())
+            },
             BatchSize::SmallInput,
         )
     });
@@ -108,6 +123,19 @@ fn codecs(c: &mut Criterion) {
             |body| {
                 let decoded = jsonline::decode(body, &opts, T0).unwrap();
                 pipeline.normalise("fake", decoded.streams, T0).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("elasticsearch_bulk", |b| {
+        let limits = pipeline.entry_limits(T0);
+        b.iter_batched_ref(
+            || bulk_body.clone(),
+            |body| {
+                let decoded = bulk::decode(body, &bulk_options, &limits, T0).unwrap();
+                pipeline
+                    .normalise("fake", decoded.decoded.streams, T0)
+                    .unwrap()
             },
             BatchSize::SmallInput,
         )

@@ -278,6 +278,27 @@ pub fn vector_ndjson(n: usize, seed: u64) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// `n` events as Filebeat 8 sends them in an Elasticsearch bulk body: a `create` action into its
+/// data stream, then an ECS document (`@timestamp` in milliseconds, `message`, nested `log`,
+/// `input`, `host`, `agent` and `ecs` objects).
+pub fn filebeat_bulk(n: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut out = String::new();
+    for i in 0..n {
+        let host = i % 10;
+        out.push_str("{\"create\":{\"_index\":\"filebeat-8.17.0\"}}\n");
+        out.push_str(&format!(
+            "{{\"@timestamp\":\"2026-11-24T10:00:{:02}.{:03}Z\",\"message\":{},\"log\":{{\"file\":{{\"path\":\"/var/log/svc-{}.log\"}},\"offset\":{}}},\"input\":{{\"type\":\"filestream\"}},\"host\":{{\"name\":\"host-{host}\"}},\"agent\":{{\"type\":\"filebeat\",\"version\":\"8.17.0\",\"name\":\"host-{host}\"}},\"ecs\":{{\"version\":\"8.0.0\"}}}}\n",
+            i % 60,
+            rng.below(1000),
+            json_str(&line(&mut rng)),
+            i % 7,
+            rng.below(1 << 30),
+        ));
+    }
+    out.into_bytes()
+}
+
 fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -310,6 +331,25 @@ mod tests {
         let opts = ingest::codec::jsonline::JsonLineOptions::default();
         let decoded = ingest::codec::jsonline::decode(&mut nd, &opts, 0).unwrap();
         assert_eq!(decoded.iter().map(|s| s.entries.len()).sum::<usize>(), 20);
+        let mut bulk = filebeat_bulk(20, 1);
+        let limits = ingest::codec::EntryLimits::NONE;
+        let options = ingest::codec::bulk::default_options();
+        let decoded = ingest::codec::bulk::decode(&mut bulk, &options, &limits, 0).unwrap();
+        assert!(decoded.items.iter().all(|i| i.status == 201));
+        assert_eq!(
+            decoded
+                .decoded
+                .iter()
+                .map(|s| s.entries.len())
+                .sum::<usize>(),
+            20
+        );
+        let entry = &decoded.decoded[0].entries[0];
+        assert!(
+            entry
+                .attributes
+                .contains(&("agent.version".into(), "8.17.0".into()))
+        );
     }
 
     /// The OTLP bench bodies carry the Loki push's entries, and the JSON one decodes exactly as
