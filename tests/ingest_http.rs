@@ -708,6 +708,73 @@ async fn otlp_json_as_the_collector_sends_it() {
     assert_eq!(unknown.log_attributes, pairs(&[("severity_number", "13")]));
 }
 
+/// As Loki's distributor: in a Loki push or a JSON lines request, the entries and streams that
+/// cannot be stored are refused alone, the others are stored (durable before the answer), and
+/// the answer is a `400` naming each refusal in Loki's words.
+#[tokio::test]
+async fn loki_push_and_jsonline_store_the_valid_entries_and_name_the_others() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[("SLUICE_INGEST_MAX_LINE_BYTES", "1024")]).await;
+    let now = now_ns();
+    let day = 86_400_000_000_000i64;
+    let long = "y".repeat(2000);
+    let push = format!(
+        r#"{{"streams":[
+            {{"stream":{{"app":"a"}},"values":[["{now}","a kept"],["{}","{long}"],["{}","a too new"]]}},
+            {{"stream":{{"a.b":"x"}},"values":[["{now}","bad labels"],["{now}","bad labels too"]]}},
+            {{"stream":{{"app":"c"}},"values":[["{}","c kept"]]}}]}}"#,
+        now + 1,
+        now + day,
+        now + 2
+    );
+    let resp = s.post("/loki/api/v1/push", "application/json", push).await;
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    for want in [
+        "stream 0 entry 1: max entry size '1024' bytes exceeded for stream \
+         '{app=\"a\", service_name=\"a\"}' while adding an entry with length '2000' bytes",
+        "stream 0 entry 2: entry for stream '{app=\"a\", service_name=\"a\"}' has timestamp \
+         too new",
+        "stream 1: invalid label name \"a.b\"",
+        "(4 records refused in all)",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+
+    let lines = format!(
+        "{{\"message\":\"d kept\",\"service\":\"d\",\"timestamp\":{}}}\n\
+         {{\"message\":\"{long}\",\"service\":\"d\"}}\n",
+        now + 3
+    );
+    let resp = s
+        .post("/insert/jsonline", "application/x-ndjson", lines)
+        .await;
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.starts_with("line 2: max entry size '1024' bytes exceeded"),
+        "{text}"
+    );
+
+    let rows = s.logs().await;
+    let bodies: Vec<_> = rows.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, ["a kept", "c kept", "d kept"]);
+    let metrics = s.get_text("/metrics").await;
+    for (endpoint, entries, rejected) in [("loki_push", 2, 4), ("jsonline", 1, 1)] {
+        let series = |name: &str| format!("{name}{{endpoint=\"{endpoint}\"}}");
+        assert_eq!(
+            metric(&metrics, &series("sluice_ingest_entries_total")),
+            entries
+        );
+        assert_eq!(
+            metric(&metrics, &series("sluice_ingest_rejected_entries_total")),
+            rejected
+        );
+    }
+}
+
 /// OTLP's partial success: records that cannot be stored are refused alone, the others are
 /// stored, and the answer is a `200` whose `partial_success` counts and names the refused ones,
 /// in the request's encoding.
@@ -756,8 +823,9 @@ async fn otlp_refuses_bad_records_alone() {
     assert_eq!(partial.rejected_log_records, 2);
     assert_eq!(
         partial.error_message,
-        "resourceLogs[0] record 1: line is 2000 bytes, the limit is 1024 (ingest.max_line_bytes); \
-         resourceLogs[0] record 2: span_id is 3 bytes, must be 8"
+        "resourceLogs[0] record 1: max entry size '1024' bytes exceeded for stream \
+         '{service_name=\"unknown_service\"}' while adding an entry with length '2000' bytes \
+         (ingest.max_line_bytes); resourceLogs[0] record 2: span_id is 3 bytes, must be 8"
     );
 
     // The same in OTLP JSON: the count is a string there, as every int64.
@@ -774,7 +842,10 @@ async fn otlp_refuses_bad_records_alone() {
     assert_eq!(answer["partialSuccess"]["rejectedLogRecords"], "1");
     let message = answer["partialSuccess"]["errorMessage"].as_str().unwrap();
     assert!(
-        message.starts_with("resourceLogs[0] record 1: timestamp") && message.contains("future"),
+        message.starts_with(
+            "resourceLogs[0] record 1: entry for stream '{service_name=\"unknown_service\"}' has \
+             timestamp too new"
+        ),
         "{message}"
     );
 
@@ -886,7 +957,10 @@ async fn elasticsearch_probes_and_bulk() {
         answer["items"][3]["create"]["error"]["reason"]
             .as_str()
             .unwrap()
-            .contains("line 7: line is 2000 bytes, the limit is 1024")
+            .contains(
+                "line 7: max entry size '1024' bytes exceeded for stream '{_index=\"filebeat-8.17.0\"}' \
+                 while adding an entry with length '2000' bytes"
+            )
     );
 
     // syslog-ng through VictoriaLogs' prefix, its fields named by query parameters.

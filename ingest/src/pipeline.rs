@@ -7,7 +7,7 @@ use store::rowbinary::{self, LogRowRef};
 use store::{LabelSet, LogRow, StreamRow, labels::is_valid_label_name};
 
 use crate::codec::{
-    DecodedStream, Entry, EntryLimits, Origin, StreamLabels, labels::parse_label_string,
+    DecodedStream, Entry, EntryLimits, Origin, Rejected, StreamLabels, labels::parse_label_string,
 };
 use crate::registry::{StreamInfo, StreamRegistry};
 use crate::{Error, IngestConfig, Result};
@@ -145,6 +145,42 @@ impl Pipeline {
         }
     }
 
+    /// Takes out of `streams` what [`Pipeline::normalise`] would refuse (streams whose labels
+    /// are refused, entries outside the limits) so that the rest can be stored, as Loki's
+    /// distributor does: it stores the valid entries and answers `400` naming the others.
+    pub fn split_refused(&self, streams: &mut Vec<DecodedStream>, now: i64) -> Rejected {
+        let limits = self.entry_limits(now);
+        let mut rejected = Rejected::default();
+        streams.retain_mut(|stream| {
+            if stream.entries.is_empty() {
+                return false;
+            }
+            let info = match self.resolve(&stream.labels, stream.origin) {
+                Ok(info) => info,
+                Err(e) => {
+                    rejected.add(stream.entries.len() as u64, e.reason(), e.to_string());
+                    return false;
+                }
+            };
+            let origin = stream.origin;
+            let mut j = 0;
+            stream.entries.retain(|entry| {
+                let n = j;
+                j += 1;
+                let checked = limits.check(entry, || origin.entry(n), || info.labels.to_string());
+                match checked {
+                    Ok(()) => true,
+                    Err((reason, msg)) => {
+                        rejected.add(1, reason, msg);
+                        false
+                    }
+                }
+            });
+            !stream.entries.is_empty()
+        });
+        rejected
+    }
+
     /// The stream registry.
     pub fn registry(&self) -> &StreamRegistry {
         &self.registry
@@ -176,7 +212,7 @@ impl Pipeline {
             let (mut first, mut last) = (i64::MAX, i64::MIN);
             for (j, entry) in stream.entries.iter().enumerate() {
                 limits
-                    .check(entry, || origin.entry(j))
+                    .check(entry, || origin.entry(j), || info.labels.to_string())
                     .map_err(|(reason, msg)| Error::Invalid { reason, msg })?;
                 first = first.min(entry.timestamp);
                 last = last.max(entry.timestamp);
@@ -503,17 +539,21 @@ mod tests {
             (
                 stream(r#"{a="1"}"#, &[(NOW, "ok"), (NOW, &long)]),
                 "line_too_long",
-                "stream 0 entry 1: line is",
+                "stream 0 entry 1: max entry size '262144' bytes exceeded for stream \
+                 '{a=\"1\", service_name=\"unknown_service\"}' while adding an entry with length \
+                 '262145' bytes",
             ),
             (
                 stream(r#"{a="1"}"#, &[(NOW - 31 * day, "old")]),
                 "bad_timestamp",
-                "older than the retention",
+                "stream 0 entry 0: entry for stream '{a=\"1\", service_name=\"unknown_service\"}' \
+                 has timestamp too old: 2026-12-15T08:00:00Z, oldest acceptable timestamp is: \
+                 2026-12-16T08:00:00Z (clickhouse.retention_days)",
             ),
             (
                 stream(r#"{a="1"}"#, &[(NOW + day, "future")]),
                 "bad_timestamp",
-                "too far in the future",
+                "has timestamp too new: 2027-01-16T08:00:00Z (ingest.max_future_secs = 600)",
             ),
             (
                 DecodedStream {

@@ -174,6 +174,34 @@ pub fn parse_text(s: &str) -> Option<i64> {
     parse_rfc3339(t)
 }
 
+/// Date (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `ns` since the epoch as RFC 3339 in UTC to the second, as Go's `time.RFC3339` writes it
+/// (Loki's error messages use it): `2026-12-06T02:00:01Z`.
+pub fn format_rfc3339_secs(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
 /// Now, in nanoseconds since the Unix epoch.
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now()
@@ -185,6 +213,20 @@ pub fn now_nanos() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_formatting_round_trips() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2026-12-06T02:00:01Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let ns = parse_rfc3339(text).unwrap();
+            assert_eq!(format_rfc3339_secs(ns), text);
+            assert_eq!(format_rfc3339_secs(ns + 999_999_999), text);
+        }
+    }
 
     #[test]
     fn rfc3339_cases() {

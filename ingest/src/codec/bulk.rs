@@ -460,12 +460,15 @@ mod tests {
             reasons[4]
         );
         assert!(
-            reasons[6].contains("line 15: line is 32 bytes, the limit is 20"),
+            reasons[6].contains(
+                "line 15: max entry size '20' bytes exceeded for stream \
+                 '{service_name=\"unknown_service\"}' while adding an entry with length '32' bytes"
+            ),
             "{}",
             reasons[6]
         );
         assert!(
-            reasons[7].contains("line 17: timestamp") && reasons[7].contains("future"),
+            reasons[7].contains("line 17: entry for stream '{_index=\"b\"}' has timestamp too new"),
             "{}",
             reasons[7]
         );

@@ -167,7 +167,7 @@ impl<'o, 'a> Builder<'o, 'a> {
         let Some(entry) = stream.entries.last() else {
             return Ok(());
         };
-        let refusal = limits.check(entry, location);
+        let refusal = limits.check(entry, location, || stream.labels.display());
         if refusal.is_err() {
             stream.entries.pop();
             if stream.entries.is_empty() {

@@ -67,6 +67,17 @@ pub enum StreamLabels {
     Pairs(Vec<(String, String)>),
 }
 
+impl StreamLabels {
+    /// The labels as Loki writes them in its error messages: the string as sent, or
+    /// `{name="value", ...}` sorted by name.
+    pub fn display(&self) -> String {
+        match self {
+            StreamLabels::Text(text) => text.clone(),
+            StreamLabels::Pairs(pairs) => store::LabelSet::from_pairs(pairs.clone()).to_string(),
+        }
+    }
+}
+
 /// One log entry as decoded. The line is borrowed from the request body where the format
 /// allows it (JSON), so that it is copied once, into the row.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -154,6 +165,13 @@ impl Rejected {
         }
     }
 
+    /// Adds `other`'s refusals to these.
+    pub fn merge(&mut self, other: Rejected) {
+        self.records += other.records;
+        let room = Self::KEPT_REASONS.saturating_sub(self.reasons.len());
+        self.reasons.extend(other.reasons.into_iter().take(room));
+    }
+
     /// One message for them all: the messages kept, and how many records in all.
     pub fn message(&self) -> String {
         let mut out = self
@@ -193,21 +211,26 @@ impl EntryLimits {
         max_future_secs: 0,
     };
 
-    /// Whether `entry` meets the limits; if not, the metrics reason and a message that starts
-    /// with `location()`.
+    /// Whether `entry` meets the limits; if not, the metrics reason and a message: where the
+    /// entry was (`location()`), then Loki's own text for the limit, naming the stream
+    /// (`stream()`, see [`StreamLabels::display`]), then the setting.
     pub fn check(
         &self,
         entry: &Entry,
         location: impl Fn() -> String,
+        stream: impl Fn() -> String,
     ) -> Result<(), (&'static str, String)> {
+        use store::time::format_rfc3339_secs as rfc3339;
         if entry.line.len() > self.max_line_bytes {
             return Err((
                 "line_too_long",
                 format!(
-                    "{}: line is {} bytes, the limit is {} (ingest.max_line_bytes)",
+                    "{}: max entry size '{}' bytes exceeded for stream '{}' while adding an entry \
+                     with length '{}' bytes (ingest.max_line_bytes)",
                     location(),
+                    self.max_line_bytes,
+                    stream(),
                     entry.line.len(),
-                    self.max_line_bytes
                 ),
             ));
         }
@@ -215,9 +238,12 @@ impl EntryLimits {
             return Err((
                 "bad_timestamp",
                 format!(
-                    "{}: timestamp {} is older than the retention period",
+                    "{}: entry for stream '{}' has timestamp too old: {}, oldest acceptable \
+                     timestamp is: {} (clickhouse.retention_days)",
                     location(),
-                    entry.timestamp
+                    stream(),
+                    rfc3339(entry.timestamp),
+                    rfc3339(self.min_timestamp),
                 ),
             ));
         }
@@ -225,9 +251,11 @@ impl EntryLimits {
             return Err((
                 "bad_timestamp",
                 format!(
-                    "{}: timestamp {} is too far in the future (ingest.max_future_secs = {})",
+                    "{}: entry for stream '{}' has timestamp too new: {} \
+                     (ingest.max_future_secs = {})",
                     location(),
-                    entry.timestamp,
+                    stream(),
+                    rfc3339(entry.timestamp),
                     self.max_future_secs
                 ),
             ));

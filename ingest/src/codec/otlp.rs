@@ -506,7 +506,8 @@ fn map(
                     &location,
                 );
                 match mapped.map_err(why).and_then(|e| {
-                    options.limits.check(&e, location)?;
+                    let stream = || store::LabelSet::from_pairs(labels.clone()).to_string();
+                    options.limits.check(&e, location, stream)?;
                     Ok(e)
                 }) {
                     Ok(entry) => entries.push(entry),
@@ -1537,8 +1538,10 @@ mod tests {
         for want in [
             "resourceLogs[0]: attribute name \"..\" has no letter or digit",
             "resourceLogs[1]: attribute name \"--\"",
-            "resourceLogs[1] record 3: line is 11 bytes, the limit is 10",
-            "resourceLogs[1] record 4: timestamp",
+            "resourceLogs[1] record 3: max entry size '10' bytes exceeded for stream \
+             '{service_name=\"unknown_service\"}' while adding an entry with length '11' bytes",
+            "resourceLogs[1] record 4: entry for stream '{service_name=\"unknown_service\"}' \
+             has timestamp too old",
             "(7 records refused in all)",
         ] {
             assert!(message.contains(want), "{want}: {message}");

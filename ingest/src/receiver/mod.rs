@@ -18,7 +18,7 @@ use axum::routing::post;
 use http_body_util::BodyExt;
 
 use crate::codec::time::now_nanos;
-use crate::codec::{self, Decoded, encoding, jsonline, otlp};
+use crate::codec::{self, Decoded, Rejected, encoding, jsonline, otlp};
 use crate::metrics::{Endpoint, IngestMetrics};
 use crate::pipeline::Pipeline;
 use crate::{Error, IngestConfig, Result};
@@ -157,15 +157,28 @@ fn media_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
+/// Answers a Loki push or JSON lines request: `204` when every entry was stored; `400` naming
+/// the refused entries when only the others were (Loki's answer to the same).
 async fn respond(
     state: &IngestState,
     endpoint: Endpoint,
-    work: impl Future<Output = Result<usize>>,
+    work: impl Future<Output = Result<(usize, Rejected)>>,
 ) -> Response {
     match work.await {
-        Ok(entries) => {
+        Ok((entries, rejected)) => {
             state.metrics.entries(endpoint, entries);
-            StatusCode::NO_CONTENT.into_response()
+            match rejected.reasons.first() {
+                None => StatusCode::NO_CONTENT.into_response(),
+                Some((reason, _)) => {
+                    state.metrics.rejected(endpoint, rejected.records);
+                    let e = Error::Invalid {
+                        reason,
+                        msg: rejected.message(),
+                    };
+                    tracing::debug!(error = %e, endpoint = endpoint.name(), "entries refused");
+                    e.into_response()
+                }
+            }
         }
         Err(e) => {
             note_failure(state, endpoint, &e);
@@ -184,6 +197,33 @@ pub(crate) fn note_failure(state: &IngestState, endpoint: Endpoint, e: &Error) {
     } else {
         tracing::debug!(error = %e, endpoint, "ingest request refused");
     }
+}
+
+/// Stores what can be stored of `decoded` (see [`crate::pipeline::Pipeline::split_refused`]),
+/// with the refusals of the decoder and of the pipeline. A request with nothing left to store is
+/// refused whole.
+async fn store_valid(
+    state: &IngestState,
+    endpoint: Endpoint,
+    tenant: &str,
+    mut decoded: Decoded<'_>,
+) -> Result<(usize, Rejected)> {
+    let mut rejected = std::mem::take(&mut decoded.rejected);
+    rejected.merge(
+        state
+            .pipeline
+            .split_refused(&mut decoded.streams, now_nanos()),
+    );
+    if decoded.streams.is_empty()
+        && let Some((reason, _)) = rejected.reasons.first()
+    {
+        return Err(Error::Invalid {
+            reason,
+            msg: rejected.message(),
+        });
+    }
+    let entries = store(state, endpoint, tenant, decoded).await?;
+    Ok((entries, rejected))
 }
 
 async fn store(
@@ -228,7 +268,7 @@ async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: B
         } else {
             codec::loki::decode_protobuf(&plain)?
         };
-        store(&state, Endpoint::LokiPush, &tenant, decoded).await
+        store_valid(&state, Endpoint::LokiPush, &tenant, decoded).await
     };
     respond(&state, Endpoint::LokiPush, work).await
 }
@@ -300,7 +340,7 @@ async fn insert_jsonline(
             &event_options(&params, jsonline::JsonLineOptions::default()),
             now_nanos(),
         )?;
-        store(&state, Endpoint::JsonLine, &tenant, decoded).await
+        store_valid(&state, Endpoint::JsonLine, &tenant, decoded).await
     };
     respond(&state, Endpoint::JsonLine, work).await
 }
@@ -341,23 +381,12 @@ async fn otlp_logs(State(state): State<IngestState>, headers: HeaderMap, body: B
             limits: state.pipeline.entry_limits(now),
             ..Default::default()
         };
-        let mut decoded = if json {
+        let decoded = if json {
             otlp::decode_json(&mut plain, &options, now)?
         } else {
             otlp::decode_protobuf(&plain, &options, now)?
         };
-        let rejected = std::mem::take(&mut decoded.rejected);
-        // With nothing left to store, the refusal is the answer.
-        if decoded.streams.is_empty()
-            && let Some((reason, _)) = rejected.reasons.first()
-        {
-            return Err(Error::Invalid {
-                reason,
-                msg: rejected.message(),
-            });
-        }
-        let entries = store(&state, Endpoint::Otlp, &tenant, decoded).await?;
-        Ok((entries, rejected))
+        store_valid(&state, Endpoint::Otlp, &tenant, decoded).await
     };
     match work.await {
         Ok((entries, rejected)) => {
