@@ -141,6 +141,24 @@ fn corpus() -> Vec<Case> {
             "at least one label pair is required",
         ),
         json(
+            "label name too long",
+            format!(
+                r#"{{"streams":[{{"stream":{{"{}":"v"}},"values":[{ok_entry}]}}]}}"#,
+                "n".repeat(1025)
+            ),
+            400,
+            "has label name too long: 'nnnn",
+        ),
+        json(
+            "label value too long",
+            format!(
+                r#"{{"streams":[{{"stream":{{"app":"{}"}},"values":[{ok_entry}]}}]}}"#,
+                "v".repeat(2049)
+            ),
+            400,
+            "vvvv' (ingest.max_label_value_bytes = 2048)",
+        ),
+        json(
             "too many labels",
             format!(
                 r#"{{"streams":[{{"stream":{{{}}},"values":[{ok_entry}]}}]}}"#,
@@ -150,7 +168,7 @@ fn corpus() -> Vec<Case> {
                     .join(",")
             ),
             400,
-            "stream has 16 labels, the limit is 15",
+            "has 16 label names; limit 15 (ingest.max_labels_per_stream)",
         ),
         // A refused entry is refused alone (a mixed request is in `ingest_http`): these
         // requests have nothing else.

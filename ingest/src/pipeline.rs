@@ -253,9 +253,11 @@ impl Pipeline {
     }
 
     fn stream_info(&self, pairs: Vec<(String, String)>) -> Result<StreamInfo, String> {
+        // Loki's texts for its label limits, then the setting.
         if pairs.is_empty() {
-            return Err("at least one label pair is required per stream".into());
+            return Err("error at least one label pair is required per stream".into());
         }
+        let shown = |pairs: &[(String, String)]| LabelSet::from_pairs(pairs.to_vec()).to_string();
         for (name, value) in &pairs {
             if !is_valid_label_name(name) {
                 return Err(format!(
@@ -264,13 +266,17 @@ impl Pipeline {
             }
             if name.len() > self.config.max_label_name_bytes {
                 return Err(format!(
-                    "label name {name:?} is longer than {} bytes (ingest.max_label_name_bytes)",
+                    "stream '{}' has label name too long: '{name}' \
+                     (ingest.max_label_name_bytes = {})",
+                    shown(&pairs),
                     self.config.max_label_name_bytes
                 ));
             }
             if value.len() > self.config.max_label_value_bytes {
                 return Err(format!(
-                    "value of label {name:?} is longer than {} bytes (ingest.max_label_value_bytes)",
+                    "stream '{}' has label value too long: '{value}' \
+                     (ingest.max_label_value_bytes = {})",
+                    shown(&pairs),
                     self.config.max_label_value_bytes
                 ));
             }
@@ -278,7 +284,8 @@ impl Pipeline {
         let mut labels = LabelSet::from_pairs(pairs);
         if labels.len() > self.config.max_labels_per_stream {
             return Err(format!(
-                "stream has {} labels, the limit is {} (ingest.max_labels_per_stream)",
+                "entry for stream '{labels}' has {} label names; limit {} \
+                 (ingest.max_labels_per_stream)",
                 labels.len(),
                 self.config.max_labels_per_stream
             ));
@@ -534,7 +541,7 @@ mod tests {
             (
                 stream(&many, &[(NOW, "x")]),
                 "bad_labels",
-                "stream has 16 labels, the limit is 15",
+                "has 16 label names; limit 15 (ingest.max_labels_per_stream)",
             ),
             (
                 stream(r#"{a="1"}"#, &[(NOW, "ok"), (NOW, &long)]),
