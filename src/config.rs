@@ -194,6 +194,15 @@ fn apply_env(
                 .parse()
                 .with_context(|| format!("{key}={value:?}: expected true or false"))?,
         ),
+        // Lists (`ingest.otlp_index_labels`) are comma-separated.
+        toml::Value::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
         _ => toml::Value::String(value.to_string()),
     };
     target.insert(field.to_string(), parsed);
@@ -239,6 +248,7 @@ mod tests {
                 ("SLUICE_INGEST_BATCH_LINGER_MS", "5"),
                 ("SLUICE_INGEST_WAL_FSYNC", "interval"),
                 ("SLUICE_INGEST_WAL_MAX_BYTES", "4194304"),
+                ("SLUICE_INGEST_OTLP_INDEX_LABELS", " service.name, app,,"),
                 ("SLUICE_LISTEN", "0.0.0.0:2"),
                 ("OTHER", "ignored"),
             ]),
@@ -268,6 +278,11 @@ mod tests {
             "nested table from file"
         );
         assert_eq!(c.ingest.wal.max_bytes, 4 << 20, "env beats file, nested");
+        assert_eq!(
+            c.ingest.otlp_index_labels,
+            ["service.name", "app"],
+            "a list from env: comma-separated, trimmed"
+        );
         assert!(c.to_toml_masked().contains("password = \"********\""));
         std::fs::remove_dir_all(dir).unwrap();
     }

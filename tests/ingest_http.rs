@@ -775,6 +775,34 @@ async fn loki_push_and_jsonline_store_the_valid_entries_and_name_the_others() {
     }
 }
 
+/// `ingest.otlp_index_labels` replaces Loki's default list of the resource attributes that
+/// become stream labels.
+#[tokio::test]
+async fn otlp_index_labels_are_configurable() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[("SLUICE_INGEST_OTLP_INDEX_LABELS", "service.name,app.tier")]).await;
+    let json = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[
+            {{"key":"service.name","value":{{"stringValue":"shop"}}}},
+            {{"key":"app.tier","value":{{"stringValue":"web"}}}},
+            {{"key":"k8s.pod.name","value":{{"stringValue":"shop-1"}}}}]}},
+          "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","body":{{"stringValue":"hi"}}}}]}}]}}]}}"#,
+        now_ns()
+    );
+    let resp = s.post("/otlp/v1/logs", "application/json", json).await;
+    assert_eq!(resp.status(), 200);
+    let rows = s.logs().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].resource_attributes,
+        pairs(&[("app_tier", "web"), ("service_name", "shop")]).into()
+    );
+    // Not in the list: metadata, though Loki's default would index it.
+    assert_eq!(rows[0].log_attributes, pairs(&[("k8s_pod_name", "shop-1")]));
+}
+
 /// OTLP's partial success: records that cannot be stored are refused alone, the others are
 /// stored, and the answer is a `200` whose `partial_success` counts and names the refused ones,
 /// in the request's encoding.

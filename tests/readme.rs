@@ -35,7 +35,12 @@ fn readme_documents_every_setting() {
                 ),
             )
         };
-        let default = value.trim_matches('"');
+        // A list's default is described in words, not printed.
+        let default = if value.starts_with('[') {
+            ""
+        } else {
+            value.trim_matches('"')
+        };
         let row = readme
             .lines()
             .find(|l| l.starts_with(&format!("| `{setting}` | `{env}` |")));

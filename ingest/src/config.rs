@@ -26,6 +26,10 @@ pub struct IngestConfig {
     pub max_future_secs: u64,
     /// Tenant used when a request has no `X-Scope-OrgID` header (Loki's single-tenant name).
     pub default_tenant: String,
+    /// OTLP resource attributes that become stream labels (Loki's
+    /// `default_resource_attributes_as_index_labels`); the others are structured metadata. As an
+    /// environment variable, comma-separated.
+    pub otlp_index_labels: Vec<String>,
     /// A batch is flushed to ClickHouse when it holds this many rows...
     pub batch_max_rows: usize,
     /// ... or this many bytes ...
@@ -130,6 +134,10 @@ impl Default for IngestConfig {
             max_label_value_bytes: 2048,
             max_future_secs: 600,
             default_tenant: "fake".into(),
+            otlp_index_labels: crate::codec::otlp::DEFAULT_INDEX_LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             batch_max_rows: 50_000,
             batch_max_bytes: 32 << 20,
             batch_linger_ms: 1000,

@@ -378,8 +378,8 @@ async fn otlp_logs(State(state): State<IngestState>, headers: HeaderMap, body: B
         .await?;
         let now = now_nanos();
         let options = otlp::OtlpOptions {
+            index_labels: state.pipeline.config().otlp_index_labels.clone(),
             limits: state.pipeline.entry_limits(now),
-            ..Default::default()
         };
         let decoded = if json {
             otlp::decode_json(&mut plain, &options, now)?
