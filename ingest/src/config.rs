@@ -134,10 +134,7 @@ impl Default for IngestConfig {
             max_label_value_bytes: 2048,
             max_future_secs: 600,
             default_tenant: "fake".into(),
-            otlp_index_labels: crate::codec::otlp::DEFAULT_INDEX_LABELS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            otlp_index_labels: crate::codec::otlp::default_index_labels(),
             batch_max_rows: 50_000,
             batch_max_bytes: 32 << 20,
             batch_linger_ms: 1000,

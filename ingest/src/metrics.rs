@@ -111,8 +111,8 @@ impl IngestMetrics {
         m.bytes.add(bytes as u64);
     }
 
-    /// Counts entries refused one by one while the rest of their request was stored (OTLP's
-    /// partial success, Elasticsearch bulk items answered `400`).
+    /// Counts entries refused one by one, whether or not anything else of their request was
+    /// left to store (Loki push, JSON lines, OTLP; bulk documents answered with a `400` item).
     pub fn rejected(&self, e: Endpoint, n: u64) {
         if n > 0 {
             self.endpoint(e).rejected.add(n);
@@ -168,7 +168,7 @@ impl IngestMetrics {
             ),
             (
                 "sluice_ingest_rejected_entries_total",
-                "Log entries refused one by one while the rest of their request was stored.",
+                "Log entries refused one by one (the rest of their request, if any, stored).",
                 |m| m.rejected.get(),
             ),
             (

@@ -1,7 +1,8 @@
 //! Normalisation: decoded streams to ClickHouse rows, applying the label and entry limits.
 //!
-//! A request is all or nothing: the first refused entry fails the whole request before anything
-//! is queued.
+//! [`Pipeline::normalise`] is all or nothing: the first refused entry fails the whole request
+//! before anything is queued. [`Pipeline::split_refused`] first takes out what it would refuse,
+//! for the endpoints that store the rest (Loki push, JSON lines, OTLP).
 
 use store::rowbinary::{self, LogRowRef};
 use store::{LabelSet, LogRow, StreamRow, labels::is_valid_label_name};

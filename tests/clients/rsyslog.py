@@ -85,14 +85,14 @@ def main():
         f.write(CONFIG.format(work=work, port=port, case=CASE,
                               server=os.environ["LOKI_URL"].rstrip("/") + "/insert/elasticsearch"))
     rsyslogd = os.path.join(root, "usr/sbin/rsyslogd")
-    version = subprocess.run([rsyslogd, "-v"], capture_output=True, text=True,
-                             check=True).stdout.split()[1]
+    version = subprocess.run([rsyslogd, "-v"], capture_output=True, text=True, check=True,
+                             timeout=10).stdout.split()[1]
     stats = os.path.join(work, "stats.json")
     sent = syslog_daemon.records("rsyslog")
     t_start = time.time_ns()
     problems = syslog_daemon.run(
         [rsyslogd, "-n", "-f", config, "-i", os.path.join(work, "rsyslogd.pid"),
-         "-M", os.path.join(root, "usr/lib/x86_64-linux-gnu/rsyslog")],
+         "-M", syslog_daemon.one_dir(os.path.join(root, "usr/lib/*/rsyslog"))],
         port, os.path.join(work, "rsyslogd.out"),
         lambda: counters(stats).get("response.success", 0), sent)
     t_end = time.time_ns()

@@ -121,27 +121,30 @@ DEB_PACKAGES=(rsyslog rsyslog-elasticsearch syslog-ng-core syslog-ng-mod-http)
 DEB_LIBRARIES=(libestr0 libfastjson4 liblognorm5 libcurl4 libzstd1 libuuid1
     libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 libwrap0 libcap2)
 DEB_STAMP=$ROOT/.local/debs/.unpacked.sha256
-want=$(printf '%s\n' "${DEB_PACKAGES[@]}" "${DEB_LIBRARIES[@]}" | sha256sum | cut -d' ' -f1)
+apt_get() {  # apt-get as root (sudo when not root)
+    local sudo=""
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get "$@"
+}
+# The libraries are checked on every run: a cached .local does not bring them to a new machine.
+missing=()
+for lib in "${DEB_LIBRARIES[@]}"; do
+    dpkg -s "$lib" >/dev/null 2>&1 || missing+=("$lib")
+done
+if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+        { apt_get update -qq && apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
+        fail_setup "apt-get install ${missing[*]} failed"
+fi
+want=$(printf '%s\n' "${DEB_PACKAGES[@]}" | sha256sum | cut -d' ' -f1)
 if [[ ! -f $DEB_STAMP || $(cat "$DEB_STAMP") != "$want" ]]; then
     log "unpacking ${DEB_PACKAGES[*]} into $DEB_ROOT"
-    apt_get() {
-        local sudo=""
-        [[ $(id -u) == 0 ]] || sudo=sudo
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get "$@"
-    }
-    missing=()
-    for lib in "${DEB_LIBRARIES[@]}"; do
-        dpkg -s "$lib" >/dev/null 2>&1 || missing+=("$lib")
-    done
-    if ((${#missing[@]})); then
-        apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-            { apt_get update -qq && apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
-            fail_setup "apt-get install ${missing[*]} failed"
-    fi
     rm -rf "$ROOT/.local/debs"
     mkdir -p "$ROOT/.local/debs/packages" "$DEB_ROOT"
-    (cd "$ROOT/.local/debs/packages" && { apt_get download "${DEB_PACKAGES[@]}" 2>/dev/null ||
-        { apt_get update -qq && apt_get download "${DEB_PACKAGES[@]}"; }; }) ||
+    # `apt-get download` needs no root; run as root it would leave root-owned files here.
+    (cd "$ROOT/.local/debs/packages" && { apt-get download "${DEB_PACKAGES[@]}" 2>/dev/null ||
+        { apt_get update -qq && apt-get download "${DEB_PACKAGES[@]}"; }; }) ||
         fail_setup "apt-get download ${DEB_PACKAGES[*]} failed"
     for deb in "$ROOT"/.local/debs/packages/*.deb; do
         dpkg -x "$deb" "$DEB_ROOT" || fail_setup "dpkg -x $deb failed"

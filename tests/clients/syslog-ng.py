@@ -29,7 +29,7 @@ CASE = "syslog-ng-http"
 TENANT = "syslog-team"
 
 CONFIG = """\
-@version: 3.38
+@version: {version}
 options {{ frac-digits(6); keep-hostname(yes); stats-level(1); }};
 source s_tcp {{ syslog(ip("127.0.0.1") port({port}) transport("tcp")); }};
 destination d_sluice {{
@@ -49,7 +49,7 @@ log {{ source(s_tcp); destination(d_sluice); }};
 def counter(ctl, env, name):
     """The http destination's statistics counter `name` (0 until it is there)."""
     out = subprocess.run([ctl[0], "stats", f"--control={ctl[1]}"], capture_output=True,
-                         text=True, env=env).stdout
+                         text=True, env=env, timeout=5).stdout
     for line in out.splitlines():
         fields = line.split(";")
         if len(fields) == 6 and fields[0] == "dst.http" and fields[4] == name:
@@ -63,20 +63,22 @@ def main():
     work = syslog_daemon.workdir(manifest, "syslog-ng")
     port = syslog_daemon.free_port()
     url = os.environ["LOKI_URL"].rstrip("/") + "/insert/jsonline?_stream_fields=host,service"
-    config = os.path.join(work, "syslog-ng.conf")
-    with open(config, "w", encoding="utf-8") as f:
-        f.write(CONFIG.format(port=port, url=url, tenant=TENANT, case=CASE))
     # The unpacked binary finds its own library and modules only when told where they are.
     env = {**os.environ, "LD_LIBRARY_PATH": os.path.join(root, "usr/lib/syslog-ng")}
     daemon = os.path.join(root, "usr/sbin/syslog-ng")
     version = subprocess.run([daemon, "--version"], capture_output=True, text=True, env=env,
-                             check=True).stdout.split()[2].strip("()")
+                             check=True, timeout=10).stdout.split()[2].strip("()")
+    modules = syslog_daemon.one_dir(os.path.join(root, "usr/lib/syslog-ng/[0-9]*"))
+    config = os.path.join(work, "syslog-ng.conf")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(CONFIG.format(version=".".join(version.split(".")[:2]), port=port, url=url,
+                              tenant=TENANT, case=CASE))
     ctl = (os.path.join(root, "usr/sbin/syslog-ng-ctl"), os.path.join(work, "control"))
     sent = syslog_daemon.records("syslog-ng")
     t_start = time.time_ns()
     problems = syslog_daemon.run(
         [daemon, "-F", "--no-caps", "-f", config,
-         f"--module-path={os.path.join(root, 'usr/lib/syslog-ng/3.38')}",
+         f"--module-path={modules}",
          f"--persist-file={os.path.join(work, 'persist')}",
          f"--pidfile={os.path.join(work, 'syslog-ng.pid')}", f"--control={ctl[1]}"],
         port, os.path.join(work, "syslog-ng.out"),

@@ -4,6 +4,7 @@ and running a daemon in the foreground until its own counters say everything was
 Both daemons come from Debian packages unpacked (not installed) by run.sh; see README.md.
 """
 
+import glob
 import json
 import os
 import signal
@@ -57,6 +58,8 @@ def run(argv, port, output, delivered, expected, env=None):
     problems seen."""
     problems = []
     count = 0
+    # `timeout` ends a hung program with SIGTERM: exit through `finally`, which stops the daemon.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with open(output, "w") as out:
         daemon = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
@@ -105,6 +108,15 @@ def finish(manifest_path, t_start, t_end, version, sent, problems):
     for p in problems:
         print(p, file=sys.stderr)
     return 1 if problems else 0
+
+
+def one_dir(pattern):
+    """The one directory matching the glob `pattern` (a module directory whose name holds the
+    architecture or the version), or exit naming the pattern."""
+    found = sorted(d for d in glob.glob(pattern) if os.path.isdir(d))
+    if not found:
+        raise SystemExit(f"nothing matches {pattern}: are the Debian packages unpacked?")
+    return found[-1]
 
 
 def workdir(manifest_path, name):

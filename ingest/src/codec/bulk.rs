@@ -6,9 +6,9 @@
 //! dots; message, time and stream fields picked by name), with the action's `_index` as one more
 //! field, a stream label by default. Blank lines between records are skipped (syslog-ng sends
 //! them). The answer is per item, in request order, as Elasticsearch gives it: a document that
-//! cannot be read (not JSON, not an object, an unreadable time) is refused alone with a `400`
-//! item, and so are `update` and `delete`, which a log store does not do; the other documents
-//! are stored. An action line that cannot be read refuses the whole request, since the lines
+//! cannot be read (not JSON, not an object, an unreadable time) or is outside the limits (line
+//! length, retention, future) is refused alone with a `400` item, and so are `update` and
+//! `delete`, which a log store does not do; the other documents are stored. An action line that cannot be read refuses the whole request, since the lines
 //! after it cannot be paired.
 
 use std::fmt::Write as _;

@@ -55,7 +55,7 @@ pub fn decode<'a>(
     };
     let replaced = utf8::repair_json(body);
     let body = body.as_mut_slice();
-    let mut builder = Builder::new(options, now);
+    let mut builder = Builder::new(options, now).adjacent_only();
     // The parser's buffers and its tape (a flat list of the document's nodes) are reused for
     // every line: parsing a line allocates nothing.
     let mut buffers = simd_json::Buffers::new(body.len().min(64 << 10));
@@ -127,6 +127,10 @@ pub(crate) struct Builder<'o, 'a> {
     out: Vec<DecodedStream<'a>>,
     /// The previous event's field vector, empty, for its allocation.
     spare: Vec<Field<'a>>,
+    /// Events share a stream only when their origins follow each other (the next line or
+    /// element), so that an entry's number within its stream names its line. Bulk documents
+    /// sit on every other line and are named by the decoder instead.
+    adjacent_only: bool,
 }
 
 /// A flattened field, borrowed from the parsed line where it can be: only what an entry keeps
@@ -146,7 +150,15 @@ impl<'o, 'a> Builder<'o, 'a> {
             now,
             out: Vec::new(),
             spare: Vec::new(),
+            adjacent_only: false,
         }
+    }
+
+    /// This builder, starting a new stream wherever an event does not follow the previous
+    /// one (a blank line between two lines of one stream).
+    pub(crate) fn adjacent_only(mut self) -> Self {
+        self.adjacent_only = true;
+        self
     }
 
     /// The streams built so far.
@@ -238,11 +250,21 @@ impl<'o, 'a> Builder<'o, 'a> {
                 })
         };
         let fallback = labels().next().is_none();
+        let follows = |s: &DecodedStream| {
+            !self.adjacent_only
+                || match (s.origin, origin) {
+                    (Origin::Line(first), Origin::Line(n)) => first + s.entries.len() == n,
+                    (Origin::Element(first), Origin::Element(n)) => first + s.entries.len() == n,
+                    _ => false,
+                }
+        };
         let same_stream = match self.out.last() {
-            Some(DecodedStream {
-                labels: StreamLabels::Pairs(last),
-                ..
-            }) => {
+            Some(
+                s @ DecodedStream {
+                    labels: StreamLabels::Pairs(last),
+                    ..
+                },
+            ) if follows(s) => {
                 let last = last.iter().map(|(k, v)| (k.as_str(), v.as_str()));
                 if fallback {
                     last.eq([FALLBACK_LABEL])

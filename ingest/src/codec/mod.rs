@@ -138,12 +138,14 @@ pub struct Decoded<'a> {
     /// Characters replaced by U+FFFD on the way: bytes of invalid UTF-8, and lone surrogate
     /// escapes in JSON (see [`utf8`]).
     pub invalid_utf8: usize,
-    /// Records refused one by one, left out of `streams` (OTLP only: its partial success).
+    /// Records refused one by one by the decoder, left out of `streams` (OTLP only; the
+    /// pipeline adds its own, see `Pipeline::split_refused`).
     pub rejected: Rejected,
 }
 
-/// Records refused one by one while the rest of their request is stored: OTLP's partial
-/// success. Other protocols refuse the whole request instead.
+/// Records refused one by one while the rest of their request is stored: OTLP answers them with
+/// `partial_success`, a Loki push or JSON lines request with a `400` naming them (as Loki's
+/// distributor does), after the rest is stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rejected {
     /// How many records.
@@ -157,8 +159,11 @@ impl Rejected {
     /// How many refusals keep their message: an answer names a few, not thousands.
     pub const KEPT_REASONS: usize = 5;
 
-    /// Counts `records` refused for one reason.
+    /// Counts `records` refused for one reason; a reason that refused no record is not kept.
     pub fn add(&mut self, records: u64, reason: &'static str, msg: String) {
+        if records == 0 {
+            return;
+        }
         self.records += records;
         if self.reasons.len() < Self::KEPT_REASONS {
             self.reasons.push((reason, msg));
@@ -170,6 +175,15 @@ impl Rejected {
         self.records += other.records;
         let room = Self::KEPT_REASONS.saturating_sub(self.reasons.len());
         self.reasons.extend(other.reasons.into_iter().take(room));
+    }
+
+    /// The `400` that names these refusals, if there are any.
+    pub fn to_error(&self) -> Option<crate::Error> {
+        let (reason, _) = self.reasons.first()?;
+        Some(crate::Error::Invalid {
+            reason,
+            msg: self.message(),
+        })
     }
 
     /// One message for them all: the messages kept, and how many records in all.

@@ -1,7 +1,8 @@
 //! OTLP/HTTP logs: an `ExportLogsServiceRequest` in protobuf or in OTLP's JSON mapping, mapped
 //! to streams and entries as Loki's OTLP ingestion maps them.
 //!
-//! * **Stream labels:** the resource attributes named in [`DEFAULT_INDEX_LABELS`] (Loki's
+//! * **Stream labels:** the resource attributes named in [`OtlpOptions::index_labels`]
+//!   (`ingest.otlp_index_labels`; by default [`DEFAULT_INDEX_LABELS`], Loki's
 //!   `default_resource_attributes_as_index_labels`), `service.name` among them. Names go through
 //!   [`label_name`] (`service.name` is `service_name`). A resource with none of them gets
 //!   `service_name="unknown_service"`; one with others but no `service.name` gets its service
@@ -70,10 +71,15 @@ impl Default for OtlpOptions {
     /// Loki's defaults: [`DEFAULT_INDEX_LABELS`]; no limits.
     fn default() -> Self {
         OtlpOptions {
-            index_labels: DEFAULT_INDEX_LABELS.iter().map(|s| s.to_string()).collect(),
+            index_labels: default_index_labels(),
             limits: EntryLimits::NONE,
         }
     }
+}
+
+/// [`DEFAULT_INDEX_LABELS`], owned: the default of `ingest.otlp_index_labels`.
+pub fn default_index_labels() -> Vec<String> {
+    DEFAULT_INDEX_LABELS.iter().map(|s| s.to_string()).collect()
 }
 
 /// `ExportLogsServiceRequest`.

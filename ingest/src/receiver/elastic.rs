@@ -130,8 +130,9 @@ async fn no_data_streams() -> Response {
 /// `POST /_bulk`: the documents of `index` and `create` actions, read as JSON lines
 /// (`_msg_field`, `_time_field` and `_stream_fields` as for `/insert/jsonline`, with
 /// [`bulk::default_options`] by default). Answers `200` with an item per action once the
-/// documents are durable in the write-ahead log; a request that cannot be read at all gets a
-/// 4xx with Elasticsearch's error shape, and stores nothing.
+/// documents are durable in the write-ahead log; a request that cannot be read at all, or with
+/// a stream whose labels are refused, gets a 4xx with Elasticsearch's error shape, and stores
+/// nothing.
 async fn bulk_insert(
     State(state): State<IngestState>,
     Query(params): Query<HashMap<String, String>>,
@@ -154,13 +155,18 @@ async fn bulk_insert(
         let limits = state.pipeline.entry_limits(now);
         let decoded = bulk::decode(&mut plain, &options, &limits, now)?;
         let items = decoded.items;
-        let entries = store(&state, Endpoint::ElasticBulk, &tenant, decoded.decoded).await?;
+        let entries = store(&state, Endpoint::ElasticBulk, &tenant, decoded.decoded, now).await?;
         Ok::<_, Error>((entries, items))
     };
     match work.await {
         Ok((entries, items)) => {
             state.metrics.entries(Endpoint::ElasticBulk, entries);
-            let refused = items.iter().filter(|i| i.status >= 400).count();
+            // Documents refused alone; `update` and `delete` carry no entry.
+            let refused = items
+                .iter()
+                .filter(|i| i.status >= 400)
+                .filter(|i| matches!(i.action, bulk::Action::Index | bulk::Action::Create))
+                .count();
             state
                 .metrics
                 .rejected(Endpoint::ElasticBulk, refused as u64);

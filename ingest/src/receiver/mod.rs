@@ -167,14 +167,9 @@ async fn respond(
     match work.await {
         Ok((entries, rejected)) => {
             state.metrics.entries(endpoint, entries);
-            match rejected.reasons.first() {
+            match rejected.to_error() {
                 None => StatusCode::NO_CONTENT.into_response(),
-                Some((reason, _)) => {
-                    state.metrics.rejected(endpoint, rejected.records);
-                    let e = Error::Invalid {
-                        reason,
-                        msg: rejected.message(),
-                    };
+                Some(e) => {
                     tracing::debug!(error = %e, endpoint = endpoint.name(), "entries refused");
                     e.into_response()
                 }
@@ -201,28 +196,24 @@ pub(crate) fn note_failure(state: &IngestState, endpoint: Endpoint, e: &Error) {
 
 /// Stores what can be stored of `decoded` (see [`crate::pipeline::Pipeline::split_refused`]),
 /// with the refusals of the decoder and of the pipeline. A request with nothing left to store is
-/// refused whole.
+/// refused whole. `now` is the request's one reading of the clock, the one its decoder's limits
+/// used, so that the pipeline cannot refuse what they let through.
 async fn store_valid(
     state: &IngestState,
     endpoint: Endpoint,
     tenant: &str,
     mut decoded: Decoded<'_>,
+    now: i64,
 ) -> Result<(usize, Rejected)> {
     let mut rejected = std::mem::take(&mut decoded.rejected);
-    rejected.merge(
-        state
-            .pipeline
-            .split_refused(&mut decoded.streams, now_nanos()),
-    );
+    rejected.merge(state.pipeline.split_refused(&mut decoded.streams, now));
+    state.metrics.rejected(endpoint, rejected.records);
     if decoded.streams.is_empty()
-        && let Some((reason, _)) = rejected.reasons.first()
+        && let Some(e) = rejected.to_error()
     {
-        return Err(Error::Invalid {
-            reason,
-            msg: rejected.message(),
-        });
+        return Err(e);
     }
-    let entries = store(state, endpoint, tenant, decoded).await?;
+    let entries = store(state, endpoint, tenant, decoded, now).await?;
     Ok((entries, rejected))
 }
 
@@ -231,10 +222,9 @@ async fn store(
     endpoint: Endpoint,
     tenant: &str,
     decoded: Decoded<'_>,
+    now: i64,
 ) -> Result<usize> {
-    let rows = state
-        .pipeline
-        .normalise(tenant, decoded.streams, now_nanos())?;
+    let rows = state.pipeline.normalise(tenant, decoded.streams, now)?;
     let n = rows.log_rows;
     state.wal.append(rows).await?;
     // Counted once the request is stored, like its entries.
@@ -268,7 +258,7 @@ async fn loki_push(State(state): State<IngestState>, headers: HeaderMap, body: B
         } else {
             codec::loki::decode_protobuf(&plain)?
         };
-        store_valid(&state, Endpoint::LokiPush, &tenant, decoded).await
+        store_valid(&state, Endpoint::LokiPush, &tenant, decoded, now_nanos()).await
     };
     respond(&state, Endpoint::LokiPush, work).await
 }
@@ -335,12 +325,13 @@ async fn insert_jsonline(
             encoding::Payload::Plain,
         )
         .await?;
+        let now = now_nanos();
         let decoded = jsonline::decode(
             &mut plain,
             &event_options(&params, jsonline::JsonLineOptions::default()),
-            now_nanos(),
+            now,
         )?;
-        store_valid(&state, Endpoint::JsonLine, &tenant, decoded).await
+        store_valid(&state, Endpoint::JsonLine, &tenant, decoded, now).await
     };
     respond(&state, Endpoint::JsonLine, work).await
 }
@@ -386,12 +377,11 @@ async fn otlp_logs(State(state): State<IngestState>, headers: HeaderMap, body: B
         } else {
             otlp::decode_protobuf(&plain, &options, now)?
         };
-        store_valid(&state, Endpoint::Otlp, &tenant, decoded).await
+        store_valid(&state, Endpoint::Otlp, &tenant, decoded, now).await
     };
     match work.await {
         Ok((entries, rejected)) => {
             state.metrics.entries(Endpoint::Otlp, entries);
-            state.metrics.rejected(Endpoint::Otlp, rejected.records);
             let partial_success = (rejected.records > 0).then(|| {
                 tracing::debug!(error = %rejected.message(), "OTLP records refused");
                 otlp::ExportLogsPartialSuccess {
