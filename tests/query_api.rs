@@ -2511,3 +2511,101 @@ async fn matrix(s: &Sluice, q: &str, start: i64, end: i64, step: i64) -> Value {
     assert_eq!(status, 200, "{body}");
     body["data"]["result"].clone()
 }
+
+/// `ingest.discover_log_levels`: every entry gets a `detected_level` (from a level label, level
+/// metadata, the JSON or logfmt line, a level word, else `unknown`), which the query side reads
+/// as structured metadata, as Grafana's Logs Drilldown queries it; the severity columns still
+/// come from what was sent.
+#[tokio::test]
+async fn detected_levels_are_structured_metadata() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[("SLUICE_INGEST_DISCOVER_LOG_LEVELS", "true")]).await;
+    let t = now_ns() - 5_000_000_000;
+    let push = format!(
+        r#"{{"streams":[
+        {{"stream":{{"app":"lv","level":"WARNING"}},"values":[["{}","from the label"]]}},
+        {{"stream":{{"app":"lv"}},"values":[
+            ["{}","from metadata",{{"severity":"Err"}}],
+            ["{}","{{\"msg\":\"json\",\"level\":\"debug\"}}"],
+            ["{}","ts=1 lvl=info msg=logfmt"],
+            ["{}","2024 FATAL: a word"],
+            ["{}","nothing to go by"],
+            ["{}","sent",{{"detected_level":"ERR"}}]]}}]}}"#,
+        t,
+        t + 1,
+        t + 2,
+        t + 3,
+        t + 4,
+        t + 5,
+        t + 6
+    );
+    assert_eq!(s.push_json(push).await, 204);
+    let rows = s.logs().await;
+    let got: Vec<(&str, Option<&str>, &str)> = rows
+        .iter()
+        .map(|r| {
+            let level = r
+                .log_attributes
+                .iter()
+                .find(|(k, _)| k == "detected_level")
+                .map(|(_, v)| v.as_str());
+            (r.body.as_str(), level, r.severity_text.as_str())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("from the label", Some("warn"), "WARNING"),
+            ("from metadata", Some("error"), "Err"),
+            (r#"{"msg":"json","level":"debug"}"#, Some("debug"), ""),
+            ("ts=1 lvl=info msg=logfmt", Some("info"), ""),
+            ("2024 FATAL: a word", Some("fatal"), ""),
+            ("nothing to go by", Some("unknown"), ""),
+            // A level the client sent counts as sent: normalised in place, as Loki does, and
+            // the severity.
+            ("sent", Some("error"), "error"),
+        ]
+    );
+
+    // As Drilldown asks: the level volume, and a level filter.
+    let range = [
+        ("start", (t - 60_000_000_000).to_string()),
+        ("end", (t + 60_000_000_000).to_string()),
+        ("step", "60".to_string()),
+    ];
+    let mut params = range.to_vec();
+    params.push((
+        "query",
+        r#"sum by (detected_level) (count_over_time({app="lv"}[2m]))"#.into(),
+    ));
+    let (status, body) = get(&s, "/loki/api/v1/query_range", &params).await;
+    assert_eq!(status, 200, "{body}");
+    let mut levels: Vec<String> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metric"]["detected_level"].as_str().unwrap().to_string())
+        .collect();
+    levels.sort();
+    assert_eq!(
+        levels,
+        ["debug", "error", "fatal", "info", "unknown", "warn"],
+        "{body}"
+    );
+    let mut params = range.to_vec();
+    params.push(("query", r#"{app="lv"} | detected_level="error""#.into()));
+    params.push(("limit", "100".into()));
+    let (status, body) = get(&s, "/loki/api/v1/query_range", &params).await;
+    assert_eq!(status, 200, "{body}");
+    let mut lines: Vec<&str> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["values"].as_array().unwrap())
+        .map(|v| v[1].as_str().unwrap())
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["from metadata", "sent"], "{body}");
+}

@@ -7,6 +7,7 @@
 pub mod batcher;
 pub mod codec;
 pub mod config;
+pub mod levels;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;

@@ -10,6 +10,7 @@ use store::{LabelSet, LogRow, StreamRow, labels::is_valid_label_name};
 use crate::codec::{
     DecodedStream, Entry, EntryLimits, Origin, Rejected, StreamLabels, labels::parse_label_string,
 };
+use crate::levels;
 use crate::registry::{StreamInfo, StreamRegistry};
 use crate::{Error, IngestConfig, Result};
 
@@ -188,25 +189,41 @@ impl Pipeline {
     }
 
     /// Validates and converts a request's streams for `tenant`.
-    pub fn normalise(&self, tenant: &str, streams: Vec<DecodedStream>, now: i64) -> Result<Rows> {
+    pub fn normalise(
+        &self,
+        tenant: &str,
+        mut streams: Vec<DecodedStream>,
+        now: i64,
+    ) -> Result<Rows> {
         let limits = self.entry_limits(now);
         let mut rows = Rows::default();
         let infos = streams
             .iter()
             .map(|s| self.resolve(&s.labels, s.origin))
             .collect::<Result<Vec<_>>>()?;
+        // Which entries got their `detected_level` here, in request order: the severity columns
+        // come from what the client sent, not from a level guessed from the line.
+        let mut detected = Vec::new();
+        if self.config.discover_log_levels {
+            for (stream, info) in streams.iter_mut().zip(&infos) {
+                for entry in &mut stream.entries {
+                    detected.push(add_detected_level(info.labels.pairs(), entry));
+                }
+            }
+        }
+        let own_level = |k: usize| detected.get(k).copied().unwrap_or(false);
         // Sized exactly once: the buffer is what the log and the batcher hold.
-        let size = streams
-            .iter()
-            .zip(&infos)
-            .flat_map(|(s, info)| {
-                let level = label_level(info);
-                s.entries
-                    .iter()
-                    .map(move |e| rowbinary::encoded_len(&row_ref(tenant, info, level, e)))
-            })
-            .sum();
+        let mut k = 0;
+        let mut size = 0;
+        for (s, info) in streams.iter().zip(&infos) {
+            let level = label_level(info);
+            for e in &s.entries {
+                size += rowbinary::encoded_len(&row_ref(tenant, info, level, e, own_level(k)));
+                k += 1;
+            }
+        }
         rows.logs.reserve_exact(size);
+        let mut k = 0;
         for (stream, info) in streams.into_iter().zip(infos) {
             let origin = stream.origin;
             let level = label_level(&info);
@@ -217,8 +234,10 @@ impl Pipeline {
                     .map_err(|(reason, msg)| Error::Invalid { reason, msg })?;
                 first = first.min(entry.timestamp);
                 last = last.max(entry.timestamp);
-                rowbinary::put_log_row_ref(&mut rows.logs, &row_ref(tenant, &info, level, entry));
+                let row = row_ref(tenant, &info, level, entry, own_level(k));
+                rowbinary::put_log_row_ref(&mut rows.logs, &row);
                 rows.log_rows += 1;
+                k += 1;
             }
             if first > last {
                 continue; // a stream without entries stores nothing
@@ -321,15 +340,42 @@ fn label_level(info: &StreamInfo) -> Option<&str> {
     LEVEL_NAMES.iter().find_map(|n| info.labels.get(n))
 }
 
-/// The `logs` row of `entry`: its severity from its attributes, else from its stream's labels.
+/// Gives `entry` its `detected_level` metadata ([`levels::detect`]), in its sorted place;
+/// whether it was detected here (rather than sent by the client).
+fn add_detected_level(labels: &[(String, String)], entry: &mut Entry) -> bool {
+    let Some(level) = levels::detect(labels, &entry.attributes, &entry.line) else {
+        return false;
+    };
+    let level = level.into_owned();
+    match entry
+        .attributes
+        .binary_search_by(|(k, _)| k.as_str().cmp(levels::DETECTED_LEVEL))
+    {
+        // Sent, but not in its normal form: normalised in place.
+        Ok(i) => {
+            entry.attributes[i].1 = level;
+            false
+        }
+        Err(i) => {
+            let pair = (levels::DETECTED_LEVEL.to_string(), level);
+            entry.attributes.insert(i, pair);
+            true
+        }
+    }
+}
+
+/// The `logs` row of `entry`: its severity from its attributes, else from its stream's labels;
+/// `own_level`: its `detected_level` was detected here and does not count as sent.
 fn row_ref<'a>(
     tenant: &'a str,
     info: &'a StreamInfo,
     label_level: Option<&'a str>,
     entry: &'a Entry,
+    own_level: bool,
 ) -> LogRowRef<'a> {
     let severity_text = LEVEL_NAMES
         .iter()
+        .filter(|n| !(own_level && **n == levels::DETECTED_LEVEL))
         .find_map(|n| {
             entry
                 .attributes
