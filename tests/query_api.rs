@@ -2609,3 +2609,110 @@ async fn detected_levels_are_structured_metadata() {
     lines.sort();
     assert_eq!(lines, ["from metadata", "sent"], "{body}");
 }
+
+/// What Grafana's Logs Drilldown asks besides queries: the labels of the matching streams with
+/// their cardinality, the values of one field, and the limits it reads; answered as Loki does.
+#[tokio::test]
+async fn drilldown_labels_field_values_and_limits() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t = now_ns() - 5_000_000_000;
+    let push = format!(
+        r#"{{"streams":[
+        {{"stream":{{"service_name":"shop","env":"prod","pod":"1","build":"42"}},"values":[
+            ["{}","{{\"status\":200,\"path\":\"/a\"}}"],["{}","status=503 path=/b"]]}},
+        {{"stream":{{"service_name":"shop","env":"dev","pod":"2","build":"43"}},"values":[
+            ["{}","status=404",{{"trace_id":"abc"}}]]}},
+        {{"stream":{{"service_name":"other","env":"prod"}},"values":[["{}","x"]]}}]}}"#,
+        t,
+        t + 1,
+        t + 2,
+        t + 3
+    );
+    assert_eq!(s.push_json(push).await, 204);
+    s.settle().await;
+    let range = [
+        ("start", (t - 60_000_000_000).to_string()),
+        ("end", (t + 60_000_000_000).to_string()),
+    ];
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut p = range.to_vec();
+        p.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        p
+    };
+
+    // `build` is all numbers: an id, left out; `pod` too, but it is one of Loki's static labels.
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/detected_labels",
+        &with(&[("query", r#"{service_name="shop"}"#)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"detectedLabels": [
+            {"label": "env", "cardinality": 2},
+            {"label": "pod", "cardinality": 2},
+            {"label": "service_name", "cardinality": 1},
+        ]})
+    );
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/detected_labels",
+        &with(&[("query", "{}")]),
+    )
+    .await;
+    assert_eq!(
+        body["detectedLabels"][0],
+        json!({"label": "env", "cardinality": 2}),
+        "{body}"
+    );
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/detected_labels",
+        &with(&[("query", r#"{service_name="none"}"#)]),
+    )
+    .await;
+    assert_eq!(body, json!({}));
+
+    // Field values: from JSON, logfmt and structured metadata, sorted.
+    let (status, body) = get(
+        &s,
+        "/loki/api/v1/detected_field/status/values",
+        &with(&[("query", r#"{service_name="shop"}"#)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"values": ["200", "404", "503"], "limit": 1000})
+    );
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/detected_field/trace_id/values",
+        &with(&[("query", r#"{service_name="shop"}"#), ("limit", "5")]),
+    )
+    .await;
+    assert_eq!(body, json!({"values": ["abc"], "limit": 5}));
+    let (_, body) = get(
+        &s,
+        "/loki/api/v1/detected_field/nope/values",
+        &with(&[("query", r#"{service_name="shop"}"#)]),
+    )
+    .await;
+    assert_eq!(body, json!({}));
+
+    let (status, body) = get(&s, "/loki/api/v1/drilldown-limits", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pattern_ingester_enabled"], false, "{body}");
+    assert!(
+        body["limits"]["max_entries_limit_per_query"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(body["version"].as_str().unwrap().starts_with('3'), "{body}");
+}

@@ -1,12 +1,18 @@
-//! `GET /loki/api/v1/detected_fields`: the fields Grafana offers for filtering, found by running
-//! the query's selector and pipeline on the newest lines and parsing each line as JSON, else as
-//! logfmt, as Loki does.
+//! What Grafana's Logs Drilldown asks of the data, answered as Loki does:
+//!
+//! * `GET /loki/api/v1/detected_fields`: the fields Grafana offers for filtering, found by
+//!   running the query's selector and pipeline on the newest lines and parsing each line as JSON,
+//!   else as logfmt;
+//! * `GET /loki/api/v1/detected_field/{name}/values`: the values of one of them, the same way;
+//! * `GET /loki/api/v1/detected_labels`: the stream labels of the matching streams, with the
+//!   number of values each has.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value as Json, json};
 
 use crate::engine::{Engine, LogEntry, QueryStats};
+use crate::eval::Labels;
 use crate::eval::pipeline::Pipeline;
 use crate::logql::ast::{Expr, LogExpr, Parser, Stage};
 use crate::logql::sql::{Direction, TimeRange};
@@ -43,18 +49,28 @@ pub(super) async fn detected_fields(
     line_limit: usize,
     field_limit: usize,
 ) -> Result<Json> {
-    let log = log_expr(expr)?;
-    let stats = QueryStats::default();
-    let entries = engine
-        .log_query(tenant, &log, range, Direction::Backward, line_limit, &stats)
-        .await?;
+    let entries = newest_entries(engine, tenant, expr, range, line_limit).await?;
     describe(&entries, field_limit)
 }
 
-/// The fields of `entries`: structured metadata, labels the query's own parsers extracted, and
-/// what `json` (or, failing that, `logfmt`) finds in each line.
-fn describe(entries: &[LogEntry], field_limit: usize) -> Result<Json> {
-    let parsers = [
+/// The newest `line_limit` entries the query's log part selects, which detection looks at.
+async fn newest_entries(
+    engine: &Engine,
+    tenant: &str,
+    expr: &Expr,
+    range: TimeRange,
+    line_limit: usize,
+) -> Result<Vec<LogEntry>> {
+    let log = log_expr(expr)?;
+    let stats = QueryStats::default();
+    engine
+        .log_query(tenant, &log, range, Direction::Backward, line_limit, &stats)
+        .await
+}
+
+/// The `json` and `logfmt` parsers, in the order Loki tries them on a line.
+fn line_parsers() -> Result<[(&'static str, Pipeline); 2]> {
+    Ok([
         ("json", single_parser(Parser::Json(Vec::new()))?),
         (
             "logfmt",
@@ -64,40 +80,55 @@ fn describe(entries: &[LogEntry], field_limit: usize) -> Result<Json> {
                 extractions: Vec::new(),
             })?,
         ),
-    ];
-    let mut fields: BTreeMap<String, Field> = BTreeMap::new();
-    let mut note = |name: &str, value: &str, parser: Option<&'static str>| {
-        if name.starts_with("__") && name.ends_with("__") {
-            return;
-        }
-        let f = fields.entry(name.to_owned()).or_default();
-        if f.values.len() < MAX_VALUES {
-            f.values.insert(value.to_owned());
-        }
-        match parser {
-            Some(p) => {
-                f.parsers.insert(p);
-            }
-            None => f.structured_metadata = true,
-        }
-    };
+    ])
+}
+
+/// Calls `note(name, value, parser)` for each field of `e`: its structured metadata (no
+/// parser), then what `json` (or, failing that, `logfmt`) finds in its line.
+fn entry_fields(
+    e: &LogEntry,
+    parsers: &[(&'static str, Pipeline); 2],
+    mut note: impl FnMut(&str, &str, Option<&'static str>),
+) {
+    for (k, v) in &e.metadata {
+        note(k, v, None);
+    }
     let no_labels = Vec::new();
+    for (name, pipeline) in parsers {
+        let Some(p) = pipeline.process(e.timestamp, &e.line, &no_labels, &no_labels) else {
+            continue;
+        };
+        if p.parsed.iter().any(|(k, _)| k == "__error__") {
+            continue;
+        }
+        for (k, v) in &p.parsed {
+            note(k, v, Some(name));
+        }
+        break;
+    }
+}
+
+/// The fields of `entries`: structured metadata, labels the query's own parsers extracted, and
+/// what `json` (or, failing that, `logfmt`) finds in each line.
+fn describe(entries: &[LogEntry], field_limit: usize) -> Result<Json> {
+    let parsers = line_parsers()?;
+    let mut fields: BTreeMap<String, Field> = BTreeMap::new();
     for e in entries {
-        for (k, v) in &e.metadata {
-            note(k, v, None);
-        }
-        for (name, pipeline) in &parsers {
-            let Some(p) = pipeline.process(e.timestamp, &e.line, &no_labels, &no_labels) else {
-                continue;
-            };
-            if p.parsed.iter().any(|(k, _)| k == "__error__") {
-                continue;
+        entry_fields(e, &parsers, |name, value, parser| {
+            if name.starts_with("__") && name.ends_with("__") {
+                return;
             }
-            for (k, v) in &p.parsed {
-                note(k, v, Some(name));
+            let f = fields.entry(name.to_owned()).or_default();
+            if f.values.len() < MAX_VALUES {
+                f.values.insert(value.to_owned());
             }
-            break;
-        }
+            match parser {
+                Some(p) => {
+                    f.parsers.insert(p);
+                }
+                None => f.structured_metadata = true,
+            }
+        });
     }
     let list: Vec<Json> = fields
         .iter()
@@ -114,6 +145,87 @@ fn describe(entries: &[LogEntry], field_limit: usize) -> Result<Json> {
         })
         .collect();
     Ok(json!({"fields": list, "limit": field_limit}))
+}
+
+/// Runs the query's log part on the newest `line_limit` lines and answers with the values of
+/// the field `name` found there, sorted, at most about `limit` (Loki checks the limit before
+/// each line). `{}` when there are none, as Loki answers for an unknown field.
+pub(super) async fn detected_field_values(
+    engine: &Engine,
+    tenant: &str,
+    expr: &Expr,
+    range: TimeRange,
+    line_limit: usize,
+    name: &str,
+    limit: usize,
+) -> Result<Json> {
+    let entries = newest_entries(engine, tenant, expr, range, line_limit).await?;
+    field_values(&entries, name, limit)
+}
+
+fn field_values(entries: &[LogEntry], name: &str, limit: usize) -> Result<Json> {
+    let parsers = line_parsers()?;
+    let mut values = BTreeSet::new();
+    for e in entries {
+        if values.len() >= limit {
+            break;
+        }
+        entry_fields(e, &parsers, |k, v, _| {
+            if k == name {
+                values.insert(v.to_owned());
+            }
+        });
+    }
+    Ok(if values.is_empty() {
+        json!({})
+    } else {
+        json!({"values": values, "limit": limit})
+    })
+}
+
+/// Labels kept whatever their values look like (Loki's static labels).
+const STATIC_LABELS: &[&str] = &["cluster", "namespace", "instance", "pod"];
+
+/// Loki's `detected_labels` answer for the label sets of the matching streams: each label with
+/// the number of values it has among them (exact here; Loki estimates), leaving out labels
+/// whose values are all numbers or UUIDs (ids, useless as filters) unless they are static
+/// labels or a `0`/`1` flag. Sorted by name; `{}` when none is left.
+pub(super) fn detected_labels<'a>(streams: impl IntoIterator<Item = &'a Labels>) -> Json {
+    let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for labels in streams {
+        for (k, v) in labels {
+            values.entry(k).or_default().insert(v);
+        }
+    }
+    let list: Vec<Json> = values
+        .into_iter()
+        .filter(|(name, vals)| !vals.is_empty() && (STATIC_LABELS.contains(name) || !all_ids(vals)))
+        .map(|(name, vals)| json!({"label": name, "cardinality": vals.len()}))
+        .collect();
+    if list.is_empty() {
+        json!({})
+    } else {
+        json!({ "detectedLabels": list })
+    }
+}
+
+/// Whether every value is a number or a UUID, and they are not just `0` and `1`.
+fn all_ids(values: &BTreeSet<&str>) -> bool {
+    let flag = values.iter().all(|v| *v == "0" || *v == "1");
+    !flag
+        && values
+            .iter()
+            .all(|v| v.parse::<f64>().is_ok() || is_uuid(v))
+}
+
+/// `8-4-4-4-12` hex digits.
+fn is_uuid(v: &str) -> bool {
+    let groups: Vec<&str> = v.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn single_parser(parser: Parser) -> Result<Pipeline> {
@@ -234,6 +346,50 @@ mod tests {
         }
         let few = describe(&entries, 3).unwrap();
         assert_eq!(few["fields"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn values_of_one_field() {
+        let entries = [
+            entry(r#"{"status":200,"path":"/a"}"#, &[]),
+            entry("status=503 path=/b", &[("status", "meta")]),
+            entry(r#"{"status":200}"#, &[]),
+            entry("no fields", &[]),
+        ];
+        assert_eq!(
+            field_values(&entries, "status", 100).unwrap(),
+            json!({"values": ["200", "503", "meta"], "limit": 100})
+        );
+        assert_eq!(field_values(&entries, "nope", 100).unwrap(), json!({}));
+        // The limit is checked before each line, as Loki does.
+        let few = field_values(&entries, "status", 1).unwrap();
+        assert_eq!(few["values"], json!(["200"]));
+    }
+
+    #[test]
+    fn labels_with_their_cardinality() {
+        let stream = |p: &[(&str, &str)]| -> Labels {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let streams = [
+            stream(&[("app", "web"), ("pod", "1"), ("id", "7"), ("canary", "0")]),
+            stream(&[("app", "api"), ("pod", "2"), ("id", "8"), ("canary", "1")]),
+            stream(&[
+                ("app", "api"),
+                ("req", "123e4567-e89b-12d3-a456-426614174000"),
+            ]),
+        ];
+        assert_eq!(
+            detected_labels(&streams),
+            json!({"detectedLabels": [
+                {"label": "app", "cardinality": 2},
+                {"label": "canary", "cardinality": 2},
+                {"label": "pod", "cardinality": 2},
+            ]})
+        );
+        assert_eq!(detected_labels(&[]), json!({}));
     }
 
     #[test]

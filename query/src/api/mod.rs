@@ -148,6 +148,15 @@ pub fn router(state: Arc<QueryState>) -> Router {
             "/loki/api/v1/detected_fields",
             get(detected_fields).post(detected_fields),
         )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(detected_field_values).post(detected_field_values),
+        )
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(detected_labels).post(detected_labels),
+        )
+        .route("/loki/api/v1/drilldown-limits", get(drilldown_limits))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route(
             "/loki/api/v1/format_query",
@@ -1174,7 +1183,87 @@ async fn index_volume_range(
     respond(&state, result)
 }
 
+/// What both detection endpoints read: the tenant, the range (the last hour by default), the
+/// query, `line_limit` (capped by the entries limit) and `limit` (or `field_limit`).
+struct Detection {
+    tenant: String,
+    range: TimeRange,
+    expr: Expr,
+    line_limit: usize,
+    limit: usize,
+}
+
+fn detection(
+    state: &QueryState,
+    p: &Params,
+    headers: &HeaderMap,
+    default_line_limit: u64,
+) -> Result<Detection> {
+    let max = state.engine.config().max_entries_limit as u64;
+    Ok(Detection {
+        tenant: tenant(state, headers)?,
+        range: p.range(3600 * SECOND, max_range(state))?,
+        expr: parse_query(p.required("query")?)?,
+        line_limit: p.limit("line_limit", default_line_limit)?.min(max) as usize,
+        limit: match p.get("limit") {
+            Some(_) => p.limit("limit", 1000)?,
+            None => p.limit("field_limit", 1000)?,
+        } as usize,
+    })
+}
+
 async fn detected_fields(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let d = detection(&state, &p, &headers, 1000)?;
+        detected::detected_fields(
+            &state.engine,
+            &d.tenant,
+            &d.expr,
+            d.range,
+            d.line_limit,
+            d.limit,
+        )
+        .await
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+async fn detected_field_values(
+    State(state): State<Arc<QueryState>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        // Loki reads 100 lines by default here, 1000 for the field list.
+        let d = detection(&state, &p, &headers, 100)?;
+        detected::detected_field_values(
+            &state.engine,
+            &d.tenant,
+            &d.expr,
+            d.range,
+            d.line_limit,
+            &name,
+            d.limit,
+        )
+        .await
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
+/// `GET /loki/api/v1/detected_labels`: `query` is a bare selector (none, or `{}`, is every
+/// stream), as Loki reads it.
+async fn detected_labels(
     State(state): State<Arc<QueryState>>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -1184,25 +1273,48 @@ async fn detected_fields(
     let run = async {
         let tenant = tenant(&state, &headers)?;
         let range = p.range(3600 * SECOND, max_range(&state))?;
-        let expr = parse_query(p.required("query")?)?;
-        let max = state.engine.config().max_entries_limit as u64;
-        let line_limit = p.limit("line_limit", 1000)?.min(max) as usize;
-        let field_limit = match p.get("limit") {
-            Some(_) => p.limit("limit", 1000)?,
-            None => p.limit("field_limit", 1000)?,
-        } as usize;
-        detected::detected_fields(
-            &state.engine,
-            &tenant,
-            &expr,
-            range,
-            line_limit,
-            field_limit,
-        )
-        .await
+        let query = p.get("query").unwrap_or_default();
+        let matchers = if query
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .eq("{}".chars())
+            || query.trim().is_empty()
+        {
+            Vec::new()
+        } else {
+            parse_log_selector(query)?
+        };
+        let streams = state
+            .engine
+            .resolve_streams(&tenant, &matchers, range)
+            .await?;
+        Ok(detected::detected_labels(
+            streams.values().map(|l| l.as_ref()),
+        ))
     };
     let result = with_timeout(&state, run).await;
     respond(&state, result)
+}
+
+/// `GET /loki/api/v1/drilldown-limits`: the limits Grafana's Logs Drilldown reads (the line
+/// limit, the query range) under Loki's names, and that there is no pattern ingester.
+async fn drilldown_limits(State(state): State<Arc<QueryState>>) -> impl IntoResponse {
+    let c = state.engine.config();
+    axum::Json(json!({
+        "limits": {
+            "max_entries_limit_per_query": c.max_entries_limit,
+            "max_query_series": c.max_series,
+            // Prometheus durations, as Loki writes them; `0s` is no limit.
+            "max_query_range": match c.max_range_hours {
+                0 => "0s".to_string(),
+                h => format!("{h}h"),
+            },
+            "query_timeout": format!("{}s", c.timeout_secs),
+            "volume_enabled": true,
+        },
+        "pattern_ingester_enabled": false,
+        "version": LOKI_API_VERSION,
+    }))
 }
 
 async fn buildinfo() -> impl IntoResponse {
