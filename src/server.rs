@@ -227,6 +227,10 @@ pub fn query_state(config: &Config) -> anyhow::Result<QueryState> {
         ),
         default_tenant: config.ingest.default_tenant.clone(),
         metrics: Default::default(),
+        drilldown: query::api::DrilldownSettings {
+            retention_days: config.clickhouse.retention_days,
+            discover_log_levels: config.ingest.discover_log_levels,
+        },
     })
 }
 

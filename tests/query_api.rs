@@ -2708,6 +2708,9 @@ async fn drilldown_labels_field_values_and_limits() {
     let (status, body) = get(&s, "/loki/api/v1/drilldown-limits", &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["pattern_ingester_enabled"], false, "{body}");
+    assert_eq!(body["limits"]["discover_log_levels"], false, "{body}");
+    // `clickhouse.retention_days`, 30 by default, as a Prometheus duration.
+    assert_eq!(body["limits"]["retention_period"], "30d", "{body}");
     assert!(
         body["limits"]["max_entries_limit_per_query"]
             .as_u64()

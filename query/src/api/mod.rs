@@ -59,6 +59,17 @@ pub struct QueryState {
     pub default_tenant: String,
     /// Request counters for `/metrics`.
     pub metrics: QueryMetrics,
+    /// Settings of the rest of sluice that `drilldown-limits` reports.
+    pub drilldown: DrilldownSettings,
+}
+
+/// What `GET /loki/api/v1/drilldown-limits` reports besides the query limits.
+#[derive(Clone, Debug, Default)]
+pub struct DrilldownSettings {
+    /// `clickhouse.retention_days` (0: kept for ever); Drilldown bounds its time picker by it.
+    pub retention_days: u32,
+    /// `ingest.discover_log_levels`.
+    pub discover_log_levels: bool,
 }
 
 /// Counters of the query API.
@@ -1297,7 +1308,8 @@ async fn detected_labels(
 }
 
 /// `GET /loki/api/v1/drilldown-limits`: the limits Grafana's Logs Drilldown reads (the line
-/// limit, the query range) under Loki's names, and that there is no pattern ingester.
+/// limit, the retention) and a few more under Loki's names, and that there is no pattern
+/// ingester.
 async fn drilldown_limits(State(state): State<Arc<QueryState>>) -> impl IntoResponse {
     let c = state.engine.config();
     axum::Json(json!({
@@ -1310,6 +1322,11 @@ async fn drilldown_limits(State(state): State<Arc<QueryState>>) -> impl IntoResp
                 h => format!("{h}h"),
             },
             "query_timeout": format!("{}s", c.timeout_secs),
+            "retention_period": match state.drilldown.retention_days {
+                0 => "0s".to_string(),
+                d => format!("{d}d"),
+            },
+            "discover_log_levels": state.drilldown.discover_log_levels,
             "volume_enabled": true,
         },
         "pattern_ingester_enabled": false,
