@@ -956,7 +956,7 @@ async fn series(
         selectors.sort_unstable();
         selectors.dedup();
         if let [only] = selectors[..]
-            && only.chars().filter(|c| *c != ' ').eq("{}".chars())
+            && selects_everything(only)
         {
             selectors.clear();
         }
@@ -1272,6 +1272,12 @@ async fn detected_field_values(
     respond(&state, result)
 }
 
+/// Whether a selector is `{}` (spaces allowed), which Loki's label endpoints read as every
+/// stream.
+fn selects_everything(selector: &str) -> bool {
+    selector.chars().filter(|c| *c != ' ').eq("{}".chars())
+}
+
 /// `GET /loki/api/v1/detected_labels`: `query` is a bare selector (none, or `{}`, is every
 /// stream), as Loki reads it.
 async fn detected_labels(
@@ -1285,12 +1291,7 @@ async fn detected_labels(
         let tenant = tenant(&state, &headers)?;
         let range = p.range(3600 * SECOND, max_range(&state))?;
         let query = p.get("query").unwrap_or_default();
-        let matchers = if query
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .eq("{}".chars())
-            || query.trim().is_empty()
-        {
+        let matchers = if query.trim().is_empty() || selects_everything(query) {
             Vec::new()
         } else {
             parse_log_selector(query)?
