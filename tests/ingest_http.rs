@@ -66,7 +66,10 @@ async fn loki_protobuf_push_lands_exactly() {
             service_name: "api".into(),
             body: "first line".into(),
             resource_attributes: pairs(&api).into(),
-            log_attributes: pairs(&[("trace_id", "0af7651916cd43dd")]),
+            log_attributes: pairs(&[
+                ("detected_level", "unknown"),
+                ("trace_id", "0af7651916cd43dd"),
+            ]),
             ..LogRow::default()
         },
         LogRow {
@@ -76,6 +79,7 @@ async fn loki_protobuf_push_lands_exactly() {
             service_name: "api".into(),
             body: "second line with ünïcode ✓".into(),
             resource_attributes: pairs(&api).into(),
+            log_attributes: pairs(&[("detected_level", "unknown")]),
             ..LogRow::default()
         },
         LogRow {
@@ -87,7 +91,7 @@ async fn loki_protobuf_push_lands_exactly() {
             service_name: "web".into(),
             body: "level=error msg=boom".into(),
             resource_attributes: pairs(&[("app", "web"), ("service_name", "web")]).into(),
-            log_attributes: pairs(&[("level", "error")]),
+            log_attributes: pairs(&[("detected_level", "error"), ("level", "error")]),
             ..LogRow::default()
         },
     ];
@@ -138,7 +142,11 @@ async fn loki_json_push_gzip_with_tenant_and_metadata() {
     assert_eq!(rows[0].body, "order placed");
     assert_eq!(
         rows[1].log_attributes,
-        pairs(&[("order_id", "42"), ("user", "ann")])
+        pairs(&[
+            ("detected_level", "info"),
+            ("order_id", "42"),
+            ("user", "ann")
+        ])
     );
     assert_eq!(&*rows[0].service_name, "checkout");
     assert_eq!(
@@ -200,6 +208,7 @@ async fn vector_http_sink_ndjson_and_json_array() {
         body: "GET /index.html 200".into(),
         resource_attributes: pairs(&nginx).into(),
         log_attributes: pairs(&[
+            ("detected_level", "unknown"),
             ("req.method", "GET"),
             ("req.path", "/index.html"),
             ("status", "200"),
@@ -210,7 +219,10 @@ async fn vector_http_sink_ndjson_and_json_array() {
     assert_eq!(worker.timestamp, 1_795_510_802_500_000_000);
     assert_eq!(worker.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(worker.span_id, "00f067aa0ba902b7");
-    assert_eq!(worker.log_attributes, pairs(&[("file", "/var/log/w.log")]));
+    assert_eq!(
+        worker.log_attributes,
+        pairs(&[("detected_level", "unknown"), ("file", "/var/log/w.log")])
+    );
     assert_eq!(
         worker.resource_attributes,
         pairs(&[
@@ -266,7 +278,10 @@ async fn jsonline_victorialogs_parameters_and_zstd() {
         ])
         .into()
     );
-    assert_eq!(r.log_attributes, pairs(&[("level", "warn")]));
+    assert_eq!(
+        r.log_attributes,
+        pairs(&[("detected_level", "warn"), ("level", "warn")])
+    );
     assert_eq!((r.severity_text.as_str(), r.severity_number), ("warn", 13));
 }
 
@@ -542,6 +557,7 @@ async fn otlp_protobuf_and_json_land_with_every_column() {
     assert_eq!(
         checkout.log_attributes,
         pairs(&[
+            ("detected_level", "error"),
             ("flags", "1"),
             ("host_name", "node-1"),
             ("observed_timestamp", &(t0 + 7).to_string()),
@@ -565,7 +581,11 @@ async fn otlp_protobuf_and_json_land_with_every_column() {
     );
     assert_eq!(
         web.log_attributes,
-        pairs(&[("app", "web"), ("severity_number", "10")])
+        pairs(&[
+            ("app", "web"),
+            ("detected_level", "info"),
+            ("severity_number", "10")
+        ])
     );
     assert_eq!(
         web.resource_attributes,
@@ -656,6 +676,7 @@ async fn otlp_json_as_the_collector_sends_it() {
     assert_eq!(
         declined.log_attributes,
         with_shared(&[
+            ("detected_level", "error"),
             ("digest", "3q2+7w=="),
             ("flags", "1"),
             ("http_method", "POST"),
@@ -682,14 +703,21 @@ async fn otlp_json_as_the_collector_sends_it() {
     );
     assert_eq!(
         checkout.log_attributes,
-        with_shared(&[("event_name", "cart.checkout"), ("severity_number", "9")])
+        with_shared(&[
+            ("detected_level", "info"),
+            ("event_name", "cart.checkout"),
+            ("severity_number", "9")
+        ])
     );
 
     // An empty body (`{}`) is an empty line.
     let empty = &rows[2];
     assert_eq!(empty.timestamp, t(2));
     assert_eq!(empty.body, "");
-    assert_eq!(empty.log_attributes, with_shared(&[]));
+    assert_eq!(
+        empty.log_attributes,
+        with_shared(&[("detected_level", "unknown")])
+    );
     assert_eq!(empty.resource_attributes, cart_labels.into());
 
     // An empty resource: no index label, so the service is unknown; an integer body.
@@ -705,7 +733,10 @@ async fn otlp_json_as_the_collector_sends_it() {
         (unknown.severity_text.as_str(), unknown.severity_number),
         ("WARN", 13)
     );
-    assert_eq!(unknown.log_attributes, pairs(&[("severity_number", "13")]));
+    assert_eq!(
+        unknown.log_attributes,
+        pairs(&[("detected_level", "warn"), ("severity_number", "13")])
+    );
 }
 
 /// As Loki's distributor: in a Loki push or a JSON lines request, the entries and streams that
@@ -801,7 +832,10 @@ async fn otlp_index_labels_are_configurable() {
         pairs(&[("app_tier", "web"), ("service_name", "shop")]).into()
     );
     // Not in the list: metadata, though Loki's default would index it.
-    assert_eq!(rows[0].log_attributes, pairs(&[("k8s_pod_name", "shop-1")]));
+    assert_eq!(
+        rows[0].log_attributes,
+        pairs(&[("detected_level", "unknown"), ("k8s_pod_name", "shop-1")])
+    );
 }
 
 /// OTLP's partial success: records that cannot be stored are refused alone, the others are
@@ -1026,7 +1060,11 @@ async fn elasticsearch_probes_and_bulk() {
     );
     assert_eq!(
         filebeat.log_attributes,
-        pairs(&[("host.name", "web-1"), ("log.level", "info")])
+        pairs(&[
+            ("detected_level", "info"),
+            ("host.name", "web-1"),
+            ("log.level", "info")
+        ])
     );
     assert_eq!(&*syslog.tenant, "fake");
     assert_eq!(syslog.timestamp, t0 + 1_000_000);
@@ -1038,7 +1076,12 @@ async fn elasticsearch_probes_and_bulk() {
     );
     assert_eq!(
         syslog.log_attributes,
-        pairs(&[("PRIORITY", "err"), ("_index", "syslog")])
+        // PRIORITY is no level field to Loki either.
+        pairs(&[
+            ("PRIORITY", "err"),
+            ("_index", "syslog"),
+            ("detected_level", "unknown")
+        ])
     );
     let text = s.get_text("/metrics").await;
     assert_eq!(

@@ -144,7 +144,10 @@ async fn log_queries_answer_as_loki_does() {
     if skip() {
         return;
     }
-    let s = Sluice::start(&[]).await;
+    // Levels off: the answers below pin streams and metadata exactly, and a `detected_level`
+    // pair would split each stream by level (as in Loki; `detected_levels_are_structured_metadata`
+    // covers that).
+    let s = Sluice::start(&[("SLUICE_INGEST_DISCOVER_LOG_LEVELS", "false")]).await;
     let t0 = seed(&s).await;
     let r = range(t0, t0 + 120 * S);
 
@@ -388,7 +391,11 @@ async fn metric_queries_answer_as_loki_does() {
     .await;
     assert_eq!(
         body["data"]["result"],
-        json!([{"metric": {}, "values": [[t1, "3"], [t2, "2"]]}]),
+        json!([
+            {"metric": {"detected_level": "debug"}, "values": [[t1, "1"]]},
+            {"metric": {"detected_level": "error"}, "values": [[t1, "1"], [t2, "1"]]},
+            {"metric": {"detected_level": "info"}, "values": [[t1, "1"], [t2, "1"]]},
+        ]),
         "{body}"
     );
     // ... unless the query groups by __error__: then the errors are the answer.
@@ -474,7 +481,12 @@ async fn metric_queries_answer_as_loki_does() {
     .await;
     assert_eq!(
         body["data"]["result"],
-        json!([{"metric": {"app": "api", "env": "prod", "service_name": "api"}, "value": [t0 / S + 120, "2"]}])
+        // A range aggregation keeps structured metadata as labels, as Loki does: one series per
+        // detected level.
+        json!([
+            {"metric": {"app": "api", "detected_level": "info", "env": "prod", "service_name": "api"}, "value": [t0 / S + 120, "1"]},
+            {"metric": {"app": "api", "detected_level": "warn", "env": "prod", "service_name": "api"}, "value": [t0 / S + 120, "1"]},
+        ])
     );
 }
 
@@ -557,6 +569,8 @@ async fn label_series_and_index_endpoints() {
     assert_eq!(
         fields,
         vec![
+            // The level found at ingest, as structured metadata.
+            ("detected_level".into(), "string".into(), 3, Value::Null),
             ("level".into(), "string".into(), 3, json!(["logfmt"])),
             ("msg".into(), "string".into(), 5, json!(["logfmt"])),
             ("took".into(), "duration".into(), 5, json!(["logfmt"])),
@@ -2070,7 +2084,10 @@ async fn escaped_lines_and_metadata_round_trip() {
     if skip() {
         return;
     }
-    let s = Sluice::start(&[]).await;
+    // Levels off: the answers below pin streams and metadata exactly, and a `detected_level`
+    // pair would split each stream by level (as in Loki; `detected_levels_are_structured_metadata`
+    // covers that).
+    let s = Sluice::start(&[("SLUICE_INGEST_DISCOVER_LOG_LEVELS", "false")]).await;
     let ts = (now_ns() / S - 60) * S;
     // The body as a client writes it: JSON escapes, not the characters they stand for.
     let body = format!(
@@ -2512,7 +2529,7 @@ async fn matrix(s: &Sluice, q: &str, start: i64, end: i64, step: i64) -> Value {
     body["data"]["result"].clone()
 }
 
-/// `ingest.discover_log_levels`: every entry gets a `detected_level` (from a level label, level
+/// `ingest.discover_log_levels` (on by default, as in Loki): every entry gets a `detected_level` (from a level label, level
 /// metadata, the JSON or logfmt line, a level word, else `unknown`), which the query side reads
 /// as structured metadata, as Grafana's Logs Drilldown queries it; the severity columns still
 /// come from what was sent.
@@ -2521,7 +2538,7 @@ async fn detected_levels_are_structured_metadata() {
     if skip() {
         return;
     }
-    let s = Sluice::start(&[("SLUICE_INGEST_DISCOVER_LOG_LEVELS", "true")]).await;
+    let s = Sluice::start(&[]).await;
     let t = now_ns() - 5_000_000_000;
     let push = format!(
         r#"{{"streams":[
@@ -2708,7 +2725,7 @@ async fn drilldown_labels_field_values_and_limits() {
     let (status, body) = get(&s, "/loki/api/v1/drilldown-limits", &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["pattern_ingester_enabled"], false, "{body}");
-    assert_eq!(body["limits"]["discover_log_levels"], false, "{body}");
+    assert_eq!(body["limits"]["discover_log_levels"], true, "{body}");
     // `clickhouse.retention_days`, 30 by default, as a Prometheus duration.
     assert_eq!(body["limits"]["retention_period"], "30d", "{body}");
     assert!(

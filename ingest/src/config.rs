@@ -28,7 +28,7 @@ pub struct IngestConfig {
     pub default_tenant: String,
     /// Give every entry a `detected_level` structured-metadata pair, as Loki's
     /// `discover_log_levels` does (see [`crate::levels`]); Grafana's Logs Drilldown reads it.
-    /// Off by default until the query side answers with it as Loki does.
+    /// On by default, as in Loki.
     pub discover_log_levels: bool,
     /// OTLP resource attributes that become stream labels (Loki's
     /// `default_resource_attributes_as_index_labels`); the others are structured metadata. As an
@@ -138,7 +138,7 @@ impl Default for IngestConfig {
             max_label_value_bytes: 2048,
             max_future_secs: 600,
             default_tenant: "fake".into(),
-            discover_log_levels: false,
+            discover_log_levels: true,
             otlp_index_labels: crate::codec::otlp::default_index_labels(),
             batch_max_rows: 50_000,
             batch_max_bytes: 32 << 20,
