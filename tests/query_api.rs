@@ -5,6 +5,7 @@ mod common;
 
 use common::{Sluice, metric, now_ns, skip};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 
 const S: i64 = 1_000_000_000;
 
@@ -2724,7 +2725,7 @@ async fn drilldown_labels_field_values_and_limits() {
 
     let (status, body) = get(&s, "/loki/api/v1/drilldown-limits", &[]).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["pattern_ingester_enabled"], false, "{body}");
+    assert_eq!(body["pattern_ingester_enabled"], true, "{body}");
     assert_eq!(body["limits"]["discover_log_levels"], true, "{body}");
     // `clickhouse.retention_days`, 30 by default, as a Prometheus duration.
     assert_eq!(body["limits"]["retention_period"], "30d", "{body}");
@@ -2735,4 +2736,139 @@ async fn drilldown_labels_field_values_and_limits() {
             > 0
     );
     assert!(body["version"].as_str().unwrap().starts_with('3'), "{body}");
+}
+
+/// `GET /loki/api/v1/patterns`: Loki's shape, and each pattern's samples are exactly the lines
+/// per step and level that `|> "pattern"` selects (and `!>` leaves out), so what Drilldown's
+/// patterns tab offers is what including or excluding it shows.
+#[tokio::test]
+async fn patterns_count_exactly_what_the_pattern_filter_selects() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let minute = 60_000_000_000i64;
+    // Three whole minutes before now, so that every step is whole.
+    let t0 = (now_ns() / minute - 4) * minute;
+    let mut values = Vec::new();
+    for i in 0..90i64 {
+        // Off the minute, so that the instant query's window `(t0, t0 + 3m]` holds them all.
+        let t = t0 + (i % 3) * minute + (i + 1) * 1_000_000;
+        let line = match i % 5 {
+            0 => format!(r#"level=error msg=\"GET /cart failed\" status=50{}"#, i % 4),
+            1 | 2 => format!(r#"level=info msg=\"GET /item/{i} done\" status=200"#),
+            3 => format!("user u{i} logged in from 10.0.0.{}", i % 7),
+            // Matches the "logged in" pattern too, as a longer line of its own shape.
+            _ => format!("user u{i} logged in from host {} again", i % 2),
+        };
+        values.push(format!(r#"["{t}","{line}"]"#));
+    }
+    let push = format!(
+        r#"{{"streams":[{{"stream":{{"service_name":"pat","env":"prod"}},"values":[{}]}},
+            {{"stream":{{"service_name":"other"}},"values":[["{t0}","user u1 logged in from 10.0.0.1"]]}}]}}"#,
+        values.join(",")
+    );
+    assert_eq!(s.push_json(push).await, 204);
+    s.settle().await;
+    let range = [
+        ("start", t0.to_string()),
+        ("end", (t0 + 3 * minute).to_string()),
+        ("step", "60s".to_string()),
+    ];
+    let mut params = range.to_vec();
+    params.push(("query", r#"{service_name="pat"}"#.to_string()));
+    let (status, body) = get(&s, "/loki/api/v1/patterns", &params).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "success", "{body}");
+    let data = body["data"].as_array().unwrap();
+    let found: BTreeSet<(&str, &str)> = data
+        .iter()
+        .map(|p| (p["pattern"].as_str().unwrap(), p["level"].as_str().unwrap()))
+        .collect();
+    let logfmt = r#"level=<_> msg="GET <_> <_>" status=<_>"#;
+    assert_eq!(
+        found,
+        BTreeSet::from([
+            (logfmt, "error"),
+            (logfmt, "info"),
+            ("user <_> logged in from <_>", "unknown"),
+            ("user <_> logged in from host <_> again", "unknown"),
+        ]),
+        "{body}"
+    );
+
+    // Every (pattern, level): its samples are the lines `|>` selects, per minute.
+    let mut total = 0;
+    for p in data {
+        let pattern = p["pattern"].as_str().unwrap();
+        let level = p["level"].as_str().unwrap();
+        let mut got: Vec<(i64, u64)> = p["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s[0].as_i64().unwrap(), s[1].as_u64().unwrap()))
+            .collect();
+        got.sort();
+        let q = format!(
+            "{{service_name=\"pat\"}} |> \"{}\" | detected_level=\"{level}\"",
+            pattern.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let mut params = range.to_vec();
+        params.push(("query", q.clone()));
+        params.push(("limit", "5000".into()));
+        let (status, lines) = get(&s, "/loki/api/v1/query_range", &params).await;
+        assert_eq!(status, 200, "{q}: {lines}");
+        let mut want: BTreeMap<i64, u64> = BTreeMap::new();
+        for stream in lines["data"]["result"].as_array().unwrap() {
+            for v in stream["values"].as_array().unwrap() {
+                let ts: i64 = v[0].as_str().unwrap().parse().unwrap();
+                *want.entry(ts / minute * 60).or_default() += 1;
+            }
+        }
+        let want: Vec<(i64, u64)> = want.into_iter().collect();
+        assert_eq!(got, want, "{q}");
+        total += got.iter().map(|(_, n)| n).sum::<u64>();
+
+        // `!>` leaves out exactly those lines.
+        let q = format!(
+            "sum(count_over_time({{service_name=\"pat\"}} !> \"{}\" [3m]))",
+            pattern.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let (_, v) = get(
+            &s,
+            "/loki/api/v1/query",
+            &[
+                ("query", q.clone()),
+                ("time", (t0 + 3 * minute).to_string()),
+            ],
+        )
+        .await;
+        let excluded: u64 = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let included: u64 = data
+            .iter()
+            .filter(|o| o["pattern"] == p["pattern"])
+            .flat_map(|o| o["samples"].as_array().unwrap())
+            .map(|s| s[1].as_u64().unwrap())
+            .sum();
+        assert_eq!(excluded + included, 90, "{q}");
+    }
+    // Each line is in one pattern, and the longer "logged in" lines in the shorter one too.
+    assert_eq!(total, 90 + 18, "{body}");
+
+    // Another service's lines are not counted; a bad selector is a 400.
+    let mut params = range.to_vec();
+    params.push(("query", r#"{service_name="none"}"#.to_string()));
+    let (status, body) = get(&s, "/loki/api/v1/patterns", &params).await;
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"status": "success", "data": []}))
+    );
+    let mut params = range.to_vec();
+    params.push(("query", "{service_name=".to_string()));
+    let (status, body) = get(&s, "/loki/api/v1/patterns", &params).await;
+    assert_eq!(status, 400, "{body}");
 }

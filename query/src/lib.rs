@@ -12,5 +12,6 @@ pub mod error;
 pub mod eval;
 pub(crate) mod goconv;
 pub mod logql;
+pub mod patterns;
 
 pub use error::{Error, Result};

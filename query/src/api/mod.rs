@@ -167,6 +167,7 @@ pub fn router(state: Arc<QueryState>) -> Router {
             "/loki/api/v1/detected_labels",
             get(detected_labels).post(detected_labels),
         )
+        .route("/loki/api/v1/patterns", get(patterns).post(patterns))
         .route("/loki/api/v1/drilldown-limits", get(drilldown_limits))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route(
@@ -1308,9 +1309,30 @@ async fn detected_labels(
     respond(&state, result)
 }
 
+/// `GET /loki/api/v1/patterns`: the patterns of the selected streams' lines over the range with
+/// their number of lines per step and level, mined and counted as [`crate::patterns`] says.
+async fn patterns(
+    State(state): State<Arc<QueryState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = params(q, &headers, &body);
+    let run = async {
+        let tenant = tenant(&state, &headers)?;
+        let range = p.range(3600 * SECOND, max_range(&state))?;
+        let step = p.step(range)?;
+        let query = p.required("query")?;
+        let matchers = parse_log_selector(query)?;
+        crate::patterns::query(&state.engine, &tenant, &matchers, range, step).await
+    };
+    let result = with_timeout(&state, run).await;
+    respond(&state, result)
+}
+
 /// `GET /loki/api/v1/drilldown-limits`: the limits Grafana's Logs Drilldown reads (the line
-/// limit, the retention) and a few more under Loki's names, and that there is no pattern
-/// ingester.
+/// limit, the retention) and a few more under Loki's names, and that patterns can be asked for
+/// (Drilldown shows its patterns tab only then; sluice mines them at query time).
 async fn drilldown_limits(State(state): State<Arc<QueryState>>) -> impl IntoResponse {
     let c = state.engine.config();
     axum::Json(json!({
@@ -1330,7 +1352,7 @@ async fn drilldown_limits(State(state): State<Arc<QueryState>>) -> impl IntoResp
             "discover_log_levels": state.drilldown.discover_log_levels,
             "volume_enabled": true,
         },
-        "pattern_ingester_enabled": false,
+        "pattern_ingester_enabled": true,
         "version": LOKI_API_VERSION,
     }))
 }

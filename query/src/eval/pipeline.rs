@@ -13,7 +13,7 @@ mod ip;
 mod json;
 mod labels;
 mod logfmt;
-mod pattern;
+pub(crate) mod pattern;
 mod re;
 mod template;
 

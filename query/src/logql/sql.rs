@@ -20,6 +20,10 @@ pub enum Param {
     U64(u64),
     /// `Array(UInt64)` (stream ids).
     Ids(Vec<u64>),
+    /// `Array(UInt8)` (flags).
+    Flags(Vec<u8>),
+    /// `Array(Array(String))` (the literals of patterns).
+    StrLists(Vec<Vec<String>>),
 }
 
 /// SQL text with its parameters.
@@ -40,6 +44,8 @@ impl Sql {
             Param::I64(_) => "Int64",
             Param::U64(_) => "UInt64",
             Param::Ids(_) => "Array(UInt64)",
+            Param::Flags(_) => "Array(UInt8)",
+            Param::StrLists(_) => "Array(Array(String))",
         };
         let placeholder = format!("{{{name}:{ty}}}");
         self.params.push((name, value));
@@ -333,6 +339,92 @@ pub fn bucket_counts(
     push_row_filter(&mut sql, tenant, streams, range);
     push_line_filters(&mut sql, filters);
     sql.push(" GROUP BY stream_id, attributes, bucket");
+    sql
+}
+
+/// A sample of the lines of `streams` in `range` for mining patterns: at most `per_window`
+/// lines from each of `windows` equal windows of the range, of which only the first
+/// `coverage` (0 < coverage <= 1) is read, so a long busy range costs a fraction of a scan.
+/// Column `body`.
+pub fn pattern_sample(
+    tenant: &str,
+    streams: Streams<'_>,
+    range: TimeRange,
+    windows: i64,
+    coverage: f64,
+    per_window: u64,
+) -> Sql {
+    let mut sql = Sql::default();
+    let span = ((range.end - range.start) / windows.max(1)).max(1);
+    let width = ((span as f64 * coverage.clamp(0.0, 1.0)) as i64).clamp(1, span);
+    let start = sql.bind(Param::I64(range.start));
+    let span_p = sql.bind(Param::I64(span));
+    let _ = write!(sql.text, "SELECT Body AS body FROM logs");
+    push_row_filter(&mut sql, tenant, streams, range);
+    if width < span {
+        // Explicit time ranges, which the primary key (Tenant, StreamId, Timestamp) can use.
+        let mut parts = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let a = sql.bind(Param::I64(at));
+            let b = sql.bind(Param::I64((at + width).min(range.end)));
+            parts.push(format!(
+                "(Timestamp >= fromUnixTimestamp64Nano({a}) AND Timestamp < fromUnixTimestamp64Nano({b}))"
+            ));
+            at += span;
+        }
+        let _ = write!(sql.text, " AND ({})", parts.join(" OR "));
+    }
+    let n = sql.bind(Param::U64(per_window));
+    let _ = write!(
+        sql.text,
+        " LIMIT {n} BY intDiv(toUnixTimestamp64Nano(Timestamp) - {start}, {span_p})"
+    );
+    sql
+}
+
+/// Lines of `streams` in `range` matching each pattern as the `|>` line filter does
+/// ([`crate::eval::pipeline::pattern::Pattern::test`]: each literal found at or after the end
+/// of the previous one, its first occurrence; no capture empty; the line ends with the last
+/// literal unless the pattern ends with a capture), per `step` bucket (`intDiv(ts, step)`) and
+/// `detected_level`. A pattern is given as its literals, whether it starts with a literal and
+/// whether it ends with a capture. Columns `bucket, level, counts` (one count per pattern).
+pub fn pattern_counts(
+    tenant: &str,
+    streams: Streams<'_>,
+    range: TimeRange,
+    step: i64,
+    patterns: &[(Vec<String>, bool, bool)],
+) -> Sql {
+    let mut sql = Sql::default();
+    let step = sql.bind(Param::I64(step.max(1)));
+    let literals = sql.bind(Param::StrLists(
+        patterns.iter().map(|(l, _, _)| l.clone()).collect(),
+    ));
+    let heads = sql.bind(Param::Flags(
+        patterns.iter().map(|(_, h, _)| u8::from(*h)).collect(),
+    ));
+    let tails = sql.bind(Param::Flags(
+        patterns.iter().map(|(_, _, t)| u8::from(*t)).collect(),
+    ));
+    // The fold carries (1-based offset where the next literal is looked for, still matching);
+    // a literal after a capture must not be found right at the offset (an empty capture),
+    // except the pattern's first node.
+    let _ = write!(
+        sql.text,
+        "SELECT intDiv(toUnixTimestamp64Nano(Timestamp), {step}) AS bucket, \
+         LogAttributes['detected_level'] AS level, \
+         sumForEach(arrayMap((st, tail) -> toUInt64(st.2 AND ((st.1 != length(Body) + 1) = tail)), \
+           arrayMap((lits, head) -> arrayFold((acc, lit, i) -> \
+             (position(Body, lit, acc.1) + length(lit), \
+              toUInt8(acc.2 AND position(Body, lit, acc.1) > 0 \
+                AND (position(Body, lit, acc.1) != acc.1 OR (i = 1 AND head = 1)))), \
+             lits, arrayEnumerate(lits), (toUInt64(1), toUInt8(1))), {literals}, {heads}), \
+           {tails})) AS counts \
+         FROM logs"
+    );
+    push_row_filter(&mut sql, tenant, streams, range);
+    sql.push(" GROUP BY bucket, level");
     sql
 }
 

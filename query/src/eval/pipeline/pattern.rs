@@ -109,6 +109,30 @@ impl Pattern {
         Ok(Pattern::from_nodes(nodes))
     }
 
+    /// Number of captures, named or not.
+    pub(crate) fn captures(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n, Node::Capture(_)))
+            .count()
+    }
+
+    /// What [`Pattern::test`] needs, for evaluating it elsewhere (ClickHouse): the literals in
+    /// order, whether the pattern starts with a literal, and whether it ends with a capture.
+    pub(crate) fn test_parts(&self) -> (Vec<String>, bool, bool) {
+        let literals = self
+            .nodes
+            .iter()
+            .filter_map(|n| match n {
+                Node::Literal(l) => Some(l.clone()),
+                Node::Capture(_) => None,
+            })
+            .collect();
+        let head = matches!(self.nodes.first(), Some(Node::Literal(_)));
+        let tail = matches!(self.nodes.last(), Some(Node::Capture(_)));
+        (literals, head, tail)
+    }
+
     /// Names of the named captures, in order.
     pub(crate) fn names(&self) -> &[String] {
         &self.names
