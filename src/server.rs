@@ -231,6 +231,7 @@ pub fn query_state(config: &Config) -> anyhow::Result<QueryState> {
             retention_days: config.clickhouse.retention_days,
             discover_log_levels: config.ingest.discover_log_levels,
         },
+        tails: Default::default(),
     })
 }
 

@@ -30,6 +30,14 @@ pub struct QueryConfig {
     pub max_ingest_delay_secs: u64,
     /// Seconds label, label-value and series answers stay cached.
     pub labels_cache_ttl_secs: u64,
+    /// Live tails one tenant may have open on one replica (Loki's
+    /// `max_concurrent_tail_requests`).
+    pub max_tails_per_tenant: usize,
+    /// How far back, in seconds, a live tail looks for entries it has not sent: an entry stored
+    /// later than this after its own timestamp is not tailed.
+    pub tail_lookback_secs: u64,
+    /// Seconds after which a live tail is closed (Loki's `tail_max_duration`).
+    pub tail_max_duration_secs: u64,
 }
 
 impl Default for QueryConfig {
@@ -45,6 +53,9 @@ impl Default for QueryConfig {
             cache_max_bytes: 256 << 20,
             max_ingest_delay_secs: 600,
             labels_cache_ttl_secs: 30,
+            max_tails_per_tenant: 10,
+            tail_lookback_secs: 10,
+            tail_max_duration_secs: 3600,
         }
     }
 }
@@ -59,6 +70,9 @@ impl QueryConfig {
             ("timeout_secs", self.timeout_secs),
             ("max_rows_scanned", self.max_rows_scanned),
             ("max_streams", self.max_streams as u64),
+            ("max_tails_per_tenant", self.max_tails_per_tenant as u64),
+            ("tail_lookback_secs", self.tail_lookback_secs),
+            ("tail_max_duration_secs", self.tail_max_duration_secs),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -61,8 +61,21 @@ impl Sluice {
                 .unwrap()
                 .subsec_nanos()
         );
+        Sluice::start_on(database, env).await
+    }
+
+    /// Another sluice on the same database (a second replica), with its own port and
+    /// write-ahead log, started with a 50 ms linger plus `env`.
+    pub async fn replica(&self, env: &[(&str, &str)]) -> Sluice {
+        Sluice::start_on(self.database.clone(), env).await
+    }
+
+    async fn start_on(database: String, env: &[(&str, &str)]) -> Sluice {
         let port = free_port();
-        let data_dir = std::env::temp_dir().join(format!("sluice-test-{database}"));
+        let data_dir = std::env::temp_dir().join(format!(
+            "sluice-test-{database}-{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&data_dir).unwrap();
         let log_path = data_dir.join("sluice.log");
         let mut s = Sluice {

@@ -4,6 +4,7 @@
 mod detected;
 pub mod params;
 pub mod render;
+pub mod tail;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct QueryState {
     pub metrics: QueryMetrics,
     /// Settings of the rest of sluice that `drilldown-limits` reports.
     pub drilldown: DrilldownSettings,
+    /// Open live tails, per tenant.
+    pub tails: Arc<tail::Tails>,
 }
 
 /// What `GET /loki/api/v1/drilldown-limits` reports besides the query limits.
@@ -125,6 +128,18 @@ impl QueryState {
             render_header(out, name, "counter", help);
             render_sample(out, name, "", c.load(Ordering::Relaxed));
         }
+        render_header(
+            out,
+            "sluice_query_tails_active",
+            "gauge",
+            "Live tails (websockets) open on this replica.",
+        );
+        render_sample(
+            out,
+            "sluice_query_tails_active",
+            "",
+            self.tails.active() as u64,
+        );
         self.cache.render_metrics(out);
     }
 }
@@ -168,6 +183,7 @@ pub fn router(state: Arc<QueryState>) -> Router {
             get(detected_labels).post(detected_labels),
         )
         .route("/loki/api/v1/patterns", get(patterns).post(patterns))
+        .route("/loki/api/v1/tail", get(tail::tail))
         .route("/loki/api/v1/drilldown-limits", get(drilldown_limits))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route(
@@ -746,6 +762,19 @@ fn streams_body(
     stats: &QueryStats,
     started: Instant,
 ) -> Json {
+    let mut data = json!({
+        "resultType": "streams",
+        "result": stream_groups(entries, categorized),
+        "stats": stats_json(stats, started, entries.len()),
+    });
+    if categorized {
+        data["encodingFlags"] = json!(["categorize-labels"]);
+    }
+    success(data)
+}
+
+/// Log entries as the `streams` of a log query answer or a tail message (see [`streams_body`]).
+fn stream_groups(entries: &[LogEntry], categorized: bool) -> Vec<Json> {
     let mut groups: BTreeMap<Labels, Vec<Json>> = BTreeMap::new();
     for e in entries {
         let ts = e.timestamp.to_string();
@@ -775,19 +804,10 @@ fn streams_body(
             groups.entry(labels).or_default().push(json!([ts, e.line]));
         }
     }
-    let result: Vec<Json> = groups
+    groups
         .into_iter()
         .map(|(labels, values)| json!({"stream": labels_json(&labels), "values": values}))
-        .collect();
-    let mut data = json!({
-        "resultType": "streams",
-        "result": result,
-        "stats": stats_json(stats, started, entries.len()),
-    });
-    if categorized {
-        data["encodingFlags"] = json!(["categorize-labels"]);
-    }
-    success(data)
+        .collect()
 }
 
 fn labels_json(labels: &[(String, String)]) -> Json {
