@@ -230,6 +230,14 @@ pub fn query_state(config: &Config) -> anyhow::Result<QueryState> {
         drilldown: query::api::DrilldownSettings {
             retention_days: config.clickhouse.retention_days,
             discover_log_levels: config.ingest.discover_log_levels,
+            service_labels: ingest::pipeline::SERVICE_LABELS[1..]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            level_fields: ingest::levels::LEVEL_FIELDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         },
         tails: Default::default(),
     })

@@ -2736,6 +2736,42 @@ async fn drilldown_labels_field_values_and_limits() {
             > 0
     );
     assert!(body["version"].as_str().unwrap().starts_with('3'), "{body}");
+    // `query.max_range_hours` (720) is Loki's `max_query_length`; the keys Loki 3.7 sends.
+    assert_eq!(body["limits"]["max_query_length"], "30d", "{body}");
+    assert_eq!(body["limits"]["max_query_range"], "0s", "{body}");
+    assert_eq!(body["limits"]["log_level_fields"][0], "level", "{body}");
+    assert_eq!(
+        body["limits"]["discover_service_name"][0], "service",
+        "{body}"
+    );
+    let mut keys: Vec<&str> = body["limits"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "discover_log_levels",
+            "discover_service_name",
+            "log_level_fields",
+            "max_entries_limit_per_query",
+            "max_line_size_truncate",
+            "max_query_bytes_read",
+            "max_query_length",
+            "max_query_lookback",
+            "max_query_range",
+            "max_query_series",
+            "metric_aggregation_enabled",
+            "pattern_persistence_enabled",
+            "query_timeout",
+            "retention_period",
+            "volume_enabled",
+        ],
+        "{body}"
+    );
 }
 
 /// `GET /loki/api/v1/patterns`: Loki's shape, and each pattern's samples are exactly the lines

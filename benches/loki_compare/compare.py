@@ -704,6 +704,114 @@ def strip_stats(body):
     return body
 
 
+# --------------------------------------------------------------------------
+# Logs Drilldown's resource requests (not LogQL queries)
+# --------------------------------------------------------------------------
+
+def iso_ms(ns):
+    """Drilldown's own resource calls send ISO-8601 UTC times with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // NS)) + ".%03dZ" % (ns % NS // 1_000_000)
+
+
+def _detected_labels(body):
+    return {d["label"]: d["cardinality"] for d in body.get("detectedLabels") or []}
+
+
+def _detected_fields(body):
+    return {f["label"]: (f["type"], sorted(f.get("parsers") or []), f["cardinality"], f.get("jsonPath"))
+            for f in body.get("fields") or []}
+
+
+def _values(body):
+    return sorted(body.get("values") or [])
+
+
+def _volume(body):
+    return {labels_key(r["metric"]): r["value"][1] for r in body["data"]["result"]}
+
+
+def _limits(body):
+    # sluice has no OTLP attribute config or volume series limit to report.
+    keys = set(body.get("limits", {})) - {"otlp_config", "volume_max_series"}
+    return sorted(keys) + ["pattern_ingester_enabled" in body, "version" in body]
+
+
+def resource_requests(ctx):
+    """(name, path, params, normalise): what Drilldown asks besides LogQL, on the dataset."""
+    iso = {"start": iso_ms(ctx.log_start), "end": iso_ms(ctx.log_end)}
+    api_expr = '{service_name="api"}     | json  | logfmt | drop __error__, __error_details__  '
+    checkout_expr = '{service_name="checkout"}     | json  | logfmt | drop __error__, __error_details__  '
+    return [
+        ("service list volume", "/loki/api/v1/index/volume",
+         dict(iso, limit="5000", query="{service_name=~`.+`}"), _volume),
+        ("service search volume", "/loki/api/v1/index/volume",
+         dict(iso, limit="5000", query="{service_name=~`(?i).*CHECK.*`}"), _volume),
+        ("query stats of api", "/loki/api/v1/index/stats",
+         {"start": str(ctx.log_start), "end": str(ctx.log_end), "query": '{service_name="api"}'},
+         lambda b: {k: b.get(k) for k in ("streams", "entries", "bytes")}),
+        ("detected labels, all services", "/loki/api/v1/detected_labels",
+         dict(iso, query=""), _detected_labels),
+        ("detected labels of api", "/loki/api/v1/detected_labels",
+         dict(iso, query='{service_name="api"}'), _detected_labels),
+        ("detected fields of api", "/loki/api/v1/detected_fields",
+         dict(iso, query=api_expr), _detected_fields),
+        ("detected fields of checkout", "/loki/api/v1/detected_fields",
+         dict(iso, query=checkout_expr), _detected_fields),
+        ("values of api's method", "/loki/api/v1/detected_field/method/values",
+         dict(iso, limit="1000", query=api_expr), _values),
+        ("values of detected_level", "/loki/api/v1/detected_field/detected_level/values",
+         dict(iso, limit="1000", query='{service_name="auth"}'), _values),
+        ("drilldown limits (keys)", "/loki/api/v1/drilldown-limits", {}, _limits),
+        # Mined differently (see docs/api.md): shown side by side, not compared.
+        ("patterns of api", "/loki/api/v1/patterns",
+         dict(iso, query='{service_name="api"}', step="1m"), None),
+        ("patterns of worker", "/loki/api/v1/patterns",
+         dict(iso, query='{service_name="worker"}', step="1m"), None),
+    ]
+
+
+def _top_patterns(body, n=6):
+    totals = Counter()
+    for p in (body or {}).get("data") or []:
+        totals[p["pattern"]] += sum(s[1] for s in p["samples"])
+    return "%d patterns, %d lines: " % (len(totals), sum(totals.values())) + "; ".join(
+        "%d %s" % (c, t) for t, c in totals.most_common(n))
+
+
+def compare_resources(args, headers, ctx, same):
+    """Compares each resource request; returns the number that differ."""
+    bad = 0
+    for name, path, params, norm in resource_requests(ctx):
+        if args.only and not re.search(args.only, name):
+            continue
+        lo = get(args.loki, path, params, headers)
+        sa = lo if same else get(args.sluice, path, params, headers)
+        if not (sa.ok() and lo.ok()):
+            status = "BOTH-ERROR" if not sa.ok() and not lo.ok() else "ERROR-ONE-SIDE"
+            print("%-14s %-30s sluice %d %s | loki %d %s" % (
+                status, name, sa.code, short(sa.message(), 80), lo.code, short(lo.message(), 80)))
+            bad += status != "BOTH-ERROR"
+            continue
+        if norm is None:
+            print("%-14s %-30s" % ("SHOWN", name))
+            print("        sluice: " + short(_top_patterns(sa.body), 600))
+            print("        loki:   " + short(_top_patterns(lo.body), 600))
+            continue
+        a, b = norm(sa.body), norm(lo.body)
+        if a == b:
+            print("%-14s %-30s %s" % ("OK", name, short(json.dumps(b), 100)))
+            continue
+        bad += 1
+        print("%-14s %-30s" % ("DIFF", name))
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b), key=str):
+                if a.get(k) != b.get(k):
+                    print("        %s: sluice %s | loki %s" % (k, json.dumps(a.get(k)), json.dumps(b.get(k))))
+        else:
+            print("        sluice %s\n        loki   %s" % (short(json.dumps(a), 300), short(json.dumps(b), 300)))
+    return bad
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sluice", default="http://127.0.0.1:3100", help="sluice base URL")
@@ -862,6 +970,9 @@ def main():
     if diff_kinds:
         print("  differences by kind: " + ", ".join("%s %d" % kv for kv in sorted(diff_kinds.items())))
     bad = sum(1 for _, w in results if w in ("DIFF", "ERROR-ONE-SIDE"))
+    print()
+    print("Logs Drilldown resource requests (ISO times, as the app sends them):")
+    bad += compare_resources(args, headers, ctx, same)
     return 1 if bad else 0
 
 

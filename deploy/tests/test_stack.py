@@ -1064,6 +1064,28 @@ class GrafanaProvisioning(unittest.TestCase):
         if "GF_PLUGINS_PREINSTALL_AUTO_UPDATE" in env:
             self.assertEqual(env["GF_PLUGINS_PREINSTALL_AUTO_UPDATE"], "false")
 
+    def test_logs_drilldown_enabled(self):
+        apps = []
+        for path in sorted((provisioning_dir() / "plugins").glob("*.y*ml")):
+            doc = yaml.safe_load(path.read_text())
+            self.assertEqual(doc["apiVersion"], 1)
+            apps.extend(doc.get("apps") or [])
+        drilldown = [a for a in apps if a["type"] == "grafana-lokiexplore-app"]
+        self.assertEqual(len(drilldown), 1, apps)
+        self.assertIs(drilldown[0].get("disabled", False), False)
+        # Grafana installs the app from its default preinstall list: nothing may turn that off.
+        env = grafana_env()
+        self.assertNotEqual(env.get("GF_PLUGINS_PREINSTALL_DISABLED", "false").lower(), "true")
+        if "GF_PLUGINS_PREINSTALL" in env:
+            self.assertIn("grafana-lokiexplore-app", env["GF_PLUGINS_PREINSTALL"])
+        # Drilldown reads the default Loki data source, which must be sluice and serve what the
+        # app asks for.
+        default = [d for d in datasources() if d.get("isDefault")]
+        self.assertEqual([(d["name"], d["type"]) for d in default], [("sluice", "loki")])
+        for path in ("index/volume", "detected_labels", "detected_fields",
+                     "detected_field/{name}/values", "patterns", "drilldown-limits", "tail"):
+            self.assertIn("/loki/api/v1/" + path, sluice_routes())
+
     def test_dashboard_provider_and_home(self):
         paths = dashboard_provider_paths()
         self.assertTrue(paths)

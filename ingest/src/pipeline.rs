@@ -14,19 +14,23 @@ use crate::levels;
 use crate::registry::{StreamInfo, StreamRegistry};
 use crate::{Error, IngestConfig, Result};
 
-/// Labels that name a service, in Loki's order of preference (its `discover_service_name`).
-const SERVICE_LABELS: &[&str] = &[
+/// Labels that name a service, in Loki's order of preference: `service_name` itself, then
+/// Loki 3.7's `discover_service_name` default.
+pub const SERVICE_LABELS: &[&str] = &[
     "service_name",
     "service",
     "app",
     "application",
+    "app_name",
     "name",
     "app_kubernetes_io_name",
     "container",
     "container_name",
+    "k8s_container_name",
     "component",
     "workload",
     "job",
+    "k8s_job_name",
 ];
 
 /// `ServiceName` of streams that have none of [`SERVICE_LABELS`] (OpenTelemetry's default).

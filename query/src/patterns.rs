@@ -15,11 +15,13 @@
 //!
 //! The miner is a simplified Drain (He et al., 2017). A line is cut into words and the runs of
 //! separators between them (whitespace and punctuation such as `=`, `"`, `:`); lines with the
-//! same separators in the same order form a group; in a group a line joins the cluster whose
-//! template has the most words equal to its own, when at least [`SIMILARITY`] of them are, and
-//! the words that differ become `<_>`. Words with a digit are variables from the start. Because
-//! separators are never variables, a `<_>` always stands for one non-empty word between two
-//! fixed separators, and every line of a cluster matches its template as `|>` reads it.
+//! same separators in the same order and the same first word (unless it has a digit) form a
+//! group; in a group a line joins the cluster whose template has the most words equal to its
+//! own, when at least [`SIMILARITY`] of them are, and the words that differ become `<_>`.
+//! Words that never vary stay, numbers included (`ERROR job <_> failed: connection refused to
+//! 10.1.2.3:5432`, as Loki shows it). Because separators are never variables, a `<_>` always
+//! stands for one non-empty word between two fixed separators, and every line of a cluster
+//! matches its template as `|>` reads it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,8 +38,10 @@ use crate::{Error, Result};
 pub const PLACEHOLDER: &str = "<_>";
 
 /// Share of a group's words that must be equal for a line to join a cluster (Drain's
-/// similarity threshold; Loki uses 0.3).
-const SIMILARITY: f64 = 0.3;
+/// similarity threshold). Loki uses 0.3 below a prefix tree of up to 30 words that already
+/// keeps unlike lines apart; with only the first word as prefix here, 0.5 keeps
+/// `INFO job 1 finished in 2s` and `WARN job 3 retrying after Timeout` apart.
+const SIMILARITY: f64 = 0.5;
 
 /// Lines longer than this are not mined (Loki's `MaxAllowedLineLength`); they are still counted
 /// when they match a pattern.
@@ -111,10 +115,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(words: &[&str]) -> Cluster {
-        let words = words
-            .iter()
-            .map(|w| (!w.bytes().any(|b| b.is_ascii_digit())).then(|| (*w).to_owned()))
-            .collect();
+        let words = words.iter().map(|w| Some((*w).to_owned())).collect();
         Cluster { words, lines: 1 }
     }
 
@@ -149,7 +150,9 @@ pub struct Mined {
 /// Mines patterns from lines (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Miner {
-    groups: HashMap<Vec<String>, Vec<Cluster>>,
+    /// Clusters by separators and first word (when it has no digit): Drain's first tree level,
+    /// so `level=...` and `LEVEL=...` lines never share a template.
+    groups: HashMap<(Vec<String>, Option<String>), Vec<Cluster>>,
 }
 
 impl Miner {
@@ -167,8 +170,13 @@ impl Miner {
         if tokens.words.len() > MAX_WORDS {
             return;
         }
-        let key: Vec<String> = tokens.seps.iter().map(|s| (*s).to_owned()).collect();
-        let clusters = self.groups.entry(key).or_default();
+        let seps: Vec<String> = tokens.seps.iter().map(|s| (*s).to_owned()).collect();
+        let first = tokens
+            .words
+            .first()
+            .filter(|w| !w.bytes().any(|b| b.is_ascii_digit()))
+            .map(|w| (*w).to_owned());
+        let clusters = self.groups.entry((seps, first)).or_default();
         let n = tokens.words.len();
         // The first of the most similar clusters.
         let best = clusters
@@ -194,7 +202,7 @@ impl Miner {
     /// templates whose text the `|>` filter would read otherwise (a literal `<name>` in a line).
     pub fn patterns(&self, limit: usize) -> Vec<Mined> {
         let mut out: Vec<Mined> = Vec::new();
-        for (seps, clusters) in &self.groups {
+        for ((seps, _), clusters) in &self.groups {
             for c in clusters {
                 if !c.words.is_empty() && c.words.iter().all(Option::is_none) {
                     continue;
@@ -407,27 +415,43 @@ mod tests {
     }
 
     #[test]
-    fn words_with_digits_are_variables_and_unlike_lines_stay_apart() {
+    fn words_that_vary_are_variables_and_unlike_lines_stay_apart() {
         let got = mine(&[
             "job 17 started on worker-3",
-            "cache warmed in 5 shards",
-            "cache warmed in 7 shards",
+            "cache warmed in 5 shards on db-1",
+            "cache warmed in 7 shards on db-1",
+            "LEVEL=x a",
+            "level=x a",
         ]);
         assert_eq!(
             got,
             [
-                ("cache warmed in <_> shards".to_string(), 2),
-                ("job <_> started on <_>".to_string(), 1),
+                ("cache warmed in <_> shards on db-1".to_string(), 2),
+                // Another first word: another group.
+                ("LEVEL=x a".to_string(), 1),
+                ("job 17 started on worker-3".to_string(), 1),
+                ("level=x a".to_string(), 1),
             ]
         );
     }
 
     #[test]
     fn useless_or_ambiguous_templates_are_left_out() {
-        // All variables; a literal `<x>` the `|>` filter would read as a capture; too long.
+        // A literal `<x>` the `|>` filter would read as a capture; too long; empty.
         let long = "y ".repeat(MAX_LINE_BYTES);
-        let got = mine(&["12 34", "56 78", "saw <x> here", "", &long]);
+        let got = mine(&["saw <x> here", "", &long]);
         assert_eq!(got, []);
+        // A full group takes one more line into its nearest cluster; a template left with no
+        // literal word (`<_> <_>`) would match nearly anything and is not offered.
+        let lines: Vec<String> = (0..=MAX_CLUSTERS_PER_GROUP)
+            .map(|i| format!("{i} {i}"))
+            .collect();
+        let got = mine(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(got.len(), MAX_CLUSTERS_PER_GROUP - 1, "{got:?}");
+        assert!(
+            got.iter().all(|(t, n)| !t.contains("<_>") && *n == 1),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -7,13 +7,13 @@
 //! * `GET /loki/api/v1/detected_labels`: the stream labels of the matching streams, with the
 //!   number of values each has.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value as Json, json};
 
 use crate::engine::{Engine, LogEntry, QueryStats};
 use crate::eval::Labels;
-use crate::eval::pipeline::Pipeline;
+use crate::eval::pipeline::{Pipeline, append_sanitized, sanitize_label_key};
 use crate::logql::ast::{Expr, LogExpr, Parser, Stage};
 use crate::logql::sql::{Direction, TimeRange};
 use crate::{Error, Result};
@@ -27,6 +27,9 @@ struct Field {
     values: BTreeSet<String>,
     parsers: BTreeSet<&'static str>,
     structured_metadata: bool,
+    /// The keys leading to the field in a JSON line (Loki's `jsonPath`, which Drilldown turns
+    /// into `| json name="[\"a\"][\"b\"]"`).
+    json_path: Option<Vec<String>>,
 }
 
 /// The log expression behind any query: a metric query's first selector and pipeline.
@@ -83,26 +86,34 @@ fn line_parsers() -> Result<[(&'static str, Pipeline); 2]> {
     ])
 }
 
-/// Calls `note(name, value, parser)` for each field of `e`: its structured metadata (no
-/// parser), then what `json` (or, failing that, `logfmt`) finds in its line.
+/// Calls `note(name, value, parser, json path)` for each field of `e`: its structured metadata
+/// (no parser), then what `json` (or, failing that, `logfmt`) finds in its line.
 fn entry_fields(
     e: &LogEntry,
     parsers: &[(&'static str, Pipeline); 2],
-    mut note: impl FnMut(&str, &str, Option<&'static str>),
+    mut note: impl FnMut(&str, &str, Option<&'static str>, Option<&Vec<String>>),
 ) {
     for (k, v) in &e.metadata {
-        note(k, v, None);
+        note(k, v, None, None);
     }
-    let no_labels = Vec::new();
+    // With the stream's labels, as Loki parses them: a field named like a stream label is
+    // `<name>_extracted`.
+    let no_metadata = Vec::new();
     for (name, pipeline) in parsers {
-        let Some(p) = pipeline.process(e.timestamp, &e.line, &no_labels, &no_labels) else {
+        let Some(p) = pipeline.process(e.timestamp, &e.line, &e.stream, &no_metadata) else {
             continue;
         };
         if p.parsed.iter().any(|(k, _)| k == "__error__") {
             continue;
         }
+        let paths = if *name == "json" {
+            json_paths(&e.line)
+        } else {
+            HashMap::new()
+        };
         for (k, v) in &p.parsed {
-            note(k, v, Some(name));
+            let base = k.strip_suffix("_extracted").unwrap_or(k);
+            note(k, v, Some(name), paths.get(k).or_else(|| paths.get(base)));
         }
         break;
     }
@@ -114,7 +125,7 @@ fn describe(entries: &[LogEntry], field_limit: usize) -> Result<Json> {
     let parsers = line_parsers()?;
     let mut fields: BTreeMap<String, Field> = BTreeMap::new();
     for e in entries {
-        entry_fields(e, &parsers, |name, value, parser| {
+        entry_fields(e, &parsers, |name, value, parser, path| {
             if name.starts_with("__") && name.ends_with("__") {
                 return;
             }
@@ -127,6 +138,9 @@ fn describe(entries: &[LogEntry], field_limit: usize) -> Result<Json> {
                     f.parsers.insert(p);
                 }
                 None => f.structured_metadata = true,
+            }
+            if let Some(path) = path {
+                f.json_path = Some(path.clone());
             }
         });
     }
@@ -141,6 +155,7 @@ fn describe(entries: &[LogEntry], field_limit: usize) -> Result<Json> {
                 "type": value_type(&f.values),
                 "cardinality": f.values.len(),
                 "parsers": parsers,
+                "jsonPath": f.json_path,
             })
         })
         .collect();
@@ -170,7 +185,7 @@ fn field_values(entries: &[LogEntry], name: &str, limit: usize) -> Result<Json> 
         if values.len() >= limit {
             break;
         }
-        entry_fields(e, &parsers, |k, v, _| {
+        entry_fields(e, &parsers, |k, v, _, _| {
             if k == name {
                 values.insert(v.to_owned());
             }
@@ -181,6 +196,51 @@ fn field_values(entries: &[LogEntry], name: &str, limit: usize) -> Result<Json> 
     } else {
         json!({"values": values, "limit": limit})
     })
+}
+
+/// The label name the `json` parser gives each scalar of a JSON object line, with the keys that
+/// lead to it (arrays are not descended, as the parser does not).
+fn json_paths(line: &str) -> HashMap<String, Vec<String>> {
+    fn walk(
+        map: &serde_json::Map<String, Json>,
+        path: &mut Vec<String>,
+        out: &mut HashMap<String, Vec<String>>,
+    ) {
+        for (k, v) in map {
+            path.push(k.clone());
+            match v {
+                Json::Object(inner) => walk(inner, path, out),
+                Json::Array(_) => {}
+                _ => {
+                    out.insert(json_label_name(path), path.clone());
+                }
+            }
+            path.pop();
+        }
+    }
+    let mut out = HashMap::new();
+    if let Ok(Json::Object(map)) = serde_json::from_str::<Json>(line) {
+        walk(&map, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+/// The `json` parser's name for a nested key: sanitised parts joined with `_`.
+fn json_label_name(path: &[String]) -> String {
+    if let [key] = path {
+        return sanitize_label_key(key);
+    }
+    let mut buf = Vec::new();
+    for part in path {
+        if part.trim().is_empty() {
+            continue;
+        }
+        if !buf.is_empty() {
+            buf.push(b'_');
+        }
+        append_sanitized(&mut buf, part.as_bytes());
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Labels kept whatever their values look like (Loki's static labels).
@@ -346,6 +406,36 @@ mod tests {
         }
         let few = describe(&entries, 3).unwrap();
         assert_eq!(few["fields"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn json_fields_have_their_path_and_stream_label_clashes_are_extracted() {
+        let entries = [entry(
+            r#"{"app":"x","user":{"id":7,"first name":"Ann"},"tags":["a"],"2xx":true}"#,
+            &[],
+        )];
+        let got = describe(&entries, 100).unwrap();
+        let paths: BTreeMap<&str, &Json> = got["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["label"].as_str().unwrap(), &f["jsonPath"]))
+            .collect();
+        // `app` is a stream label: the parsed one is `app_extracted`, with the path of `app`.
+        assert_eq!(
+            paths,
+            BTreeMap::from([
+                ("_2xx", &json!(["2xx"])),
+                ("app_extracted", &json!(["app"])),
+                ("user_first_name", &json!(["user", "first name"])),
+                ("user_id", &json!(["user", "id"])),
+            ]),
+            "{got}"
+        );
+        let logfmt = describe(&[entry("a=1", &[("m", "v")])], 100).unwrap();
+        for f in logfmt["fields"].as_array().unwrap() {
+            assert_eq!(f["jsonPath"], Json::Null, "{f}");
+        }
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct DrilldownSettings {
     pub retention_days: u32,
     /// `ingest.discover_log_levels`.
     pub discover_log_levels: bool,
+    /// Labels a `service_name` is taken from, in order (Loki's `discover_service_name`).
+    pub service_labels: Vec<String>,
+    /// Fields a level is read from, in order (Loki's `log_level_fields`).
+    pub level_fields: Vec<String>,
 }
 
 /// Counters of the query API.
@@ -1252,7 +1256,8 @@ async fn detected_fields(
 ) -> Response {
     let p = params(q, &headers, &body);
     let run = async {
-        let d = detection(&state, &p, &headers, 1000)?;
+        // Loki's `line_limit` default, 100, as for the values of one field.
+        let d = detection(&state, &p, &headers, 100)?;
         detected::detected_fields(
             &state.engine,
             &d.tenant,
@@ -1276,7 +1281,6 @@ async fn detected_field_values(
 ) -> Response {
     let p = params(q, &headers, &body);
     let run = async {
-        // Loki reads 100 lines by default here, 1000 for the field list.
         let d = detection(&state, &p, &headers, 100)?;
         detected::detected_field_values(
             &state.engine,
@@ -1360,10 +1364,17 @@ async fn drilldown_limits(State(state): State<Arc<QueryState>>) -> impl IntoResp
             "max_entries_limit_per_query": c.max_entries_limit,
             "max_query_series": c.max_series,
             // Prometheus durations, as Loki writes them; `0s` is no limit.
-            "max_query_range": match c.max_range_hours {
-                0 => "0s".to_string(),
-                h => format!("{h}h"),
-            },
+            // Loki's name for the longest span of a query; its `max_query_range` bounds the
+            // `[range]` of a range aggregation, which sluice does not.
+            "max_query_length": prometheus_hours(c.max_range_hours),
+            "max_query_range": "0s",
+            "max_query_lookback": "0s",
+            "max_query_bytes_read": "0B",
+            "max_line_size_truncate": false,
+            "metric_aggregation_enabled": false,
+            "pattern_persistence_enabled": false,
+            "discover_service_name": state.drilldown.service_labels,
+            "log_level_fields": state.drilldown.level_fields,
             "query_timeout": format!("{}s", c.timeout_secs),
             "retention_period": match state.drilldown.retention_days {
                 0 => "0s".to_string(),
@@ -1388,6 +1399,16 @@ async fn buildinfo() -> impl IntoResponse {
         "buildDate": "",
         "goVersion": "",
     }))
+}
+
+/// Hours as Prometheus (and Loki) print a duration: `30d1h`, `12h`, `0s`.
+fn prometheus_hours(hours: u64) -> String {
+    match (hours / 24, hours % 24) {
+        (0, 0) => "0s".to_string(),
+        (0, h) => format!("{h}h"),
+        (d, 0) => format!("{d}d"),
+        (d, h) => format!("{d}d{h}h"),
+    }
 }
 
 /// The Loki release whose query API sluice follows.
