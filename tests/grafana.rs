@@ -198,6 +198,21 @@ fn lines(body: &Value) -> Vec<String> {
     out
 }
 
+/// Label -> cardinality of a `detected_labels` answer.
+fn cardinalities(body: &Value) -> BTreeMap<&str, u64> {
+    body["detectedLabels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["label"].as_str().unwrap(),
+                l["cardinality"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn counts<'a>(items: impl Iterator<Item = &'a str>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for i in items {
@@ -436,17 +451,7 @@ async fn logs_drilldown_requests() {
         &[],
     )
     .await;
-    let labels: BTreeMap<&str, u64> = body["detectedLabels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["label"].as_str().unwrap(),
-                l["cardinality"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let labels = cardinalities(&body);
     assert_eq!(labels.get("service_name"), Some(&3), "{body}");
     let body = get(
         &s,
@@ -455,17 +460,7 @@ async fn logs_drilldown_requests() {
         &[],
     )
     .await;
-    let labels: BTreeMap<&str, u64> = body["detectedLabels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["label"].as_str().unwrap(),
-                l["cardinality"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let labels = cardinalities(&body);
     assert_eq!(labels.get("cluster"), Some(&2), "{body}");
     assert_eq!(labels.get("pod"), Some(&2), "{body}");
 

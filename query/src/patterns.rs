@@ -28,11 +28,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
+use crate::Result;
 use crate::engine::Engine;
 use crate::eval::pipeline::pattern::Pattern;
 use crate::logql::ast::Matcher;
 use crate::logql::sql::{self, Streams, TimeRange};
-use crate::{Error, Result};
 
 /// The placeholder of a variable word, as Loki writes it.
 pub const PLACEHOLDER: &str = "<_>";
@@ -145,6 +145,8 @@ pub struct Mined {
     pub text: String,
     /// Lines of the sample in its cluster.
     pub lines: u64,
+    /// What ClickHouse needs to match it as `|>` does ([`Pattern::test_parts`]).
+    pub(crate) test_parts: (Vec<String>, bool, bool),
 }
 
 /// Mines patterns from lines (see the module documentation).
@@ -209,15 +211,16 @@ impl Miner {
                 }
                 let text = render(seps, &c.words);
                 let variables = c.words.iter().filter(|w| w.is_none()).count();
-                match Pattern::line_filter(&text) {
-                    Ok(p) if p.captures() == variables => {}
+                let test_parts = match Pattern::line_filter(&text) {
+                    Ok(p) if p.captures() == variables => p.test_parts(),
                     _ => continue,
-                }
+                };
                 match out.iter_mut().find(|m| m.text == text) {
                     Some(m) => m.lines += c.lines,
                     None => out.push(Mined {
                         text,
                         lines: c.lines,
+                        test_parts,
                     }),
                 }
             }
@@ -281,14 +284,8 @@ pub async fn query(
     if mined.is_empty() {
         return Ok(json!({"status": "success", "data": []}));
     }
-    let parts: Vec<(Vec<String>, bool, bool)> = mined
-        .iter()
-        .map(|m| {
-            Pattern::line_filter(&m.text)
-                .map(|p| p.test_parts())
-                .map_err(|e| Error::Internal(format!("mined pattern {:?}: {e}", m.text)))
-        })
-        .collect::<Result<_>>()?;
+    let parts: Vec<(Vec<String>, bool, bool)> =
+        mined.iter().map(|m| m.test_parts.clone()).collect();
     let rows: Vec<CountsRow> = engine
         .fetch(&sql::pattern_counts(tenant, streams, range, step, &parts))
         .await?;

@@ -1376,10 +1376,7 @@ async fn drilldown_limits(State(state): State<Arc<QueryState>>) -> impl IntoResp
             "discover_service_name": state.drilldown.service_labels,
             "log_level_fields": state.drilldown.level_fields,
             "query_timeout": format!("{}s", c.timeout_secs),
-            "retention_period": match state.drilldown.retention_days {
-                0 => "0s".to_string(),
-                d => format!("{d}d"),
-            },
+            "retention_period": prometheus_hours(u64::from(state.drilldown.retention_days) * 24),
             "discover_log_levels": state.drilldown.discover_log_levels,
             "volume_enabled": true,
         },
