@@ -627,6 +627,20 @@ async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
             with(r.clone(), &[("query", r#"{app="web"} |~ "(""#)]),
             "(",
         ),
+        // Pattern filters run in ClickHouse and are checked before, as the Rust filter does.
+        (
+            "/loki/api/v1/query_range",
+            with(r.clone(), &[("query", r#"{app="web"} |> "<a> x""#)]),
+            "invalid line filter pattern \"<a> x\": named captures are not allowed",
+        ),
+        (
+            "/loki/api/v1/query_range",
+            with(
+                r.clone(),
+                &[("query", r#"count_over_time({app="web"} !> "<_><_>" [1m])"#)],
+            ),
+            "invalid line filter pattern",
+        ),
         (
             "/loki/api/v1/query_range",
             with(
@@ -717,7 +731,7 @@ async fn bad_queries_get_a_clear_400_and_the_server_stays_up() {
     assert_eq!(status, 200);
     let metrics = s.get_text("/metrics").await;
     assert!(
-        metrics.contains("sluice_query_requests_total{outcome=\"client_error\"} 14"),
+        metrics.contains("sluice_query_requests_total{outcome=\"client_error\"} 16"),
         "{metrics}"
     );
 }
@@ -2799,6 +2813,12 @@ async fn patterns_count_exactly_what_the_pattern_filter_selects() {
         };
         values.push(format!(r#"["{t}","{line}"]"#));
     }
+    // A pattern that starts with a variable (`<_> tick done`).
+    for i in 0..6i64 {
+        let t = t0 + (i % 3) * minute + (100 + i) * 1_000_000;
+        values.push(format!(r#"["{t}","{}ms tick done"]"#, 10 * i + 5));
+    }
+    let pushed = values.len() as u64;
     let push = format!(
         r#"{{"streams":[{{"stream":{{"service_name":"pat","env":"prod"}},"values":[{}]}},
             {{"stream":{{"service_name":"other"}},"values":[["{t0}","user u1 logged in from 10.0.0.1"]]}}]}}"#,
@@ -2829,6 +2849,7 @@ async fn patterns_count_exactly_what_the_pattern_filter_selects() {
             (logfmt, "info"),
             ("user <_> logged in from <_>", "unknown"),
             ("user <_> logged in from host <_> again", "unknown"),
+            ("<_> tick done", "unknown"),
         ]),
         "{body}"
     );
@@ -2845,8 +2866,10 @@ async fn patterns_count_exactly_what_the_pattern_filter_selects() {
             .map(|s| (s[0].as_i64().unwrap(), s[1].as_u64().unwrap()))
             .collect();
         got.sort();
+        // After a `line_format` the filter runs in Rust (Pattern::test), not in ClickHouse as the
+        // counts do: two implementations of the same rule.
         let q = format!(
-            "{{service_name=\"pat\"}} |> \"{}\" | detected_level=\"{level}\"",
+            "{{service_name=\"pat\"}} | line_format \"{{{{ __line__ }}}}\" |> \"{}\" | detected_level=\"{level}\"",
             pattern.replace('\\', "\\\\").replace('"', "\\\"")
         );
         let mut params = range.to_vec();
@@ -2890,10 +2913,10 @@ async fn patterns_count_exactly_what_the_pattern_filter_selects() {
             .flat_map(|o| o["samples"].as_array().unwrap())
             .map(|s| s[1].as_u64().unwrap())
             .sum();
-        assert_eq!(excluded + included, 90, "{q}");
+        assert_eq!(excluded + included, pushed, "{q}");
     }
     // Each line is in one pattern, and the longer "logged in" lines in the shorter one too.
-    assert_eq!(total, 90 + 18, "{body}");
+    assert_eq!(total, pushed + 18, "{body}");
 
     // Another service's lines are not counted; a bad selector is a 400.
     let mut params = range.to_vec();

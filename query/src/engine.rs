@@ -170,8 +170,6 @@ impl Engine {
                 Param::I64(v) => q.param(name, v),
                 Param::U64(v) => q.param(name, v),
                 Param::Ids(v) => q.param(name, v),
-                Param::Flags(v) => q.param(name, v),
-                Param::StrLists(v) => q.param(name, v),
             };
         }
         q.fetch_all::<T>()

@@ -8,7 +8,7 @@
 //! suffix; parser and conversion failures set `__error__` and `__error_details__` and keep the
 //! entry.
 
-mod filter;
+pub(crate) mod filter;
 mod ip;
 mod json;
 mod labels;

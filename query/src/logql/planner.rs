@@ -54,14 +54,24 @@ impl LogPlan {
 
 impl LogPlan {
     /// Refuses regular expressions in pushed-down filters that Go's RE2 syntax (and so
-    /// ClickHouse's) would refuse too, before they reach ClickHouse as a server error.
+    /// ClickHouse's) would refuse too, before they reach ClickHouse as a server error, and
+    /// patterns that do not parse, with the message the Rust filter gives.
     pub fn check(&self) -> Result<()> {
         for f in &self.pushed {
-            if matches!(f.op, LineFilterOp::Regex | LineFilterOp::NotRegex) {
-                for a in &f.alternatives {
-                    regex::Regex::new(&a.value).map_err(|e| {
-                        Error::BadRequest(format!("invalid line filter regexp {:?}: {e}", a.value))
-                    })?;
+            for a in &f.alternatives {
+                match f.op {
+                    LineFilterOp::Regex | LineFilterOp::NotRegex => {
+                        regex::Regex::new(&a.value).map_err(|e| {
+                            Error::BadRequest(format!(
+                                "invalid line filter regexp {:?}: {e}",
+                                a.value
+                            ))
+                        })?;
+                    }
+                    LineFilterOp::Pattern | LineFilterOp::NotPattern => {
+                        crate::eval::pipeline::filter::line_filter_pattern(&a.value)?;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -298,9 +308,9 @@ mod tests {
             ],
         };
         let plan = LogPlan::new(&log);
-        assert_eq!(plan.pushed.len(), 2);
-        assert_eq!(plan.rest.len(), 5, "{:?}", plan.rest);
+        assert_eq!(plan.pushed.len(), 3);
+        assert_eq!(plan.rest.len(), 4, "{:?}", plan.rest);
         assert!(matches!(plan.rest[0], Stage::Parser(_)));
-        assert_eq!(plan.rest[4], filter(LineFilterOp::Contains, "d"));
+        assert_eq!(plan.rest[3], filter(LineFilterOp::Contains, "d"));
     }
 }

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use super::ast::{LineFilter, LineFilterOp, MatchOp, Matcher};
+use crate::eval::pipeline::filter::line_filter_pattern;
 
 /// A value bound to a query parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,10 +21,6 @@ pub enum Param {
     U64(u64),
     /// `Array(UInt64)` (stream ids).
     Ids(Vec<u64>),
-    /// `Array(UInt8)` (flags).
-    Flags(Vec<u8>),
-    /// `Array(Array(String))` (the literals of patterns).
-    StrLists(Vec<Vec<String>>),
 }
 
 /// SQL text with its parameters.
@@ -44,8 +41,6 @@ impl Sql {
             Param::I64(_) => "Int64",
             Param::U64(_) => "UInt64",
             Param::Ids(_) => "Array(UInt64)",
-            Param::Flags(_) => "Array(UInt8)",
-            Param::StrLists(_) => "Array(Array(String))",
         };
         let placeholder = format!("{{{name}:{ty}}}");
         self.params.push((name, value));
@@ -175,16 +170,9 @@ fn like_literal(s: &str) -> String {
     out
 }
 
-/// True when ClickHouse can evaluate this line filter exactly as Loki does.
+/// True when ClickHouse can evaluate this line filter exactly as Loki does: all but `ip()`.
 pub fn can_push_down(filter: &LineFilter) -> bool {
     filter.alternatives.iter().all(|a| !a.ip)
-        && matches!(
-            filter.op,
-            LineFilterOp::Contains
-                | LineFilterOp::NotContains
-                | LineFilterOp::Regex
-                | LineFilterOp::NotRegex
-        )
 }
 
 /// Appends `AND <condition on Body>` for each line filter (all must satisfy [`can_push_down`]).
@@ -200,6 +188,16 @@ fn push_line_filters(sql: &mut Sql, filters: &[LineFilter]) {
                     let p = sql.bind(Param::Str(like_literal(&a.value)));
                     format!("Body LIKE {p}")
                 }
+                LineFilterOp::Pattern | LineFilterOp::NotPattern => {
+                    // LogPlan::check has refused patterns that do not parse.
+                    match line_filter_pattern(&a.value) {
+                        Ok(p) => {
+                            let alias = format!("_f{}", sql.params.len());
+                            pattern_condition(sql, &alias, &p.test_parts())
+                        }
+                        Err(_) => "0".to_owned(),
+                    }
+                }
                 _ => {
                     let p = sql.bind(Param::Str(a.value.clone()));
                     format!("match(Body, {p})")
@@ -209,7 +207,7 @@ fn push_line_filters(sql: &mut Sql, filters: &[LineFilter]) {
         }
         let any = alternatives.join(" OR ");
         match f.op {
-            LineFilterOp::Contains | LineFilterOp::Regex => {
+            LineFilterOp::Contains | LineFilterOp::Regex | LineFilterOp::Pattern => {
                 let _ = write!(sql.text, " AND ({any})");
             }
             _ => {
@@ -385,12 +383,51 @@ pub fn pattern_sample(
     sql
 }
 
+/// The condition on `Body` of one `|>` pattern, given as its literals, whether it starts with a
+/// literal and whether it ends with a capture, that holds exactly when
+/// [`crate::eval::pipeline::pattern::Pattern::test`] does: each literal is the first occurrence
+/// at or after the end of the previous one, no capture is empty, and the line ends with the last
+/// literal unless the pattern ends with a capture. A flat chain of `position()` calls named by
+/// aliases `<alias>_<i>` (unique in the query).
+fn pattern_condition(sql: &mut Sql, alias: &str, parts: &(Vec<String>, bool, bool)) -> String {
+    let (literals, head, tail) = parts;
+    if literals.is_empty() {
+        // `<_>` matches any line but an empty one; the empty pattern, only an empty line.
+        return if *tail { "Body != ''" } else { "Body = ''" }.to_owned();
+    }
+    // `off` is the 1-based byte offset the next literal is looked for from.
+    let mut off = "toUInt64(1)".to_owned();
+    let mut conditions = Vec::with_capacity(literals.len() + 1);
+    for (i, literal) in literals.iter().enumerate() {
+        let lit = sql.bind(Param::Str(literal.clone()));
+        let found = format!("position(Body, {lit}, {off}) AS {alias}_{i}");
+        // Found; after a capture, not right at the offset (an empty capture). The first literal
+        // of a pattern that starts with one may be anywhere, as in Loki.
+        conditions.push(if i == 0 && *head {
+            format!("({found}) > 0")
+        } else {
+            format!("({found}) > {off}")
+        });
+        off = format!("({alias}_{i} + length({lit}))");
+    }
+    conditions.push(if *tail {
+        format!("{off} != length(Body) + 1")
+    } else {
+        format!("{off} = length(Body) + 1")
+    });
+    format!("({})", conditions.join(" AND "))
+}
+
 /// Lines of `streams` in `range` matching each pattern as the `|>` line filter does
 /// ([`crate::eval::pipeline::pattern::Pattern::test`]: each literal found at or after the end
 /// of the previous one, its first occurrence; no capture empty; the line ends with the last
 /// literal unless the pattern ends with a capture), per `step` bucket (`intDiv(ts, step)`) and
 /// `detected_level`. A pattern is given as its literals, whether it starts with a literal and
 /// whether it ends with a capture. Columns `bucket, level, counts` (one count per pattern).
+///
+/// Each pattern is a flat chain of `position()` calls named by aliases, and the query turns
+/// short-circuit evaluation off: three times faster than one `arrayFold` over the patterns, or
+/// than the same chains evaluated lazily (`benches/REPORT.md`).
 pub fn pattern_counts(
     tenant: &str,
     streams: Streams<'_>,
@@ -400,33 +437,19 @@ pub fn pattern_counts(
 ) -> Sql {
     let mut sql = Sql::default();
     let step = sql.bind(Param::I64(step.max(1)));
-    let literals = sql.bind(Param::StrLists(
-        patterns.iter().map(|(l, _, _)| l.clone()).collect(),
-    ));
-    let heads = sql.bind(Param::Flags(
-        patterns.iter().map(|(_, h, _)| u8::from(*h)).collect(),
-    ));
-    let tails = sql.bind(Param::Flags(
-        patterns.iter().map(|(_, _, t)| u8::from(*t)).collect(),
-    ));
-    // The fold carries (1-based offset where the next literal is looked for, still matching);
-    // a literal after a capture must not be found right at the offset (an empty capture),
-    // except the pattern's first node.
+    let mut counts = Vec::with_capacity(patterns.len());
+    for (k, parts) in patterns.iter().enumerate() {
+        let matches = pattern_condition(&mut sql, &format!("_p{k}"), parts);
+        counts.push(format!("countIf({matches})"));
+    }
     let _ = write!(
         sql.text,
         "SELECT intDiv(toUnixTimestamp64Nano(Timestamp), {step}) AS bucket, \
-         LogAttributes['detected_level'] AS level, \
-         sumForEach(arrayMap((st, tail) -> toUInt64(st.2 AND ((st.1 != length(Body) + 1) = tail)), \
-           arrayMap((lits, head) -> arrayFold((acc, lit, i) -> \
-             (position(Body, lit, acc.1) + length(lit), \
-              toUInt8(acc.2 AND position(Body, lit, acc.1) > 0 \
-                AND (position(Body, lit, acc.1) != acc.1 OR (i = 1 AND head = 1)))), \
-             lits, arrayEnumerate(lits), (toUInt64(1), toUInt8(1))), {literals}, {heads}), \
-           {tails})) AS counts \
-         FROM logs"
+         LogAttributes['detected_level'] AS level, [{}] AS counts FROM logs",
+        counts.join(", ")
     );
     push_row_filter(&mut sql, tenant, streams, range);
-    sql.push(" GROUP BY bucket, level");
+    sql.push(" GROUP BY bucket, level SETTINGS short_circuit_function_evaluation = 'disable'");
     sql
 }
 
@@ -487,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_and_pattern_filters_stay_in_rust() {
+    fn ip_filters_stay_in_rust() {
         let f = |op, ip| LineFilter {
             op,
             alternatives: vec![LineFilterValue {
@@ -498,6 +521,7 @@ mod tests {
         assert!(can_push_down(&f(LineFilterOp::Contains, false)));
         assert!(can_push_down(&f(LineFilterOp::NotRegex, false)));
         assert!(!can_push_down(&f(LineFilterOp::Contains, true)));
-        assert!(!can_push_down(&f(LineFilterOp::Pattern, false)));
+        assert!(can_push_down(&f(LineFilterOp::Pattern, false)));
+        assert!(can_push_down(&f(LineFilterOp::NotPattern, false)));
     }
 }

@@ -13,6 +13,12 @@ use crate::logql::ast::{self, CmpOp, LineFilterOp, MatchOp};
 
 const LABEL_FILTER_ERR: &str = "LabelFilterErr";
 
+/// The pattern of a `|>` or `!>` filter, or Loki's error for it.
+pub(crate) fn line_filter_pattern(value: &str) -> crate::Result<Pattern> {
+    Pattern::line_filter(value)
+        .map_err(|e| Error::BadRequest(format!("invalid line filter pattern {value:?}: {e}")))
+}
+
 /// One alternative of a line filter.
 enum LineMatcher {
     /// Always matches (`|= ""`, `|~ ".*"`).
@@ -75,12 +81,7 @@ impl LineFilter {
                         })?),
                     },
                     LineFilterOp::Pattern | LineFilterOp::NotPattern => {
-                        LineMatcher::Pattern(Pattern::line_filter(&alt.value).map_err(|e| {
-                            Error::BadRequest(format!(
-                                "invalid line filter pattern {:?}: {e}",
-                                alt.value
-                            ))
-                        })?)
+                        LineMatcher::Pattern(line_filter_pattern(&alt.value)?)
                     }
                 }
             };
