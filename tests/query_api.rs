@@ -2931,3 +2931,49 @@ async fn patterns_count_exactly_what_the_pattern_filter_selects() {
     let (status, body) = get(&s, "/loki/api/v1/patterns", &params).await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Line filters run in ClickHouse keep Loki's rules for `or` chains: an always-true alternative
+/// (`""`, `.*`) is dropped when another is left, and `.+` matches any non-empty line, newlines
+/// included.
+#[tokio::test]
+async fn pushed_line_filters_keep_lokis_or_rules() {
+    if skip() {
+        return;
+    }
+    let s = Sluice::start(&[]).await;
+    let t = now_ns() - 10_000_000_000;
+    let push = format!(
+        r#"{{"streams":[{{"stream":{{"app":"or"}},"values":[["{}","foo"],["{}","bar"],["{}","\n"],["{}",""]]}}]}}"#,
+        t,
+        t + 1,
+        t + 2,
+        t + 3
+    );
+    assert_eq!(s.push_json(push).await, 204);
+    s.settle().await;
+    for (q, want) in [
+        (r#"{app="or"} |= "" or "foo""#, vec!["foo"]),
+        (r#"{app="or"} |~ ".*" or "fo+""#, vec!["foo"]),
+        (r#"{app="or"} |= """#, vec!["", "\n", "bar", "foo"]),
+        (r#"{app="or"} |~ ".+""#, vec!["\n", "bar", "foo"]),
+        (r#"{app="or"} != "" or "foo""#, vec![]),
+        (r#"{app="or"} |> "<_>" or "f<_>""#, vec!["\n", "bar", "foo"]),
+    ] {
+        let params = [
+            ("query", q.to_string()),
+            ("start", (t - 1_000_000_000).to_string()),
+            ("end", (t + 1_000_000_000).to_string()),
+        ];
+        let (status, body) = get(&s, "/loki/api/v1/query_range", &params).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        let mut got: Vec<&str> = body["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["values"].as_array().unwrap())
+            .map(|v| v[1].as_str().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{q}");
+    }
+}

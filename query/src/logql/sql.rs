@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::ast::{LineFilter, LineFilterOp, MatchOp, Matcher};
-use crate::eval::pipeline::filter::line_filter_pattern;
+use crate::eval::pipeline::filter::{NON_EMPTY_REGEX, always_matches, line_filter_pattern};
 
 /// A value bound to a query parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -181,9 +181,25 @@ pub fn can_push_down(filter: &LineFilter) -> bool {
 /// granules for `LIKE`; `match()` is RE2 as Loki's regexp is.
 fn push_line_filters(sql: &mut Sql, filters: &[LineFilter]) {
     for f in filters {
-        let mut alternatives = Vec::with_capacity(f.alternatives.len());
-        for a in &f.alternatives {
+        // As the Rust filter reads an `or` chain: an always-true alternative is dropped when
+        // another is left (a filter of nothing else keeps every line).
+        let positive = matches!(
+            f.op,
+            LineFilterOp::Contains | LineFilterOp::Regex | LineFilterOp::Pattern
+        );
+        let all = f.alternatives.iter();
+        let kept: Vec<_> = if positive && all.clone().any(|a| !always_matches(f.op, &a.value)) {
+            all.filter(|a| !always_matches(f.op, &a.value)).collect()
+        } else {
+            all.collect()
+        };
+        let mut alternatives = Vec::with_capacity(kept.len());
+        for a in kept {
             let cond = match f.op {
+                _ if always_matches(f.op, &a.value) => "1".to_owned(),
+                LineFilterOp::Regex | LineFilterOp::NotRegex if a.value == NON_EMPTY_REGEX => {
+                    "Body != ''".to_owned()
+                }
                 LineFilterOp::Contains | LineFilterOp::NotContains => {
                     let p = sql.bind(Param::Str(like_literal(&a.value)));
                     format!("Body LIKE {p}")

@@ -19,6 +19,20 @@ pub(crate) fn line_filter_pattern(value: &str) -> crate::Result<Pattern> {
         .map_err(|e| Error::BadRequest(format!("invalid line filter pattern {value:?}: {e}")))
 }
 
+/// True when this alternative matches every line (`|= ""`, `|~ ""`, `|~ ".*"`), as Loki
+/// reads it: an `or` chain drops it when another alternative is left, and a positive filter of
+/// nothing else is no filter.
+pub(crate) fn always_matches(op: LineFilterOp, value: &str) -> bool {
+    match op {
+        LineFilterOp::Contains | LineFilterOp::NotContains => value.is_empty(),
+        LineFilterOp::Regex | LineFilterOp::NotRegex => matches!(value, "" | ".*"),
+        LineFilterOp::Pattern | LineFilterOp::NotPattern => false,
+    }
+}
+
+/// Loki's reading of the regex `.+`: any non-empty line (a regex `.` would not match a newline).
+pub(crate) const NON_EMPTY_REGEX: &str = ".+";
+
 /// One alternative of a line filter.
 enum LineMatcher {
     /// Always matches (`|= ""`, `|~ ".*"`).
@@ -65,17 +79,13 @@ impl LineFilter {
                 LineMatcher::Ip(IpMatcher::parse(&alt.value).map_err(Error::BadRequest)?)
             } else {
                 match f.op {
+                    // Loki replaces these with non-regex filters, which differ on newlines.
+                    op if always_matches(op, &alt.value) => LineMatcher::True,
                     LineFilterOp::Contains | LineFilterOp::NotContains => {
-                        if alt.value.is_empty() {
-                            LineMatcher::True
-                        } else {
-                            LineMatcher::Contains(alt.value.clone())
-                        }
+                        LineMatcher::Contains(alt.value.clone())
                     }
                     LineFilterOp::Regex | LineFilterOp::NotRegex => match alt.value.as_str() {
-                        // Loki replaces these with non-regex filters, which differ on newlines.
-                        "" | ".*" => LineMatcher::True,
-                        ".+" => LineMatcher::NonEmpty,
+                        NON_EMPTY_REGEX => LineMatcher::NonEmpty,
                         v => LineMatcher::Regex(re::compile(v).map_err(|e| {
                             Error::BadRequest(format!("invalid line filter regex {v:?}: {e}"))
                         })?),
